@@ -1,0 +1,65 @@
+# The two commands: `make lab` and `make test`. Each first runs an idempotent setup
+# (virtualenv, the project, the Restate server binary from npm); quiet and fast when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test test-unit test-integration test-notebooks lint format bench up down status clean
+
+setup: $(STAMP) $(NPM_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lab: setup
+	$(BIN)/python -m workbench up
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+
+test: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-notebooks: setup
+	$(BIN)/pytest tests/notebooks $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check workbench services tests
+	$(BIN)/ruff format --check workbench services tests
+
+format: setup
+	$(BIN)/ruff format workbench services tests
+	$(BIN)/ruff check --fix workbench services tests
+
+bench: setup
+	$(BIN)/python -m workbench.bench
+
+up: setup
+	$(BIN)/python -m workbench up
+
+down:
+	$(BIN)/python -m workbench down
+
+status:
+	$(BIN)/python -m workbench status
+
+clean:
+	-$(BIN)/python -m workbench reset
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,42 @@
+"""Serve the services: `python -m services --host 127.0.0.1 --port 9080`.
+
+Hypercorn serves the Restate app over HTTP/2 (prior knowledge) and HTTP/1.1. SIGINT or SIGTERM
+stops it gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9080)
+    args = parser.parse_args()
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from .app import app
+
+    config = Config()
+    config.bind = [f"{args.host}:{args.port}"]
+    config.h2_max_concurrent_streams = 1000
+    config.keep_alive_timeout = 600
+    config.graceful_timeout = 2.0
+    config.accesslog = None
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

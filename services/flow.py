@@ -1,0 +1,179 @@
+"""The claim's steps, in order, written once for two runtimes.
+
+`process_claim` holds the business logic; an `Env` supplies what differs between running it as a
+durable Restate workflow (`workflow.py`: journaled model calls and steps, a durable promise for the
+human review, a one-way send to the judge) and running the same agents in-process (`InProcessEnv`,
+the baseline the benchmark compares against)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from agents import Agent, AgentsException, Runner
+from restate import TerminalError
+
+from . import reference_data
+from .analyst_agent import analyst_agent
+from .config import settings
+from .ledger import Ledger
+from .models import (
+    AnalystInput,
+    ClaimAssessment,
+    ClaimData,
+    ClaimOutcome,
+    ClaimRequest,
+    EvaluationRequest,
+    Payment,
+    PromptSet,
+    Review,
+)
+from .parser_agent import parser_agent
+from .prompts import UnknownPromptLabelError, prompt_set
+from .steps import step
+
+REQUIRED_FIELDS = ("customer_id", "amount", "currency")
+
+
+class Env(Protocol):
+    async def run_agent(self, agent: Agent, input: str) -> Any: ...
+    def set_step(self, name: str) -> None: ...
+    async def await_review(self) -> Review: ...
+    def send_evaluation(self, request: EvaluationRequest) -> None: ...
+
+
+class ClaimFailed(Exception):
+    """Ends a claim with a terminal outcome (invalid input, or a step that failed for good)."""
+
+    def __init__(self, status: str, reason: str, **fields: Any) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.fields = status, reason, fields
+
+
+def idempotency_key(claim_id: str) -> str:
+    """One payment per claim, whatever happens to the process that makes it."""
+    return f"claim/{claim_id}/reimburse"
+
+
+def _pay(claim_id: str, customer_id: str, amount_eur: float) -> Payment:
+    ledger = Ledger(settings().ledger_path)
+    return ledger.pay(idempotency_key(claim_id), claim_id, customer_id, amount_eur)
+
+
+def _missing(claim: ClaimData) -> list[str]:
+    missing = [f for f in REQUIRED_FIELDS if getattr(claim, f) in (None, "")]
+    if claim.amount is not None and claim.amount <= 0:
+        missing.append("a positive amount")
+    return missing
+
+
+async def _fetch_prompts(label: str) -> PromptSet:
+    try:
+        return await step("fetch prompts", prompt_set, label)
+    except (UnknownPromptLabelError, TerminalError) as e:
+        raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
+
+
+async def _agent(env: Env, agent: Agent, input: str, what: str) -> Any:
+    try:
+        result = await env.run_agent(agent, input)
+    except (AgentsException, TerminalError) as e:
+        message = getattr(e, "message", None) or str(e)
+        raise ClaimFailed("failed", f"The {what} failed for good: {message}") from None
+    return result.final_output
+
+
+async def _to_eur(claim: ClaimData) -> float:
+    try:
+        return await step("convert to EUR", reference_data.to_eur, claim.amount, claim.currency)
+    except (reference_data.UnknownCurrencyError, TerminalError) as e:
+        raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
+
+
+async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> ClaimOutcome:
+    base: dict[str, Any] = {
+        "claim_id": claim_id,
+        "prompt_label": request.prompt_label,
+        "service_version": settings().service_version,
+    }
+    assessment: ClaimAssessment | None = None
+    prompts: PromptSet | None = None
+    try:
+        env.set_step("fetch prompts")
+        prompts = await _fetch_prompts(request.prompt_label)
+        base["prompt_versions"] = prompts.versions()
+
+        env.set_step("parse")
+        claim: ClaimData = await _agent(env, parser_agent(prompts.parser), request.document, "parser")
+        base["claim"] = claim
+        if missing := _missing(claim):
+            problems = "; ".join(claim.problems) or "none reported"
+            raise ClaimFailed(
+                "invalid",
+                f"The document lacks {', '.join(missing)} (parser problems: {problems}). "
+                "Fix the document and submit it under a new id.",
+            )
+
+        env.set_step("convert to EUR")
+        amount_eur = await _to_eur(claim)
+        base["amount_eur"] = amount_eur
+
+        env.set_step("analyze")
+        analyst_input = AnalystInput(claim=claim, amount_eur=amount_eur).model_dump_json()
+        assessment = await _agent(env, analyst_agent(prompts.analyst), analyst_input, "analyst")
+        base["decision"] = assessment.decision
+        decision, reason = assessment.decision, assessment.reason
+
+        if decision == "review":
+            env.set_step("awaiting review")
+            review = await env.await_review()
+            base["reviewed_by"] = review.reviewer
+            decision = "approve" if review.approved else "reject"
+            verdict = "approved" if review.approved else "rejected"
+            reason = f"{reason} Reviewer {review.reviewer} {verdict}: {review.note or 'no note'}."
+
+        if decision == "approve":
+            env.set_step("reimburse")
+            payment = await step("reimburse", _pay, claim_id, claim.customer_id, amount_eur)
+            outcome = ClaimOutcome(
+                **base, status="paid", reason=reason,
+                paid_eur=payment.amount_eur, payment_id=payment.payment_id,
+            )
+        else:
+            outcome = ClaimOutcome(**base, status="rejected", reason=reason)
+    except ClaimFailed as failed:
+        outcome = ClaimOutcome(**{**base, **failed.fields}, status=failed.status, reason=failed.reason)
+
+    env.set_step("evaluate")
+    env.send_evaluation(
+        EvaluationRequest(
+            claim_id=claim_id, outcome=outcome, assessment=assessment,
+            prompt_label=request.prompt_label,
+            judge_prompt=prompts.judge if prompts else None,
+        )
+    )
+    env.set_step("done")
+    return outcome
+
+
+class InProcessEnv:
+    """The same agents without Restate: no journal, no durable review, no judge."""
+
+    def __init__(self, review: Callable[[], Awaitable[Review]] | None = None) -> None:
+        self._review = review
+        self.steps: list[str] = []
+        self.evaluations: list[EvaluationRequest] = []
+
+    async def run_agent(self, agent: Agent, input: str) -> Any:
+        return await Runner.run(agent, input)
+
+    def set_step(self, name: str) -> None:
+        self.steps.append(name)
+
+    async def await_review(self) -> Review:
+        if self._review is None:
+            return Review(approved=True, reviewer="in-process (auto)", note="no human in-process")
+        return await self._review()
+
+    def send_evaluation(self, request: EvaluationRequest) -> None:
+        self.evaluations.append(request)

@@ -1,0 +1,70 @@
+"""`ClaimJudge`: an LLM-as-judge, one virtual object per claim, called one-way when a claim ends.
+
+It gathers the evidence the analyst saw (fraud database, policy), asks the judge agent for a
+score against the rubric of its prompt, and keeps the verdict as the object's state, readable
+per claim with the shared handler `verdict`."""
+
+from __future__ import annotations
+
+import restate
+from restate import ObjectContext, ObjectSharedContext
+from restate.ext.openai import DurableRunner
+
+from . import reference_data
+from .judge_agent import judge_agent
+from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
+from .prompts import JUDGE, get_prompt
+from .steps import LLM_OPTIONS, step
+from pydantic import BaseModel
+
+claim_judge = restate.VirtualObject("ClaimJudge")
+
+
+class Evidence(BaseModel):
+    fraud: FraudCheck | None
+    policy: PolicyInfo | None
+
+
+class JudgeResult(BaseModel):
+    claim_id: str
+    verdict: JudgeVerdict | None
+    prompt_version: int | None = None
+
+
+def gather_evidence(customer_id: str | None, category: str | None) -> Evidence:
+    if not customer_id:
+        return Evidence(fraud=None, policy=None)
+    return Evidence(
+        fraud=reference_data.check_fraud(customer_id),
+        policy=reference_data.lookup_policy(customer_id, category or "other"),
+    )
+
+
+@claim_judge.handler()
+async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
+    prompt = request.judge_prompt or await step("fetch judge prompt", get_prompt, JUDGE, request.prompt_label)
+    outcome = request.outcome
+    claim = outcome.claim
+    if claim is None:
+        result = JudgeResult(claim_id=request.claim_id, verdict=None, prompt_version=prompt.version)
+        ctx.set("result", result)
+        return result
+    evidence = await step("gather evidence", gather_evidence, claim.customer_id, claim.category)
+    judge_input = JudgeInput(
+        claim=claim,
+        amount_eur=outcome.amount_eur,
+        assessment=request.assessment,
+        fraud=evidence.fraud,
+        policy=evidence.policy,
+        final_status=outcome.status,
+    )
+    run = await DurableRunner.run(judge_agent(prompt), judge_input.model_dump_json(), run_options=LLM_OPTIONS)
+    result = JudgeResult(claim_id=request.claim_id, verdict=run.final_output, prompt_version=prompt.version)
+    ctx.set("result", result)
+    return result
+
+
+@claim_judge.handler(kind="shared")
+async def verdict(ctx: ObjectSharedContext) -> JudgeResult:
+    result = await ctx.get("result", type_hint=JudgeResult)
+    return result or JudgeResult(claim_id=ctx.key(), verdict=None)

@@ -1,0 +1,210 @@
+"""The types that cross a boundary: the workflow's input and output, the agents' outputs, the
+tools' answers. Each is a pydantic model, so Restate serializes it and the OpenAI Agents SDK turns
+it into a strict JSON schema (`response_format.json_schema.schema.title` is the class name, which
+is how the embedded model knows which task it is asked to do)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_DOCUMENT_CHARS = 20_000
+"""Longer documents are refused before anything is sent: a claim form is a page, not a book."""
+
+Category = Literal["medical", "dental", "pharmacy", "vision", "travel", "other"]
+Decision = Literal["approve", "reject", "review"]
+Status = Literal["paid", "rejected", "invalid", "failed"]
+
+
+class ClaimRequest(BaseModel):
+    """What a user submits: the claim document as free-form text."""
+
+    document: str = Field(description="The claim document: an e-mail, a form, a note.")
+    prompt_label: str = Field(
+        default="production", description="Which label of the agents' prompts to use."
+    )
+
+    @field_validator("document")
+    @classmethod
+    def _document_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("The claim document is empty. Pass the text of the claim.")
+        if len(value) > MAX_DOCUMENT_CHARS:
+            raise ValueError(
+                f"The claim document has {len(value):,} characters; the limit is "
+                f"{MAX_DOCUMENT_CHARS:,}. Submit the claim form itself, not its attachments."
+            )
+        return value
+
+    @field_validator("prompt_label")
+    @classmethod
+    def _label_is_a_word(cls, value: str) -> str:
+        if not value or len(value) > 64 or any(c.isspace() for c in value):
+            raise ValueError(
+                f"Prompt label {value!r} is not a label. Use a single word such as 'production'."
+            )
+        return value
+
+
+class ClaimData(BaseModel):
+    """The parser agent's output: the fields of the claim, `null` where the document lacks one."""
+
+    customer_id: str | None = Field(description="The customer id, like 'C-1001'.")
+    claim_date: str | None = Field(description="The date of the expense, ISO format YYYY-MM-DD.")
+    amount: float | None = Field(description="The amount claimed, in the claim's currency.")
+    currency: str | None = Field(description="ISO 4217 code of the amount, upper case: EUR, USD.")
+    category: Category | None = Field(description="What the expense was for.")
+    has_receipt: bool = Field(description="Whether the document says a receipt is attached.")
+    description: str = Field(description="One sentence saying what was bought or done.")
+    problems: list[str] = Field(description="What could not be read from the document.")
+
+
+class AnalystInput(BaseModel):
+    """The user message the analyst agent receives (as JSON)."""
+
+    claim: ClaimData
+    amount_eur: float
+
+
+class ClaimAssessment(BaseModel):
+    """The analyst agent's output: a decision under the policy clauses of its prompt."""
+
+    decision: Decision = Field(description="approve, reject, or review (a human decides).")
+    reason: str = Field(description="Why, naming the policy clause that decided.")
+    clauses: list[str] = Field(description="The ids of the policy clauses that applied.")
+
+
+class FraudCheck(BaseModel):
+    """The fraud database's answer for one customer."""
+
+    customer_id: str
+    flagged: bool
+    reason: str | None
+
+
+class PolicyInfo(BaseModel):
+    """The policy database's answer for one customer and category (amounts in EUR)."""
+
+    customer_id: str
+    found: bool
+    plan: str | None
+    covered: bool
+    per_claim_limit_eur: float | None
+    review_threshold_eur: float | None
+
+
+class JudgeInput(BaseModel):
+    """The user message the judge agent receives (as JSON): the decision and its evidence."""
+
+    claim: ClaimData
+    amount_eur: float | None
+    assessment: ClaimAssessment | None
+    fraud: FraudCheck | None
+    policy: PolicyInfo | None
+    final_status: Status
+
+
+class JudgeVerdict(BaseModel):
+    """The judge agent's output: how good the decision was, against the rubric of its prompt."""
+
+    score: float = Field(description="From 0 (wrong) to 1 (right and well reasoned).")
+    reason: str = Field(description="What the score rests on, rule by rule.")
+
+
+class PromptRef(BaseModel):
+    """One prompt as fetched: its text and the version that produced it."""
+
+    name: str
+    version: int
+    label: str
+    text: str
+
+
+class PromptSet(BaseModel):
+    """The agents' prompts for one claim, fetched in one durable step."""
+
+    parser: PromptRef
+    analyst: PromptRef
+    judge: PromptRef
+
+    def versions(self) -> dict[str, int]:
+        return {p.name: p.version for p in (self.parser, self.analyst, self.judge)}
+
+
+class Review(BaseModel):
+    """A human's decision on a claim that waits for review."""
+
+    approved: bool
+    reviewer: str = "reviewer"
+    note: str = ""
+
+
+class Payment(BaseModel):
+    """A ledger entry. `duplicate` is true when the ledger refused a second payment with the same
+    idempotency key and answered with the first one instead."""
+
+    payment_id: str
+    idempotency_key: str
+    claim_id: str
+    customer_id: str
+    amount_eur: float
+    paid_at: str
+    duplicate: bool = False
+
+
+class ClaimOutcome(BaseModel):
+    """How a claim ended. `status` is paid, rejected, invalid (the document could not be processed)
+    or failed (a step failed for good, e.g. the model kept answering nonsense)."""
+
+    claim_id: str
+    status: Status
+    reason: str
+    claim: ClaimData | None = None
+    amount_eur: float | None = None
+    decision: Decision | None = None
+    reviewed_by: str | None = None
+    paid_eur: float | None = None
+    payment_id: str | None = None
+    prompt_versions: dict[str, int] = Field(default_factory=dict)
+    prompt_label: str = "production"
+    service_version: str = "v1"
+
+    def __repr__(self) -> str:
+        parts = [f"ClaimOutcome({self.claim_id}: {self.status.upper()}"]
+        c = self.claim
+        if c is not None and c.amount is not None:
+            money = f"{c.amount:,.2f} {c.currency or '?'}"
+            if self.amount_eur is not None and c.currency != "EUR":
+                money += f" = {self.amount_eur:,.2f} EUR"
+            parts.append(f"{c.customer_id or '?'} {c.category or '?'} {money}")
+        if self.paid_eur is not None:
+            parts.append(f"paid {self.paid_eur:,.2f} EUR ({self.payment_id})")
+        if self.reviewed_by:
+            parts.append(f"reviewed by {self.reviewed_by}")
+        parts.append(self.reason)
+        if self.prompt_versions:
+            versions = ", ".join(f"{k} v{v}" for k, v in sorted(self.prompt_versions.items()))
+            parts.append(f"prompts: {versions}")
+        return " | ".join(parts) + ")"
+
+    __str__ = __repr__
+
+
+class ClaimStatus(BaseModel):
+    """What a running claim is doing now (readable while it runs)."""
+
+    claim_id: str
+    step: str
+    outcome: ClaimOutcome | None = None
+
+
+class EvaluationRequest(BaseModel):
+    """Sent one-way to the judge when a claim ends."""
+
+    claim_id: str
+    outcome: ClaimOutcome
+    assessment: ClaimAssessment | None = None
+    prompt_label: str = "production"
+    judge_prompt: PromptRef | None = None
+    trace_id: str | None = None

@@ -1,0 +1,90 @@
+"""`ClaimWorkflow`: one durable workflow per claim, keyed by the submission id.
+
+Steps, as the journal names them: fetch prompts -> parse (call LLM) -> convert to EUR -> analyze
+(call LLM, check fraud, lookup policy, call LLM) -> [awaiting review: the durable promise
+`review`] -> reimburse -> evaluate (a one-way send to the judge). The logic is in `flow.py`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import restate
+from agents import Agent
+from restate import InvocationRetryPolicy, WorkflowContext, WorkflowSharedContext
+from restate.ext.openai import DurableRunner
+
+from .flow import process_claim
+from .judge import claim_judge, evaluate
+from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
+from .steps import LLM_OPTIONS
+
+RETRY_POLICY = InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    exponentiation_factor=2.0,
+    max_interval=timedelta(seconds=5),
+    max_attempts=20,
+    on_max_attempts="pause",
+)
+"""Snappy for demos (first retry after 0.2 s, at most 5 s apart); after 20 failed attempts the
+claim is paused, not dropped: fix the cause and resume it from the Restate UI."""
+
+claim_workflow = restate.Workflow("ClaimWorkflow", invocation_retry_policy=RETRY_POLICY)
+
+
+class DurableEnv:
+    """Runs the claim's steps with Restate's durability."""
+
+    def __init__(self, ctx: WorkflowContext) -> None:
+        self.ctx = ctx
+
+    async def run_agent(self, agent: Agent, input: str) -> Any:
+        return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
+
+    def set_step(self, name: str) -> None:
+        self.ctx.set("step", name)
+
+    async def await_review(self) -> Review:
+        return await self.ctx.promise("review", type_hint=Review).value()
+
+    def send_evaluation(self, request: EvaluationRequest) -> None:
+        self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+
+
+@claim_workflow.main()
+async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
+    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
+    ctx.set("outcome", outcome)
+    return outcome
+
+
+@claim_workflow.handler()
+async def status(ctx: WorkflowSharedContext) -> ClaimStatus:
+    """Where the claim is now; readable while it runs."""
+    step = await ctx.get("step", type_hint=str) or "not started"
+    outcome = await ctx.get("outcome", type_hint=ClaimOutcome)
+    return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
+
+
+async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
+    step = await ctx.get("step", type_hint=str)
+    if step != "awaiting review":
+        raise restate.TerminalError(
+            f"Claim {ctx.key()!r} is not waiting for review (its step is {step or 'not started'!r}).",
+            status_code=409,
+        )
+    await ctx.promise("review", type_hint=Review).resolve(review)
+    return ClaimStatus(claim_id=ctx.key(), step="review decided")
+
+
+@claim_workflow.handler()
+async def approve(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
+    return await _decide(ctx, review.model_copy(update={"approved": True}))
+
+
+@claim_workflow.handler()
+async def reject(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
+    return await _decide(ctx, review.model_copy(update={"approved": False}))
+
+
+__all__ = ["claim_workflow", "claim_judge"]
