@@ -32,7 +32,7 @@ from .parser_agent import parser_agent
 from .prompts import UnknownPromptLabelError, prompt_set
 from .steps import step
 
-REQUIRED_FIELDS = ("customer_id", "amount", "currency")
+REQUIRED_FIELDS = ("customer_id", "amount", "currency", "category")
 
 
 class Env(Protocol):
@@ -104,7 +104,9 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
         base["prompt_versions"] = prompts.versions()
 
         env.set_step("parse")
-        claim: ClaimData = await _agent(env, parser_agent(prompts.parser), request.document, "parser")
+        claim: ClaimData = await _agent(
+            env, parser_agent(prompts.parser), request.document, "parser"
+        )
         base["claim"] = claim
         if missing := _missing(claim):
             problems = "; ".join(claim.problems) or "none reported"
@@ -136,18 +138,25 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
             env.set_step("reimburse")
             payment = await step("reimburse", _pay, claim_id, claim.customer_id, amount_eur)
             outcome = ClaimOutcome(
-                **base, status="paid", reason=reason,
-                paid_eur=payment.amount_eur, payment_id=payment.payment_id,
+                **base,
+                status="paid",
+                reason=reason,
+                paid_eur=payment.amount_eur,
+                payment_id=payment.payment_id,
             )
         else:
             outcome = ClaimOutcome(**base, status="rejected", reason=reason)
     except ClaimFailed as failed:
-        outcome = ClaimOutcome(**{**base, **failed.fields}, status=failed.status, reason=failed.reason)
+        outcome = ClaimOutcome(
+            **{**base, **failed.fields}, status=failed.status, reason=failed.reason
+        )
 
     env.set_step("evaluate")
     env.send_evaluation(
         EvaluationRequest(
-            claim_id=claim_id, outcome=outcome, assessment=assessment,
+            claim_id=claim_id,
+            outcome=outcome,
+            assessment=assessment,
             prompt_label=request.prompt_label,
             judge_prompt=prompts.judge if prompts else None,
         )

@@ -7,6 +7,7 @@ per claim with the shared handler `verdict`."""
 from __future__ import annotations
 
 import restate
+from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext
 from restate.ext.openai import DurableRunner
 
@@ -15,7 +16,6 @@ from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
 from .prompts import JUDGE, get_prompt
 from .steps import LLM_OPTIONS, step
-from pydantic import BaseModel
 
 claim_judge = restate.VirtualObject("ClaimJudge")
 
@@ -42,7 +42,9 @@ def gather_evidence(customer_id: str | None, category: str | None) -> Evidence:
 
 @claim_judge.handler()
 async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
-    prompt = request.judge_prompt or await step("fetch judge prompt", get_prompt, JUDGE, request.prompt_label)
+    prompt = request.judge_prompt or await step(
+        "fetch judge prompt", get_prompt, JUDGE, request.prompt_label
+    )
     outcome = request.outcome
     claim = outcome.claim
     if claim is None:
@@ -58,8 +60,12 @@ async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResul
         policy=evidence.policy,
         final_status=outcome.status,
     )
-    run = await DurableRunner.run(judge_agent(prompt), judge_input.model_dump_json(), run_options=LLM_OPTIONS)
-    result = JudgeResult(claim_id=request.claim_id, verdict=run.final_output, prompt_version=prompt.version)
+    run = await DurableRunner.run(
+        judge_agent(prompt), judge_input.model_dump_json(), run_options=LLM_OPTIONS
+    )
+    result = JudgeResult(
+        claim_id=request.claim_id, verdict=run.final_output, prompt_version=prompt.version
+    )
     ctx.set("result", result)
     return result
 

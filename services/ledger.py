@@ -48,7 +48,9 @@ class Ledger:
         db.row_factory = sqlite3.Row
         return db
 
-    def pay(self, idempotency_key: str, claim_id: str, customer_id: str, amount_eur: float) -> Payment:
+    def pay(
+        self, idempotency_key: str, claim_id: str, customer_id: str, amount_eur: float
+    ) -> Payment:
         """Pay once per key. A repeated key pays nothing and returns the first payment."""
         if not idempotency_key:
             raise ValueError("A payment needs an idempotency key; got an empty one.")
@@ -60,8 +62,14 @@ class Ledger:
             inserted = db.execute(
                 "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(idempotency_key) DO NOTHING",
-                (idempotency_key, f"pay-{uuid.uuid4().hex[:12]}", claim_id, customer_id,
-                 round(amount_eur, 2), now),
+                (
+                    idempotency_key,
+                    f"pay-{uuid.uuid4().hex[:12]}",
+                    claim_id,
+                    customer_id,
+                    round(amount_eur, 2),
+                    now,
+                ),
             ).rowcount
             db.execute(
                 "INSERT INTO payment_attempts (idempotency_key, accepted, at) VALUES (?, ?, ?)",

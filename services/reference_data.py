@@ -22,7 +22,8 @@ def _load(data_dir: Path, name: str) -> dict[str, Any]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"Reference data {path} is missing. Set WORKBENCH_DATA_DIR to the project's data/ folder."
+            f"Reference data {path} is missing. "
+            "Set WORKBENCH_DATA_DIR to the project's data/ folder."
         ) from None
 
 
@@ -57,8 +58,12 @@ def lookup_policy(customer_id: str, category: str) -> PolicyInfo:
     customer = data.get("customers", {}).get(customer_id)
     if customer is None:
         return PolicyInfo(
-            customer_id=customer_id, found=False, plan=None, covered=False,
-            per_claim_limit_eur=None, review_threshold_eur=None,
+            customer_id=customer_id,
+            found=False,
+            plan=None,
+            covered=False,
+            per_claim_limit_eur=None,
+            review_threshold_eur=None,
         )
     plan_name = customer["plan"]
     plan = data["plans"][plan_name]

@@ -33,7 +33,9 @@ async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwa
         if isinstance(result, Awaitable):
             result = await result
         return result  # type: ignore[return-value]
-    return await ctx.run_typed(name, _permanent_errors_are_terminal(fn), STEP_OPTIONS, *args, **kwargs)
+    return await ctx.run_typed(
+        name, _permanent_errors_are_terminal(fn), STEP_OPTIONS, *args, **kwargs
+    )
 
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)

@@ -70,7 +70,8 @@ async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
     step = await ctx.get("step", type_hint=str)
     if step != "awaiting review":
         raise restate.TerminalError(
-            f"Claim {ctx.key()!r} is not waiting for review (its step is {step or 'not started'!r}).",
+            f"Claim {ctx.key()!r} is not waiting for review "
+            f"(its step is {step or 'not started'!r}).",
             status_code=409,
         )
     await ctx.promise("review", type_hint=Review).resolve(review)

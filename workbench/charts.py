@@ -28,8 +28,13 @@ def outcome_bars(frame: pd.DataFrame, ax: Any = None) -> Any:
     bars = ax.bar(counts.index, counts["claims"], color=colors)
     for bar, paid in zip(bars, counts["paid"], strict=True):
         if paid:
-            ax.annotate(f"{paid:,.0f} EUR", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                f"{paid:,.0f} EUR",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     ax.set_ylabel("claims")
     ax.set_title(f"Outcomes of {len(frame)} claims")
     ax.spines[["top", "right"]].set_visible(False)

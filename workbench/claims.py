@@ -52,7 +52,11 @@ def as_request(claim: str | ClaimRequest | Sample, prompt_label: str | None = No
     if isinstance(claim, Sample):
         claim = claim.document
     if isinstance(claim, ClaimRequest):
-        request = claim if prompt_label is None else claim.model_copy(update={"prompt_label": prompt_label})
+        request = (
+            claim
+            if prompt_label is None
+            else claim.model_copy(update={"prompt_label": prompt_label})
+        )
     elif isinstance(claim, str):
         try:
             request = ClaimRequest(document=claim, prompt_label=prompt_label or "production")
@@ -118,10 +122,13 @@ class Claim:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
-            for k, v in self.row().items() if v is not None
+            for k, v in self.row().items()
+            if v is not None
         )
         if self.outcome and self.outcome.prompt_versions:
-            versions = ", ".join(f"{k} v{v}" for k, v in sorted(self.outcome.prompt_versions.items()))
+            versions = ", ".join(
+                f"{k} v{v}" for k, v in sorted(self.outcome.prompt_versions.items())
+            )
             rows += f"<tr><th style='text-align:left'>prompts</th><td>{versions}</td></tr>"
         return f"<table>{rows}</table>"
 
@@ -160,7 +167,9 @@ def _raise_for(response: httpx.Response, what: str) -> None:
 
 
 def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=endpoints().ingress_url, timeout=httpx.Timeout(30.0, read=None))
+    return httpx.AsyncClient(
+        base_url=endpoints().ingress_url, timeout=httpx.Timeout(30.0, read=None)
+    )
 
 
 async def _status(http: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
@@ -199,7 +208,8 @@ async def asubmit_claim(
     claim_id = _check_id(id) if id is not None else new_claim_id()
     async with _client() as http:
         response = await http.post(
-            f"/{WORKFLOW}/{claim_id}/run/send", content=request.model_dump_json(),
+            f"/{WORKFLOW}/{claim_id}/run/send",
+            content=request.model_dump_json(),
             headers={"content-type": "application/json"},
         )
         _raise_for(response, f"Submitting claim {claim_id!r}")
@@ -288,7 +298,9 @@ async def aclaim(claim_id: str) -> Claim:
         state = await _status(http, claim_id)
     outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
     step = state["step"]
-    status = outcome.status if outcome else (AWAITING_REVIEW if step == AWAITING_REVIEW else "running")
+    status = (
+        outcome.status if outcome else (AWAITING_REVIEW if step == AWAITING_REVIEW else "running")
+    )
     if outcome is None and invocation["status"] in ("backing-off", "paused", "suspended"):
         status = f"running ({invocation['status']})" if step != AWAITING_REVIEW else status
     return Claim(claim_id, status, step, outcome, invocation["id"], admin.url)
@@ -305,7 +317,8 @@ async def _decide(claim_id: str, approved: bool, reviewer: str, note: str, wait:
     review = Review(approved=approved, reviewer=reviewer, note=note)
     async with _client() as http:
         response = await http.post(
-            f"/{WORKFLOW}/{claim_id}/{handler}", content=review.model_dump_json(),
+            f"/{WORKFLOW}/{claim_id}/{handler}",
+            content=review.model_dump_json(),
             headers={"content-type": "application/json"},
         )
         _raise_for(response, f"{handler.capitalize()} claim {claim_id!r}")
@@ -314,11 +327,15 @@ async def _decide(claim_id: str, approved: bool, reviewer: str, note: str, wait:
         return await _wait(http, claim_id, 0.5)
 
 
-async def aapprove(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True) -> Claim:
+async def aapprove(
+    claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True
+) -> Claim:
     return await _decide(claim_id, True, reviewer, note, wait)
 
 
-async def areject(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True) -> Claim:
+async def areject(
+    claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True
+) -> Claim:
     return await _decide(claim_id, False, reviewer, note, wait)
 
 

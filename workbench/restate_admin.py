@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,7 +16,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9._:/-]+$")
 
 def _literal(value: str) -> str:
     if not _SAFE.match(value):
-        raise ValueError(f"{value!r} cannot be used in a query: only letters, digits and ._:/- are.")
+        raise ValueError(
+            f"{value!r} cannot be used in a query: only letters, digits and ._:/- are."
+        )
     return f"'{value}'"
 
 
@@ -34,7 +37,9 @@ class RestateAdmin:
                 f"{self.url}/query", json={"query": sql}, headers={"accept": "application/json"}
             )
         if not response.is_success:
-            raise AdminError(f"Restate admin query failed (HTTP {response.status_code}): {response.text}")
+            raise AdminError(
+                f"Restate admin query failed (HTTP {response.status_code}): {response.text}"
+            )
         return response.json().get("rows", [])
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -51,10 +56,44 @@ class RestateAdmin:
         return rows[0] if rows else None
 
     def journal(self, invocation_id: str) -> pd.DataFrame:
+        """One row per journal entry: its type, the step name, and a short detail (the state key
+        set, the call made, the result of a completion)."""
         rows = run_sync(
             self.aquery(
-                "SELECT index, entry_type, name, appended_at FROM sys_journal "
+                "SELECT index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
                 f"WHERE id = {_literal(invocation_id)} ORDER BY index"
             )
         )
-        return pd.DataFrame(rows, columns=["index", "entry_type", "name", "appended_at"])
+        for row in rows:
+            row["detail"] = _detail(row.pop("entry_lite_json", None))
+        return pd.DataFrame(rows, columns=["index", "entry_type", "name", "detail", "appended_at"])
+
+
+def _detail(lite_json: str | None) -> str:
+    """A readable digest of an entry's `entry_lite_json`."""
+    if not lite_json:
+        return ""
+    try:
+        entry = json.loads(lite_json)
+    except ValueError:
+        return ""
+    kind, body = next(iter(entry.items()))
+    if kind == "Notification":
+        result = body.get("result")
+        return f"result: {result}" if isinstance(result, str) else ""
+    command, fields = next(iter(body.items()))
+    if not isinstance(fields, dict):
+        return ""
+    if "key" in fields:
+        what = "promise" if "Promise" in command else "state"
+        return f"{what} {fields['key']!r}"
+    target = fields.get("invocation_target")
+    if isinstance(target, dict):
+        inner = next(iter(target.values()))
+        if isinstance(inner, dict):
+            return "/".join(
+                str(inner.get(k, "")) for k in ("name", "key", "handler") if inner.get(k)
+            )
+    if "result" in fields:
+        return f"result: {fields['result']}"
+    return ""

@@ -42,13 +42,18 @@ def _all(data_dir: Path = DATA_DIR) -> tuple[Sample, ...]:
 
 
 def samples(n: int | None = None, *, status: str | None = None) -> list[Sample]:
-    """The first `n` sample claims (all by default), optionally only those expected to end with
-    `status` (paid, rejected, review, invalid) under the production prompts."""
+    """`n` sample claims (all by default) spread evenly over the manifest, so that a small batch
+    holds every kind; optionally only those expected to end with `status` (paid, rejected,
+    review, invalid) under the production prompts."""
     chosen = [s for s in _all() if status is None or s.status_v1 == status]
     if status is not None and not chosen:
         known = sorted({s.status_v1 for s in _all()})
         raise ValueError(f"No sample is expected to end {status!r}. Known: {', '.join(known)}.")
-    return chosen if n is None else chosen[:n]
+    if n is None or n >= len(chosen):
+        return chosen
+    if n < 0:
+        raise ValueError(f"n must be positive; got {n}.")
+    return [chosen[i * len(chosen) // n] for i in range(n)]
 
 
 def sample(sample_id: str) -> Sample:
@@ -60,6 +65,14 @@ def sample(sample_id: str) -> Sample:
 
 def samples_table() -> pd.DataFrame:
     return pd.DataFrame(
-        [{"id": s.id, "file": s.file, "expected_v1": s.status_v1, "expected_v2": s.status_v2,
-          "notes": s.notes} for s in _all()]
+        [
+            {
+                "id": s.id,
+                "file": s.file,
+                "expected_v1": s.status_v1,
+                "expected_v2": s.status_v2,
+                "notes": s.notes,
+            }
+            for s in _all()
+        ]
     )

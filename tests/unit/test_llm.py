@@ -1,0 +1,602 @@
+"""The embedded model, driven in-process by the real `openai` client and the OpenAI Agents SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import agents
+import httpx
+import openai
+import pytest
+from agents.agent_output import AgentOutputSchema
+from pydantic import BaseModel
+from starlette.testclient import TestClient
+
+from services.models import ClaimAssessment, ClaimData, JudgeVerdict
+from workbench.local.llm import create_app
+
+PROMPTS = Path(__file__).resolve().parents[2] / "data" / "prompts"
+ANALYST_V1 = (PROMPTS / "claim-analyst.v1.md").read_text(encoding="utf-8")
+ANALYST_V2 = (PROMPTS / "claim-analyst.v2.md").read_text(encoding="utf-8")
+JUDGE = (PROMPTS / "claim-judge.v1.md").read_text(encoding="utf-8")
+PARSER = (PROMPTS / "claim-parser.v1.md").read_text(encoding="utf-8")
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "check_fraud",
+            "description": "Whether the fraud database flags the customer.",
+            "parameters": {
+                "type": "object",
+                "properties": {"customer_id": {"type": "string"}},
+                "required": ["customer_id"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_policy",
+            "description": "The customer's plan for a category.",
+            "parameters": {
+                "type": "object",
+                "properties": {"customer_id": {"type": "string"}, "category": {"type": "string"}},
+                "required": ["customer_id", "category"],
+            },
+        },
+    },
+]
+CLEAN_FRAUD = {"customer_id": "C-1001", "flagged": False, "reason": None}
+STANDARD = {
+    "customer_id": "C-1001",
+    "found": True,
+    "plan": "standard",
+    "covered": True,
+    "per_claim_limit_eur": 3000.0,
+    "review_threshold_eur": 1500.0,
+}
+
+
+def schema_format(output_type: type[BaseModel]) -> dict[str, Any]:
+    """`response_format` exactly as the OpenAI Agents SDK sends it for an output type."""
+    schema = AgentOutputSchema(output_type).json_schema()
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "final_output", "strict": True, "schema": schema},
+    }
+
+
+def claim(**changes: Any) -> dict[str, Any]:
+    base = {
+        "customer_id": "C-1001",
+        "claim_date": "2026-03-22",
+        "amount": 45.0,
+        "currency": "EUR",
+        "category": "pharmacy",
+        "has_receipt": False,
+        "description": "Pharmacy expense of 45.00 EUR.",
+        "problems": [],
+    }
+    return base | changes
+
+
+@pytest.fixture
+def client() -> Iterator[openai.OpenAI]:
+    with TestClient(create_app()) as http:
+        yield openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=http)
+
+
+def complete(client: openai.OpenAI, **kwargs: Any) -> Any:
+    return client.chat.completions.create(model=kwargs.pop("model", "any-model"), **kwargs)
+
+
+def analyst_messages(system: str, amount_eur: float, **changes: Any) -> list[dict[str, Any]]:
+    user = json.dumps({"claim": claim(**changes), "amount_eur": amount_eur})
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def with_tool_results(
+    messages: list[dict[str, Any]], calls: list[Any], fraud: dict, policy: dict
+) -> list[dict[str, Any]]:
+    results = {"check_fraud": fraud, "lookup_policy": policy}
+    assistant = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [c.model_dump(exclude_none=True) for c in calls],
+    }
+    tools = [
+        {"role": "tool", "tool_call_id": c.id, "content": json.dumps(results[c.function.name])}
+        for c in calls
+    ]
+    return [*messages, assistant, *tools]
+
+
+def decide(client: openai.OpenAI, system: str, amount_eur: float, **changes: Any) -> Any:
+    """Run the analyst's two turns (tool calls, then decision); the parsed ClaimAssessment."""
+    messages = analyst_messages(system, amount_eur, **changes)
+    first = complete(
+        client, messages=messages, tools=TOOLS, response_format=schema_format(ClaimAssessment)
+    )
+    calls = first.choices[0].message.tool_calls
+    assert calls, "the analyst must call the tools first"
+    final = complete(
+        client,
+        messages=with_tool_results(messages, calls, CLEAN_FRAUD, STANDARD),
+        tools=TOOLS,
+        response_format=schema_format(ClaimAssessment),
+    )
+    assert final.choices[0].finish_reason == "stop"
+    return ClaimAssessment.model_validate_json(final.choices[0].message.content)
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def test_health_and_unknown_routes() -> None:
+    with TestClient(create_app()) as http:
+        assert http.get("/health").json() == {"status": "ok"}
+        missing = http.post("/v1/responses", json={})
+        assert missing.status_code == 404
+        assert missing.json()["error"]["type"] == "invalid_request_error"
+        assert "set_default_openai_api('chat_completions')" in missing.json()["error"]["message"]
+        assert http.get("/v1/chat/completions").status_code == 405
+
+
+def test_models_list_and_any_model_name(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list().data] == ["workbench-local"]
+    assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+    reply = complete(client, model="llama3.1:8b", messages=[{"role": "user", "content": "hi"}])
+    assert reply.model == "llama3.1:8b"
+
+
+def test_plain_chat_says_what_it_is(client: openai.OpenAI) -> None:
+    reply = complete(client, messages=[{"role": "user", "content": "Who are you?"}])
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].finish_reason == "stop"
+    assert "rule-based stand-in" in reply.choices[0].message.content
+
+
+def test_usage_is_reported_as_characters_over_four(client: openai.OpenAI) -> None:
+    text = "x" * 400
+    reply = complete(client, messages=[{"role": "user", "content": text}])
+    usage = reply.usage
+    assert usage.prompt_tokens == 100
+    assert usage.completion_tokens == -(-len(reply.choices[0].message.content) // 4)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_latency_is_slept_per_completion(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("workbench.local.llm.app.asyncio.sleep", fake_sleep)
+    with TestClient(create_app(latency_ms=250)) as http:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert http.get("/health").status_code == 200
+    assert slept == [0.25]
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+PARSER_CASES = {
+    "form-usd": (
+        "Customer ID: C-1001\nDate of service: 2026-03-14\nAmount: 120.50 USD\n"
+        "Category: dental\nReceipt attached: yes",
+        {"customer_id": "C-1001", "claim_date": "2026-03-14", "amount": 120.5,
+         "currency": "USD", "category": "dental", "has_receipt": True},
+    ),
+    "chatty-email-euro-symbol": (
+        "Hi, I'm customer C-1002. On 3 March 2026 I paid €85.00 at the pharmacy. "
+        "The receipt is attached.",
+        {"customer_id": "C-1002", "claim_date": "2026-03-03", "amount": 85.0,
+         "currency": "EUR", "category": "pharmacy", "has_receipt": True},
+    ),
+    "european-number-format": (
+        "Kunde: C-1009, 14.03.2026, Zahnarzt, Betrag: 1.234,56 EUR, no receipt",
+        {"customer_id": "C-1009", "claim_date": "2026-03-14", "amount": 1234.56,
+         "currency": "EUR", "category": "dental", "has_receipt": False},
+    ),
+    "key-value-separate-currency": (
+        "customer=C-1003 date=2026-02-20 amount=340.00 currency=GBP category=vision receipt=yes",
+        {"customer_id": "C-1003", "amount": 340.0, "currency": "GBP", "has_receipt": True},
+    ),
+    "markdown-total-row": (
+        "| Customer ID | C-1005 |\n| Date | 2026-02-11 |\n| Eye exam | €60.00 |\n"
+        "| **Total** | **€240.00** |\n| Receipt | attached |",
+        {"amount": 240.0, "currency": "EUR", "category": "vision", "has_receipt": True},
+    ),
+    "yen-and-lost-receipt": (
+        "C-1006, pharmacy, 2 March 2026, ¥12,000 - I lost the receipt",
+        {"amount": 12000.0, "currency": "JPY", "has_receipt": False},
+    ),
+    "swiss-francs-us-date": (
+        "C-1010 saw a doctor on 03/27/2026 and paid CHF 1'250.00, receipt enclosed",
+        {"claim_date": "2026-03-27", "amount": 1250.0, "currency": "CHF", "category": "medical"},
+    ),
+    "unknown-currency-kept": (
+        "Customer ID: C-1008\nAmount: 300 XYZ\nCategory: medical",
+        {"amount": 300.0, "currency": "XYZ"},
+    ),
+    "unreadable-amount": (
+        "Customer ID: C-1005\nAmount: a lot\nCategory: medical",
+        {"amount": None, "currency": None},
+    ),
+    "absurd-number": ("C-1001 Amount: " + "9" * 400 + " EUR", {"amount": None}),
+    "date-next-to-code": (
+        "C-1004 physio 2026-01-09 EUR 260 receipt attached",
+        {"claim_date": "2026-01-09", "amount": 260.0, "currency": "EUR", "category": "medical"},
+    ),
+    "no-customer-id": (
+        "I paid 42 euros for glasses on 2026-01-02.",
+        {"customer_id": None, "amount": 42.0, "currency": "EUR", "category": "vision"},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"), list(PARSER_CASES.values()), ids=list(PARSER_CASES)
+)
+def test_parser_reads_the_fields(
+    client: openai.OpenAI, document: str, expected: dict[str, Any]
+) -> None:
+    reply = complete(
+        client,
+        messages=[{"role": "system", "content": PARSER}, {"role": "user", "content": document}],
+        response_format=schema_format(ClaimData),
+    )
+    parsed = ClaimData.model_validate_json(reply.choices[0].message.content)
+    assert {key: getattr(parsed, key) for key in expected} == expected
+    missing = [k for k in ("customer_id", "amount", "currency") if getattr(parsed, k) is None]
+    assert all(any(k.split("_")[0] in p for p in parsed.problems) for k in missing)
+
+
+def test_parser_via_openai_structured_outputs_helper(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.parse(
+        model="workbench-local",
+        messages=[{"role": "user", "content": "C-1004 physio 2026-01-09 EUR 260 receipt attached"}],
+        response_format=ClaimData,
+    )
+    parsed = reply.choices[0].message.parsed
+    assert parsed is not None and (parsed.amount, parsed.category) == (260.0, "medical")
+
+
+# --- analyst ------------------------------------------------------------------------------------
+
+
+def test_analyst_calls_the_tools_first_then_decides(client: openai.OpenAI) -> None:
+    messages = analyst_messages(ANALYST_V1, 45.0, has_receipt=True)
+    fmt = schema_format(ClaimAssessment)
+    first = complete(client, messages=messages, tools=TOOLS, response_format=fmt)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls
+    assert [c.function.name for c in calls] == ["check_fraud", "lookup_policy"]
+    assert json.loads(calls[1].function.arguments) == {
+        "customer_id": "C-1001",
+        "category": "pharmacy",
+    }
+    assert all(c.id.startswith("call_") for c in calls)
+    again = complete(client, messages=messages, tools=TOOLS, response_format=fmt)
+    assert [c.id for c in again.choices[0].message.tool_calls] == [c.id for c in calls]
+
+    final = complete(
+        client,
+        messages=with_tool_results(messages, calls, CLEAN_FRAUD, STANDARD),
+        tools=TOOLS,
+        response_format=fmt,
+    )
+    assessment = ClaimAssessment.model_validate_json(final.choices[0].message.content)
+    assert assessment.decision == "approve" and assessment.clauses == []
+
+
+def test_analyst_calls_one_tool_per_turn_without_parallel_tool_calls(
+    client: openai.OpenAI,
+) -> None:
+    messages = analyst_messages(ANALYST_V1, 45.0, has_receipt=True)
+    fmt = schema_format(ClaimAssessment)
+    kwargs: dict[str, Any] = {"tools": TOOLS, "response_format": fmt, "parallel_tool_calls": False}
+    first = complete(client, messages=messages, **kwargs).choices[0].message.tool_calls
+    assert [c.function.name for c in first] == ["check_fraud"]
+    messages = with_tool_results(messages, first, CLEAN_FRAUD, STANDARD)
+    second = complete(client, messages=messages, **kwargs).choices[0].message.tool_calls
+    assert [c.function.name for c in second] == ["lookup_policy"]
+    messages = with_tool_results(messages, second, CLEAN_FRAUD, STANDARD)
+    final = complete(client, messages=messages, **kwargs).choices[0]
+    assert final.finish_reason == "stop"
+    assert ClaimAssessment.model_validate_json(final.message.content).decision == "approve"
+
+
+def test_prompt_versions_decide_differently_without_receipt(client: openai.OpenAI) -> None:
+    v1 = decide(client, ANALYST_V1, 45.0, has_receipt=False)
+    v2 = decide(client, ANALYST_V2, 45.0, has_receipt=False)
+    assert v1.decision == "approve"
+    assert v2.decision == "reject" and v2.clauses == ["receipt"]
+    assert v2.reason.startswith("[receipt]")
+    assert decide(client, ANALYST_V1, 250.0, has_receipt=False).decision == "reject"
+    assert decide(client, ANALYST_V1, 200.0, has_receipt=False).decision == "reject"
+
+
+@pytest.mark.parametrize(
+    ("amount_eur", "decision", "clauses"),
+    [(1600.0, "review", ["review"]), (3100.0, "reject", ["limit", "review"])],
+    ids=["above-review-threshold", "above-per-claim-limit"],
+)
+def test_analyst_limits_and_review(
+    client: openai.OpenAI, amount_eur: float, decision: str, clauses: list[str]
+) -> None:
+    assessment = decide(client, ANALYST_V1, amount_eur, has_receipt=True)
+    assert (assessment.decision, assessment.clauses) == (decision, clauses)
+
+
+def test_only_the_clauses_in_the_prompt_apply(client: openai.OpenAI) -> None:
+    only_fraud = "Policy:\n1. [fraud] Reject the claim when the fraud check flags the customer."
+    assert decide(client, only_fraud, 5000.0, has_receipt=False).decision == "approve"
+    escalate = "1. [receipt] Send claims above 100 EUR without a receipt to human review."
+    assert decide(client, escalate, 150.0, has_receipt=False).decision == "review"
+    assert decide(client, escalate, 90.0, has_receipt=False).decision == "approve"
+
+
+def test_analyst_without_tools_sends_to_review(client: openai.OpenAI) -> None:
+    reply = complete(
+        client,
+        messages=analyst_messages(ANALYST_V1, 45.0, has_receipt=True),
+        response_format=schema_format(ClaimAssessment),
+    )
+    assessment = ClaimAssessment.model_validate_json(reply.choices[0].message.content)
+    assert assessment.decision == "review" and "could not be checked" in assessment.reason
+
+
+# --- judge --------------------------------------------------------------------------------------
+
+
+def judge_input(decision: str, status: str, **changes: Any) -> str:
+    clauses = [] if decision == "approve" else ["receipt"]
+    return json.dumps(
+        {
+            "claim": claim(**changes),
+            "amount_eur": 45.0,
+            "assessment": {"decision": decision, "reason": "[receipt] ...", "clauses": clauses},
+            "fraud": CLEAN_FRAUD,
+            "policy": STANDARD,
+            "final_status": status,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("decision", "status", "changes", "score", "violated"),
+    [
+        ("approve", "paid", {"has_receipt": True}, 1.0, None),
+        ("approve", "paid", {"has_receipt": False}, 0.5, "[receipt] violated"),
+        ("reject", "rejected", {"has_receipt": False}, 1.0, None),
+        ("reject", "rejected", {"has_receipt": True}, 0.7, "[grounded] violated"),
+        ("approve", "paid", {"has_receipt": True, "currency": None}, 0.2, "[invalid] violated"),
+    ],
+    ids=["right-approval", "approved-no-receipt", "right-rejection", "unfounded", "paid-invalid"],
+)
+def test_judge_scores_against_the_rubric(
+    client: openai.OpenAI,
+    decision: str,
+    status: str,
+    changes: dict[str, Any],
+    score: float,
+    violated: str | None,
+) -> None:
+    reply = complete(
+        client,
+        messages=[
+            {"role": "system", "content": JUDGE},
+            {"role": "user", "content": judge_input(decision, status, **changes)},
+        ],
+        response_format=schema_format(JudgeVerdict),
+    )
+    verdict = JudgeVerdict.model_validate_json(reply.choices[0].message.content)
+    assert verdict.score == score
+    assert "[fraud] ok" in verdict.reason
+    if violated:
+        assert violated in verdict.reason
+
+
+def test_judge_follows_the_weights_of_its_prompt(client: openai.OpenAI) -> None:
+    rubric = "- [receipt] (-0.9) Approved without receipt.\n- [tone] (-0.5) Was it polite?"
+    reply = complete(
+        client,
+        messages=[
+            {"role": "system", "content": rubric},
+            {"role": "user", "content": judge_input("approve", "paid", has_receipt=False)},
+        ],
+        response_format=schema_format(JudgeVerdict),
+    )
+    verdict = JudgeVerdict.model_validate_json(reply.choices[0].message.content)
+    assert verdict.score == pytest.approx(0.1)
+    assert "[tone] not evaluable" in verdict.reason
+
+
+# --- malformed requests -------------------------------------------------------------------------
+
+
+def test_bad_json_is_a_400_with_an_openai_error_body() -> None:
+    with TestClient(create_app()) as http:
+        response = http.post(
+            "/v1/chat/completions",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "not valid JSON" in error["message"] and set(error) == {
+        "message",
+        "type",
+        "param",
+        "code",
+    }
+
+
+def test_huge_bodies_are_refused_with_413(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("workbench.local.llm.app.MAX_BODY_BYTES", 1000)
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}]}
+    with TestClient(create_app()) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"messages": []}, "messages is required and must be a non-empty list"),
+        ({"messages": "hello"}, "messages is required and must be a non-empty list"),
+        ({"messages": [{"content": "hi"}]}, r"messages\[0\] must be an object with a role"),
+        ({"messages": [{"role": "user", "content": 42}]}, "content must be a string"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "this model reads text only",
+        ),
+        ({"stream": True}, "Streaming is not supported"),
+        ({"n": 2}, "Only n=1 is supported"),
+        ({"tools": [{"type": "function"}]}, r"tools\[0\] must look like"),
+        ({"response_format": {"type": "yaml"}}, "response_format must be an object"),
+        (
+            {"messages": [{"role": "assistant", "content": None, "tool_calls": ["x"]}]},
+            r"messages\[0\].tool_calls must be a list",
+        ),
+    ],
+    ids=["empty-messages", "messages-not-a-list", "no-role", "content-type", "image-part",
+         "stream", "n", "tool-shape", "response-format-type", "tool-calls-shape"],
+)  # fmt: skip
+def test_malformed_requests_are_400s_that_say_how_to_fix_them(
+    client: openai.OpenAI, kwargs: dict[str, Any], match: str
+) -> None:
+    kwargs.setdefault("messages", [{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match=match) as caught:
+        complete(client, **kwargs)
+    assert caught.value.status_code == 400
+    assert caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+def test_task_errors_are_400s(client: openai.OpenAI) -> None:
+    class Poem(BaseModel):
+        verse: str
+
+    bad_judge = json.dumps({"claim": claim(), "final_status": "paid", "assessment": "approve"})
+    bad_policy = STANDARD | {"per_claim_limit_eur": "lots"}
+    calls = (
+        complete(
+            client,
+            messages=analyst_messages(ANALYST_V1, 45.0),
+            tools=TOOLS,
+            response_format=schema_format(ClaimAssessment),
+        )
+        .choices[0]
+        .message.tool_calls
+    )
+    with pytest.raises(openai.BadRequestError, match="answers only the schemas"):
+        complete(
+            client,
+            messages=[{"role": "user", "content": "a poem"}],
+            response_format=schema_format(Poem),
+        )
+    with pytest.raises(openai.BadRequestError, match="JSON of AnalystInput"):
+        complete(
+            client,
+            messages=[{"role": "user", "content": "not json"}],
+            response_format=schema_format(ClaimAssessment),
+        )
+    with pytest.raises(openai.BadRequestError, match="assessment must be an object or null"):
+        complete(
+            client,
+            messages=[{"role": "system", "content": JUDGE}, {"role": "user", "content": bad_judge}],
+            response_format=schema_format(JudgeVerdict),
+        )
+    with pytest.raises(openai.BadRequestError, match="per_claim_limit_eur='lots'"):
+        complete(
+            client,
+            messages=with_tool_results(
+                analyst_messages(ANALYST_V1, 45.0), calls, CLEAN_FRAUD, bad_policy
+            ),
+            response_format=schema_format(ClaimAssessment),
+        )
+    with pytest.raises(openai.BadRequestError, match="has no user message"):
+        complete(
+            client,
+            messages=[{"role": "system", "content": PARSER}],
+            response_format=schema_format(ClaimData),
+        )
+
+
+def test_unexpected_failures_are_openai_style_500s(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(request: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("workbench.local.llm.app.answer", broken)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with TestClient(create_app()) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert "RuntimeError: boom" in response.json()["error"]["message"]
+
+
+# --- the OpenAI Agents SDK ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sdk_model() -> agents.OpenAIChatCompletionsModel:
+    agents.set_tracing_disabled(True)
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app()), base_url="http://testserver"
+    )
+    client = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="x", http_client=http)
+    return agents.OpenAIChatCompletionsModel(model="workbench-local", openai_client=client)
+
+
+async def test_sdk_parser_agent(sdk_model: agents.OpenAIChatCompletionsModel) -> None:
+    agent = agents.Agent(
+        name="claim-parser", instructions=PARSER, output_type=ClaimData, model=sdk_model
+    )
+    document = "Hi, C-1002 here. On 3 March 2026 I paid €85.00 at the pharmacy, receipt attached."
+    result = await agents.Runner.run(agent, document)
+    parsed = result.final_output
+    assert isinstance(parsed, ClaimData)
+    assert (parsed.customer_id, parsed.amount, parsed.currency) == ("C-1002", 85.0, "EUR")
+    assert result.context_wrapper.usage.total_tokens > 0
+
+
+async def test_sdk_analyst_agent_round_trips_the_tools(
+    sdk_model: agents.OpenAIChatCompletionsModel,
+) -> None:
+    seen: list[str] = []
+
+    @agents.function_tool
+    def check_fraud(customer_id: str) -> str:
+        """Whether the fraud database flags the customer."""
+        seen.append(f"fraud:{customer_id}")
+        return json.dumps({"customer_id": customer_id, "flagged": False, "reason": None})
+
+    @agents.function_tool
+    def lookup_policy(customer_id: str, category: str) -> str:
+        """The customer's plan for a category."""
+        seen.append(f"policy:{customer_id}:{category}")
+        return json.dumps(STANDARD | {"customer_id": customer_id})
+
+    agent = agents.Agent(
+        name="claim-analyst",
+        instructions=ANALYST_V2,
+        output_type=ClaimAssessment,
+        tools=[check_fraud, lookup_policy],
+        model=sdk_model,
+    )
+    message = json.dumps({"claim": claim(has_receipt=False), "amount_eur": 45.0})
+    result = await agents.Runner.run(agent, message)
+    assert sorted(seen) == ["fraud:C-1001", "policy:C-1001:pharmacy"]
+    assessment = result.final_output
+    assert isinstance(assessment, ClaimAssessment)
+    assert (assessment.decision, assessment.clauses) == ("reject", ["receipt"])

@@ -1,0 +1,84 @@
+"""The resilient agents workbench: what a notebook imports.
+
+    import workbench as wb
+    stack = wb.start()                 # or attach to the running stack
+    c = wb.submit_claim(wb.sample("claim-001"))
+    c.outcome, c.journal
+
+Everything runs offline by default (embedded model, real Restate server); environment variables
+point the same code at OpenAI or any OpenAI-compatible endpoint, or at an existing Restate server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import session
+from .claims import (
+    Claim,
+    ClaimBatch,
+    ClaimError,
+    aapprove,
+    aclaim,
+    approve,
+    areject,
+    asubmit_claim,
+    asubmit_claims,
+    claim,
+    reject,
+    submit_claim,
+    submit_claims,
+)
+from .ledger_view import ledger
+from .samples import Sample, sample, samples, samples_table
+
+__all__ = [
+    "Claim",
+    "ClaimBatch",
+    "ClaimError",
+    "Sample",
+    "aapprove",
+    "aclaim",
+    "approve",
+    "areject",
+    "asubmit_claim",
+    "asubmit_claims",
+    "claim",
+    "current",
+    "ledger",
+    "reject",
+    "sample",
+    "samples",
+    "samples_table",
+    "start",
+    "stop",
+    "submit_claim",
+    "submit_claims",
+]
+
+_stack: Any = None
+
+
+def start(**kwargs: Any) -> Any:
+    """Start the stack (or attach to the one running) and make it this kernel's stack."""
+    global _stack
+    from . import stack as _stack_module
+
+    _stack = _stack_module.start(**kwargs)
+    session.use(_stack.ingress_url, _stack.admin_url)
+    return _stack
+
+
+def current() -> Any:
+    """The stack this kernel uses (started or attached by `start()`)."""
+    if _stack is None:
+        raise RuntimeError("No stack yet: call workbench.start() first.")
+    return _stack
+
+
+def stop() -> None:
+    """Stop the stack this kernel started or attached to: every process it runs ends."""
+    global _stack
+    if _stack is not None:
+        _stack.stop()
+        _stack = None

@@ -1,0 +1,216 @@
+"""The benchmark: `python -m workbench.bench` prints one table of measurements, every ratio taken
+within the same run (this machine is shared and noisy, so absolute numbers drift; ratios hold).
+
+What it measures (zero model latency unless `--llm-latency-ms`):
+- import time of the services module in a fresh interpreter (the floor of any service start);
+- stack cold start: from `start()` until the first claim is accepted by Restate;
+- claim latency p50/p95 through Restate, and the same agents run in-process without Restate;
+- throughput at concurrency 1, 8 and 32, durable and in-process;
+- the stack's peak memory (RSS of supervisord and its children) during the run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .samples import samples
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def import_time_s(module: str, repeats: int = 3) -> float:
+    """Median wall time of `import module` in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "x"}
+    times = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=PROJECT,
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+class MemorySampler:
+    """Samples the summed RSS of a process tree every `interval_s` in a thread; keeps the peak."""
+
+    def __init__(self, root_pid: int, interval_s: float = 0.1) -> None:
+        self.root_pid, self.interval_s, self.peak_bytes = root_pid, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.root_pid)
+                procs = [root, *root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+                self.peak_bytes = max(self.peak_bytes, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t = time.perf_counter()
+    await fn()
+    return time.perf_counter() - t
+
+
+async def _throughput(run_one: Callable[[int], Awaitable[Any]], n: int, concurrency: int) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await run_one(i)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t)
+
+
+def _approvable_documents() -> list[str]:
+    return [s.document for s in samples(status="paid")]
+
+
+async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    from services.flow import InProcessEnv, process_claim
+    from services.models import ClaimRequest
+
+    from . import claims, session
+    from . import stack as stack_module
+
+    rows: list[tuple[str, str, str]] = []
+
+    def row(name: str, value: str, note: str = "") -> None:
+        rows.append((name, value, note))
+        print(f"  {name:<48} {value:>14}  {note}", file=sys.stderr)
+
+    print("measuring import times ...", file=sys.stderr)
+    services_import = import_time_s("services.app")
+    row("import services.app (fresh interpreter)", f"{services_import:.2f} s")
+    row("import agents (fresh interpreter)", f"{import_time_s('agents'):.2f} s")
+
+    home = Path(tempfile.mkdtemp(prefix="workbench-bench-"))
+    docs = _approvable_documents()
+    print(f"cold start in {home} ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    session.use(stack.ingress_url, stack.admin_url)
+    first = await claims.asubmit_claim(docs[0], wait=False)
+    cold = time.perf_counter() - t0
+    row(
+        "stack cold start (until first claim accepted)",
+        f"{cold:.2f} s",
+        f"target <= import + 1.0 s = {services_import + 1.0:.2f} s",
+    )
+    try:
+        with MemorySampler(stack.supervisor_pid) as memory:
+            await claims.asubmit_claim(docs[0], id=first.id)  # wait for it
+            os.environ["OPENAI_BASE_URL"] = stack.llm_url
+            os.environ.setdefault("OPENAI_API_KEY", "workbench-local")
+            os.environ["WORKBENCH_LEDGER"] = str(home / "inprocess-ledger.sqlite3")
+            from services.llm import configure_model_client
+
+            configure_model_client()
+
+            async def durable(i: int) -> None:
+                c = await claims.asubmit_claim(docs[i % len(docs)])
+                assert c.status == "paid", c
+
+            async def in_process(i: int) -> None:
+                request = ClaimRequest(document=docs[i % len(docs)])
+                o = await process_claim(
+                    f"inproc-{time.perf_counter_ns()}-{i}", request, InProcessEnv()
+                )
+                assert o.status == "paid", o
+
+            for warm in range(3):  # warm both paths (connections, caches)
+                await durable(warm)
+                await in_process(warm)
+
+            n = args.latency_claims
+            print(f"latency over {n} sequential claims ...", file=sys.stderr)
+            d = [await _timed(lambda i=i: durable(i)) for i in range(n)]
+            p = [await _timed(lambda i=i: in_process(i)) for i in range(n)]
+            d50, p50 = _percentile(d, 0.5), _percentile(p, 0.5)
+            row("claim latency p50, durable (Restate)", f"{d50 * 1000:.0f} ms")
+            row("claim latency p95, durable (Restate)", f"{_percentile(d, 0.95) * 1000:.0f} ms")
+            row("claim latency p50, in-process", f"{p50 * 1000:.0f} ms")
+            row("claim latency p95, in-process", f"{_percentile(p, 0.95) * 1000:.0f} ms")
+            row("latency ratio durable / in-process (p50)", f"{d50 / p50:.2f}", "target <= 1.6")
+
+            for concurrency in (1, 8, 32):
+                total = max(args.throughput_claims, concurrency * 2)
+                print(
+                    f"throughput at concurrency {concurrency} ({total} claims) ...", file=sys.stderr
+                )
+                td = await _throughput(durable, total, concurrency)
+                tp = await _throughput(in_process, total, concurrency)
+                row(f"throughput c={concurrency}, durable", f"{td:.1f} claims/s")
+                row(f"throughput c={concurrency}, in-process", f"{tp:.1f} claims/s")
+                target = "target >= 0.8" if concurrency == 32 else ""
+                row(
+                    f"throughput ratio durable / in-process c={concurrency}",
+                    f"{td / tp:.2f}",
+                    target,
+                )
+        row("stack peak memory (RSS, all processes)", f"{memory.peak_bytes / 2**20:.0f} MiB")
+    finally:
+        stack.stop()
+    return rows
+
+
+def _markdown(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| measurement | value | note |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {note} |" for name, value, note in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--latency-claims", type=int, default=30)
+    parser.add_argument("--throughput-claims", type=int, default=64)
+    parser.add_argument("--llm-latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    rows = asyncio.run(_bench(args))
+    print(_markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

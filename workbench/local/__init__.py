@@ -1,0 +1,1 @@
+"""The embedded default stack's local servers (model, Langfuse), each run as its own process."""
