@@ -1,0 +1,141 @@
+"""The claim workflow end to end: the real restate-server, the services and the embedded model,
+started through the stack in a private home."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+import workbench as wb
+from workbench import session
+from workbench.claims import ClaimError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("claims-home")
+    s = wb.stack.start(home=home, persistent=False, llm_latency_ms=20)
+    session.use(s.ingress_url, s.admin_url)
+    wb._stack = s
+    try:
+        yield s
+    finally:
+        pids = s.pids()
+        s.stop()
+        wb._stack = None
+        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert left == [], f"processes left running after stop(): {left}"
+
+
+def _payments(claim_id: str) -> int:
+    frame = wb.ledger()
+    return int((frame["claim_id"] == claim_id).sum())
+
+
+def test_an_approvable_claim_is_paid_once_with_a_named_journal(stack) -> None:
+    sample = wb.samples(status="paid")[0]
+    c = wb.submit_claim(sample)
+    assert c.status == "paid", c
+    o = c.outcome
+    assert o.paid_eur and o.paid_eur > 0
+    assert o.claim.customer_id == sample.expected["customer_id"]
+    assert o.prompt_versions == {"claim-parser": 1, "claim-analyst": 1, "claim-judge": 1}
+    assert _payments(c.id) == 1
+    names = set(c.journal["name"])
+    assert {
+        "fetch prompts",
+        "call LLM",
+        "check fraud",
+        "lookup policy",
+        "convert to EUR",
+        "reimburse",
+    } <= names
+
+
+def test_a_rejected_claim_pays_nothing_and_says_why(stack) -> None:
+    c = wb.submit_claim(wb.samples(status="rejected")[0])
+    assert c.status == "rejected"
+    assert c.outcome.paid_eur is None
+    assert c.outcome.reason
+    assert _payments(c.id) == 0
+
+
+def test_bad_input_ends_terminally_with_a_reason_and_no_retries(stack) -> None:
+    c = wb.submit_claim("Hello, I would like some money back please. Thanks!")
+    assert c.status == "invalid"
+    assert "lacks" in c.outcome.reason and "customer_id" in c.outcome.reason
+    again = wb.claim(c.id)
+    assert again.outcome == c.outcome
+    runs = again.journal
+    assert (runs["name"] == "call LLM").sum() == 1, (
+        "an invalid document is parsed once, not retried"
+    )
+
+
+def test_unknown_currency_is_invalid_naming_the_currency(stack) -> None:
+    c = wb.submit_claim(
+        "Claim form\nCustomer ID: C-1001\nDate: 2026-03-02\nAmount: 300 XYZ\n"
+        "Category: pharmacy\nReceipt attached: yes"
+    )
+    assert c.status == "invalid"
+    assert "'XYZ'" in c.outcome.reason and "fx.json" in c.outcome.reason
+
+
+def test_review_waits_durably_then_approve_pays(stack) -> None:
+    c = wb.submit_claim(wb.samples(status="review")[0])
+    assert c.status == "awaiting review"
+    assert wb.claim(c.id).step == "awaiting review"
+    assert _payments(c.id) == 0
+    done = wb.approve(c.id, reviewer="ana", note="checked")
+    assert done.status == "paid"
+    assert done.outcome.reviewed_by == "ana"
+    assert _payments(c.id) == 1
+
+
+def test_review_then_reject_pays_nothing(stack) -> None:
+    c = wb.submit_claim(wb.samples(status="review")[1])
+    assert c.status == "awaiting review"
+    done = wb.reject(c.id, reviewer="ana", note="duplicate invoice")
+    assert done.status == "rejected"
+    assert "duplicate invoice" in done.outcome.reason
+    assert _payments(c.id) == 0
+
+
+def test_approving_a_claim_that_does_not_wait_is_refused(stack) -> None:
+    c = wb.submit_claim(wb.samples(status="paid")[1])
+    with pytest.raises(ClaimError, match="is not waiting for review"):
+        wb.approve(c.id)
+
+
+def test_resubmitting_an_id_returns_the_same_outcome_and_pays_once(stack) -> None:
+    sample = wb.samples(status="paid")[2]
+    first = wb.submit_claim(sample, id="resubmitted-claim-1")
+    second = wb.submit_claim(sample, id="resubmitted-claim-1")
+    batch = wb.submit_claims([("resubmitted-claim-1", sample)] * 3, progress=False)
+    assert second.outcome == first.outcome
+    assert all(c.outcome == first.outcome for c in batch)
+    assert _payments("resubmitted-claim-1") == 1
+
+
+def test_a_killed_service_is_restarted_and_the_claim_completes(stack) -> None:
+    c = wb.submit_claim(wb.samples(status="review")[2])
+    assert c.status == "awaiting review"
+    old_pid = stack.pid("services")
+    stack.kill("services")
+    stack.wait_ready("services", timeout_s=30)
+    assert stack.pid("services") != old_pid
+    done = wb.approve(c.id)
+    assert done.status == "paid"
+    assert _payments(c.id) == 1
+
+
+def test_a_batch_reports_every_claim(stack) -> None:
+    batch = wb.submit_claims(wb.samples(12), concurrency=4, progress=False)
+    assert len(batch) == 12
+    frame = batch.to_frame()
+    assert set(frame["status"]) <= {"paid", "rejected", "invalid", "awaiting review"}
+    expected = [s.status_v1 for s in wb.samples(12)]
+    got = ["review" if s == "awaiting review" else s for s in frame["status"]]
+    assert got == expected

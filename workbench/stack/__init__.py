@@ -1,0 +1,52 @@
+"""Starts, watches, restarts and stops the workbench's background processes (the embedded model
+server, restate-server, the services deployment) under supervisord, driven over XML-RPC.
+
+    stack = workbench.stack.start()     # or attach to the stack already running in the home
+    stack.status()                      # DataFrame: name, state, pid, port, url, uptime_s, ...
+    stack.kill("services")              # crash it; supervisord restarts it
+    stack.wait_ready("services")        # ...and it answers again
+    stack.stop()                        # nothing of ours remains
+
+The stack outlives the interpreter (notebook kernels restart) unless started with
+persistent=False; `python -m workbench down` stops it.
+"""
+
+from __future__ import annotations
+
+from .config import DEFAULT_PORTS, StackConfig, find_restate_server
+from .errors import (
+    BinaryNotFoundError,
+    NotRunningError,
+    PortTakenError,
+    ProcessExitedError,
+    RegistrationError,
+    StackError,
+    StartTimeoutError,
+)
+from .lifecycle import attach, reset, start, status, stop
+from .processes import LlmProcess, ManagedProcess, RestateProcess, ServicesProcess
+from .stack import Stack, resolve_home
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "BinaryNotFoundError",
+    "LlmProcess",
+    "ManagedProcess",
+    "NotRunningError",
+    "PortTakenError",
+    "ProcessExitedError",
+    "RegistrationError",
+    "RestateProcess",
+    "ServicesProcess",
+    "Stack",
+    "StackConfig",
+    "StackError",
+    "StartTimeoutError",
+    "attach",
+    "find_restate_server",
+    "reset",
+    "resolve_home",
+    "start",
+    "status",
+    "stop",
+]

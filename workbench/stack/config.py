@@ -1,0 +1,252 @@
+"""Where things are and which knobs a start uses: project, home, binary, ports, commands."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BinaryNotFoundError
+
+HOST = "127.0.0.1"
+
+# Port names and their defaults. The environment variable for each is WORKBENCH_<NAME>_PORT.
+DEFAULT_PORTS: dict[str, int] = {
+    "llm": 8788,
+    "ingress": 8080,
+    "admin": 9070,
+    "node": 5122,
+    "services": 9080,
+    "supervisor": 9001,
+}
+
+DEFAULT_LLM_COMMAND: tuple[str, ...] = (
+    sys.executable,
+    "-m",
+    "workbench.local.llm",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+)
+DEFAULT_SERVICES_COMMAND: tuple[str, ...] = (
+    sys.executable,
+    "-m",
+    "services",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+)
+LOCAL_OPENAI_API_KEY = "workbench-local"
+
+
+def port_env_var(name: str) -> str:
+    return f"WORKBENCH_{name.upper()}_PORT"
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The folder holding pyproject.toml above this package; the current directory otherwise."""
+    here = (start or Path(__file__)).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return Path.cwd()
+
+
+def default_home(project: Path, environ: Mapping[str, str]) -> Path:
+    configured = environ.get("WORKBENCH_HOME")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return project / ".workbench"
+
+
+def restate_platform_package() -> str:
+    """The npm platform package shipping the binary, e.g. `restate-server-linux-x64`."""
+    system = platform.system().lower()  # linux, darwin
+    machine = platform.machine().lower()
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    return f"restate-server-{system}-{arch or machine}"
+
+
+def find_restate_server(project: Path, environ: Mapping[str, str]) -> Path:
+    """Resolve restate-server: RESTATE_SERVER_BIN, the npm package in the project, then PATH."""
+    configured = environ.get("RESTATE_SERVER_BIN")
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise BinaryNotFoundError(
+            f"RESTATE_SERVER_BIN={configured} is not an executable file. "
+            "Point it at a restate-server binary, or unset it to use the one from npm "
+            "(`make lab` or `npm ci` in the project)."
+        )
+    package = restate_platform_package()
+    in_project = project / "node_modules" / "@restatedev" / package / "bin" / "restate-server"
+    if in_project.is_file() and os.access(in_project, os.X_OK):
+        return in_project
+    on_path = shutil.which("restate-server", path=environ.get("PATH", os.defpath))
+    if on_path:
+        return Path(on_path)
+    raise BinaryNotFoundError(
+        f"restate-server not found: RESTATE_SERVER_BIN is not set, {in_project} does not exist "
+        "and there is no restate-server on PATH. Run `make lab` (or `npm ci` in "
+        f"{project}) to install it from npm, or `brew install restatedev/tap/restate-server` "
+        "on macOS, or set RESTATE_SERVER_BIN to the binary."
+    )
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    """The port a start asks for: an explicit one (which must be free) or a default."""
+
+    name: str
+    default: int
+    explicit: int | None = None
+    source: str | None = None  # what set it explicitly, e.g. "WORKBENCH_INGRESS_PORT"
+
+
+def _parse_port(value: object, source: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise ValueError(f"{source}={value!r} is not a port number; set it to 1-65535.") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{source}={port} is out of range; set it to 1-65535.")
+    return port
+
+
+@dataclass
+class StackConfig:
+    """Everything a fresh start needs. Built by `resolve()` from the environment + overrides."""
+
+    home: Path
+    project: Path
+    ports: dict[str, PortRequest]
+    persistent: bool = True
+    openai_base_url: str | None = None  # set: a real model endpoint, no embedded llm
+    restate_admin_url: str | None = None  # both set: an existing Restate server
+    restate_ingress_url: str | None = None
+    restate_bin: Path | None = None
+    restate_args: tuple[str, ...] = ()
+    llm_command: tuple[str, ...] = DEFAULT_LLM_COMMAND
+    services_command: tuple[str, ...] = DEFAULT_SERVICES_COMMAND
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # extra env per process
+    llm_latency_ms: float | None = None  # simulated latency of the embedded model per completion
+    service_version: str = "v1"
+    register: bool = True
+    poll_interval_s: float = 0.05
+    registration_timeout_s: float = 15.0
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def embedded_llm(self) -> bool:
+        return not self.openai_base_url
+
+    @property
+    def embedded_restate(self) -> bool:
+        return not (self.restate_admin_url and self.restate_ingress_url)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.project / "data"
+
+    @classmethod
+    def resolve(
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **overrides: object,
+    ) -> StackConfig:
+        env = dict(os.environ if environ is None else environ)
+        unknown = set(overrides) - OVERRIDES
+        if unknown:
+            raise TypeError(
+                f"start() got unknown option(s) {sorted(unknown)}; valid: {sorted(OVERRIDES)}"
+            )
+        project_override = overrides.pop("project", None)
+        project = Path(project_override).resolve() if project_override else find_project()  # type: ignore[arg-type]
+        home_path = Path(home).expanduser().resolve() if home else default_home(project, env)
+
+        ports: dict[str, PortRequest] = {}
+        for name, default in DEFAULT_PORTS.items():
+            key = f"{name}_port"
+            if overrides.get(key) is not None:
+                source = f"start({key}=...)"
+                explicit: int | None = _parse_port(overrides.pop(key), source)
+            elif env.get(port_env_var(name)):
+                source = port_env_var(name)
+                explicit = _parse_port(env[source], source)
+            else:
+                overrides.pop(key, None)
+                source, explicit = None, None
+            ports[name] = PortRequest(name, default, explicit, source)
+
+        def text(key: str, env_key: str) -> str | None:
+            value = overrides.pop(key, None) or env.get(env_key) or None
+            return str(value).rstrip("/") if value else None
+
+        config = cls(
+            home=home_path,
+            project=project,
+            ports=ports,
+            openai_base_url=text("openai_base_url", "OPENAI_BASE_URL"),
+            restate_admin_url=text("restate_admin_url", "RESTATE_ADMIN_URL"),
+            restate_ingress_url=text("restate_ingress_url", "RESTATE_INGRESS_URL"),
+            environ=env,
+        )
+        if overrides.get("restate_bin") is not None:
+            config.restate_bin = Path(str(overrides.pop("restate_bin")))
+        for key in ("llm_command", "services_command", "restate_args"):
+            if overrides.get(key) is not None:
+                value = overrides.pop(key)
+                if isinstance(value, str) or not isinstance(value, Sequence):
+                    raise TypeError(f"{key} must be a list of strings, got {value!r}")
+                setattr(config, key, tuple(str(part) for part in value))
+        if overrides.get("env") is not None:
+            config.env = {k: {**v} for k, v in overrides.pop("env").items()}  # type: ignore[union-attr]
+        latency = overrides.pop("llm_latency_ms", None) or env.get("WORKBENCH_LLM_LATENCY_MS")
+        if latency is not None:
+            config.llm_latency_ms = float(latency)  # type: ignore[arg-type]
+        for key in (
+            "persistent",
+            "service_version",
+            "register",
+            "poll_interval_s",
+            "registration_timeout_s",
+        ):
+            if overrides.get(key) is not None:
+                setattr(config, key, overrides.pop(key))
+        return config
+
+    def restate_server(self) -> Path:
+        if self.restate_bin is not None:
+            return find_restate_server(self.project, {"RESTATE_SERVER_BIN": str(self.restate_bin)})
+        return find_restate_server(self.project, self.environ)
+
+
+OVERRIDES = frozenset(
+    {
+        "project",
+        *(f"{name}_port" for name in DEFAULT_PORTS),
+        "persistent",
+        "openai_base_url",
+        "restate_admin_url",
+        "restate_ingress_url",
+        "restate_bin",
+        "restate_args",
+        "llm_command",
+        "llm_latency_ms",
+        "services_command",
+        "env",
+        "service_version",
+        "register",
+        "poll_interval_s",
+        "registration_timeout_s",
+    }
+)

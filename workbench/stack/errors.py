@@ -1,0 +1,55 @@
+"""Errors raised by the stack. Each message names what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """Base class of every error the stack raises."""
+
+
+class BinaryNotFoundError(StackError):
+    """The restate-server binary could not be found."""
+
+
+class PortTakenError(StackError):
+    """A port that was set explicitly is already in use."""
+
+    def __init__(self, message: str, *, port: int, source: str) -> None:
+        super().__init__(message)
+        self.port = port
+        self.source = source
+
+
+class ProcessExitedError(StackError):
+    """A process exited while the stack was starting (or supervisord gave up restarting it)."""
+
+    def __init__(self, message: str, *, name: str, log_path: Path, log_tail: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.log_path = log_path
+        self.log_tail = log_tail
+
+
+class StartTimeoutError(StackError):
+    """A process did not become ready in time."""
+
+    def __init__(self, message: str, *, name: str, log_path: Path | None, log_tail: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.log_path = log_path
+        self.log_tail = log_tail
+
+
+class RegistrationError(StackError):
+    """The Restate admin API refused (or never accepted) the services deployment."""
+
+    def __init__(self, message: str, *, status_code: int | None, response_text: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.response_text = response_text
+
+
+class NotRunningError(StackError):
+    """An operation needs a running stack (or a running process) and there is none."""

@@ -1,0 +1,356 @@
+"""Start (or attach to), stop and reset the stack in a home folder: the module functions."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import time
+import uuid
+import warnings
+import xmlrpc.client
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, find_project
+from .errors import StackError, StartTimeoutError
+from .ports import allocate_ports
+from .processes import LlmProcess, ManagedProcess, RestateProcess, ServicesProcess
+from .stack import STATUS_COLUMNS, Stack, home_lock, local_http, resolve_home
+from .state import STATE_FILE, StackState, remove_state
+from .supervisor import (
+    STOP_WAIT_SECS,
+    UP_STATES,
+    launch_supervisord,
+    render_config,
+    wait_answering,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HOME_MARKER = ".workbench-home"  # written in a home folder the stack created (reset may delete it)
+
+
+def attach(home: str | os.PathLike[str] | None = None) -> Stack | None:
+    """The stack running in `home` (its supervisord answers, all programs up), else None."""
+    state = StackState.load(resolve_home(home))
+    return _attachable(state) if state else None
+
+
+def _attachable(state: StackState) -> Stack | None:
+    stack = Stack(state)
+    if not stack._is_ours():
+        return None
+    try:
+        infos = stack._client.all_process_info()
+    except (OSError, xmlrpc.client.Error):
+        return None
+    if any(name not in infos for name in stack.names):
+        return None
+    if any(infos[name]["statename"] not in {*UP_STATES, "BACKOFF"} for name in stack.names):
+        return None
+    return stack
+
+
+def start(
+    home: str | os.PathLike[str] | None = None, *, timeout_s: float = 60.0, **overrides: Any
+) -> Stack:
+    """Start the stack in `home` (default WORKBENCH_HOME or <project>/.workbench), or attach to
+    the one already running there. Waits (at most timeout_s) until every process answers and
+    the services deployment is registered with Restate.
+
+    Options (each also settable by environment where noted):
+      persistent=True     False: stopped by an atexit reaper when this interpreter exits
+      <name>_port=        llm, ingress, admin, node, services, supervisor (WORKBENCH_<NAME>_PORT);
+                          an explicit port must be free (PortTakenError), a default one is
+                          replaced by a free one when taken
+      openai_base_url=    a real model endpoint: no embedded llm (OPENAI_BASE_URL)
+      restate_admin_url=, restate_ingress_url=   an existing Restate server: no restate-server
+                          (RESTATE_ADMIN_URL + RESTATE_INGRESS_URL)
+      restate_bin=        the restate-server binary (RESTATE_SERVER_BIN)
+      restate_args=[...]  extra restate-server flags, e.g. ["--tracing-endpoint", url]
+      llm_command=, services_command=   argv templates with {host} and {port}
+      llm_latency_ms=     simulated model latency (WORKBENCH_LLM_LATENCY_MS)
+      env={"services": {...}}           extra environment per process
+      service_version="v1", register=True, poll_interval_s=0.05, registration_timeout_s=15,
+      project=            the project folder (default: the one holding pyproject.toml)
+    """
+    config = StackConfig.resolve(home, **overrides)
+    with home_lock(config.home):
+        state = StackState.load(config.home)
+        if state is not None:
+            stack = _attachable(state)
+            if stack is not None:
+                try:
+                    stack.wait_ready(timeout_s=timeout_s, poll_interval_s=config.poll_interval_s)
+                except (StackError, OSError, xmlrpc.client.Error, httpx.HTTPError):
+                    pass  # unhealthy: replaced by a fresh start (which reports any error)
+                else:
+                    _warn_ignored_ports(config, stack)
+                    return stack
+            Stack(state)._stop(grace_s=STOP_WAIT_SECS)  # stale: clean up, then start fresh
+        stack = _start_fresh(config, timeout_s)
+    if not config.persistent:
+        atexit.register(stack._reap_at_exit)
+    return stack
+
+
+def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
+    running = stack._state.ports
+    for name, request in config.ports.items():
+        if request.explicit is not None and running.get(name) not in (None, request.explicit):
+            warnings.warn(
+                f"{request.source} asks for port {request.explicit}, but the stack already "
+                f"running in {stack.home} uses {running[name]} for {name}; it was attached to "
+                "as it is. Stop it first (`python -m workbench down`) to change ports.",
+                stacklevel=3,
+            )
+
+
+def _prepare_home(home: Path) -> None:
+    if not home.exists() or not any(p for p in home.iterdir() if p.name != ".stack.lock"):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / HOME_MARKER).write_text("created by workbench.stack; `reset` may delete it\n")
+    (home / "logs").mkdir(exist_ok=True)
+
+
+def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[ManagedProcess]:
+    home = config.home
+    common = {"WORKBENCH_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    processes: list[ManagedProcess] = []
+
+    def command(template: Sequence[str], port: int) -> list[str]:
+        return [part.format(host=HOST, port=port) for part in template]
+
+    if config.embedded_llm:
+        latency = (
+            [] if config.llm_latency_ms is None else ["--latency-ms", f"{config.llm_latency_ms:g}"]
+        )
+        llm = LlmProcess(
+            command=[*command(config.llm_command, ports["llm"]), *latency],
+            port=ports["llm"],
+            env={**common, **config.env.get("llm", {})},
+        )
+        processes.append(llm)
+        openai_base_url = llm.openai_base_url
+    else:
+        openai_base_url = str(config.openai_base_url)
+
+    if config.embedded_restate:
+        restate = RestateProcess(
+            binary=config.restate_server(),
+            base_dir=home / "restate",
+            port=ports["ingress"],
+            admin_port=ports["admin"],
+            node_port=ports["node"],
+            extra_args=config.restate_args,
+            env=config.env.get("restate", {}),
+        )
+        processes.append(restate)
+        admin_url, ingress_url = restate.admin_url, restate.ingress_url
+    else:
+        admin_url, ingress_url = str(config.restate_admin_url), str(config.restate_ingress_url)
+
+    services_env = {
+        **common,
+        "OPENAI_BASE_URL": openai_base_url,
+        "WORKBENCH_DATA_DIR": str(config.data_dir),
+        "SERVICE_VERSION": config.service_version,
+        "RESTATE_INGRESS_URL": ingress_url,
+        "RESTATE_ADMIN_URL": admin_url,
+    }
+    if config.embedded_llm or not config.environ.get("OPENAI_API_KEY"):
+        services_env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
+    processes.append(
+        ServicesProcess(
+            command=command(config.services_command, ports["services"]),
+            port=ports["services"],
+            env={**services_env, **config.env.get("services", {})},
+            admin_url=admin_url,
+            register=config.register,
+        )
+    )
+    return processes
+
+
+def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
+    url = f"{config.restate_admin_url}/health"
+    deadline = time.monotonic() + timeout_s
+    with local_http() as http:
+        while True:
+            try:
+                if http.get(url).status_code == 200:
+                    return
+                reason = "not HTTP 200"
+            except httpx.HTTPError as exc:
+                reason = f"{type(exc).__name__} {exc}"
+            if time.monotonic() >= deadline:
+                raise StartTimeoutError(
+                    f"The Restate server at RESTATE_ADMIN_URL={config.restate_admin_url} does not "
+                    f"answer GET /health ({reason}). Start it, or unset RESTATE_ADMIN_URL and "
+                    "RESTATE_INGRESS_URL to run the embedded restate-server.",
+                    name="restate",
+                    log_path=None,
+                    log_tail="",
+                )
+            time.sleep(config.poll_interval_s)
+
+
+def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
+    deadline = time.monotonic() + timeout_s
+    home = config.home
+    ports = allocate_ports(config.ports)  # PortTakenError before anything runs
+    processes = _build_processes(config, ports)  # BinaryNotFoundError before anything runs
+    if not config.embedded_restate:
+        _check_external_restate(config, timeout_s)
+    _prepare_home(home)
+    for process in processes:  # this run's log starts empty; keep the previous one
+        log = process.log_path(home)
+        if log.exists():
+            log.replace(log.with_name(f"{process.name}.previous.log"))
+
+    stack_id = uuid.uuid4().hex
+    username, password = "workbench", secrets.token_urlsafe(18)
+    identifier = f"workbench-{stack_id[:12]}"
+    config_path = home / "supervisord.conf"
+    text = render_config(
+        home=home,
+        project=config.project,
+        port=ports["supervisor"],
+        username=username,
+        password=password,
+        identifier=identifier,
+        processes=processes,
+    )
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+    state = StackState(
+        home=str(home),
+        project=str(config.project),
+        stack_id=stack_id,
+        persistent=config.persistent,
+        started_at=time.time(),
+        supervisor={
+            "pid": None,
+            "port": ports["supervisor"],
+            "url": f"http://127.0.0.1:{ports['supervisor']}",
+            "username": username,
+            "password": password,
+            "identifier": identifier,
+            "config": str(config_path),
+        },
+        processes={process.name: {**process.to_state(), "pid": None} for process in processes},
+        urls={
+            "ingress": next(
+                (p.ingress_url for p in processes if isinstance(p, RestateProcess)),
+                config.restate_ingress_url,
+            ),
+            "admin": next(
+                (p.admin_url for p in processes if isinstance(p, RestateProcess)),
+                config.restate_admin_url,
+            ),
+            "llm": next(
+                (p.openai_base_url for p in processes if isinstance(p, LlmProcess)),
+                config.openai_base_url,
+            ),
+            "services": next(p.url for p in processes if isinstance(p, ServicesProcess)),
+        },
+        external={"llm": not config.embedded_llm, "restate": not config.embedded_restate},
+        ports=ports,
+    )
+    state.save()  # before launching: a crash from here on can be cleaned up by stack_id
+    env = {
+        **config.environ,
+        "WORKBENCH_STACK_ID": stack_id,
+        "WORKBENCH_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = Stack(state)
+    try:
+        launch_supervisord(
+            config_path,
+            env=env,
+            output_path=home / "logs" / "supervisord.out",
+            timeout_s=max(deadline - time.monotonic(), 5.0),
+        )
+        state.supervisor["pid"] = wait_answering(
+            stack._client,
+            timeout_s=max(deadline - time.monotonic(), 5.0),
+            poll_interval_s=config.poll_interval_s,
+        )
+        state.save()
+        stack._wait(
+            stack.names,
+            timeout_s=max(deadline - time.monotonic(), 0.0),
+            poll_interval_s=config.poll_interval_s,
+            fresh=True,
+        )
+        with local_http() as http:
+            for process in stack._processes.values():
+                remaining_s = max(deadline - time.monotonic(), 1.0)
+                process.after_ready(
+                    http,
+                    timeout_s=min(config.registration_timeout_s, remaining_s),
+                    poll_interval_s=config.poll_interval_s,
+                )
+        stack._record_pids()
+    except BaseException:
+        stack._stop(grace_s=2.0)  # nothing started may outlive a failed start
+        raise
+    return stack
+
+
+def stop(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) -> bool:
+    """Stop the stack recorded in `home`. False when there was nothing to stop."""
+    path = resolve_home(home)
+    if not (path / STATE_FILE).exists():
+        return False
+    with home_lock(path):
+        state = StackState.load(path)
+        if state is None:
+            remove_state(path)
+            return False
+        Stack(state)._stop(grace_s)
+    return True
+
+
+def status(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The status table of the stack recorded in `home` (empty when none is recorded)."""
+    state = StackState.load(resolve_home(home))
+    if state is None:
+        import pandas as pd
+
+        return pd.DataFrame(columns=STATUS_COLUMNS)
+    return Stack(state).status()
+
+
+_KNOWN_ENTRIES = ("restate", "logs", STATE_FILE, "supervisord.conf", "supervisord.pid")
+_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db-wal", ".db-shm", ".sqlite3-wal", ".sqlite3-shm")
+
+
+def reset(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) -> Path:
+    """Stop the stack and delete its state: Restate data, databases (ledger), logs. A home the
+    stack created is deleted whole; in a folder it did not create, only those entries go."""
+    path = resolve_home(home)
+    if path in {Path("/"), Path.home().resolve(), find_project()} or path in Path.cwd().parents:
+        raise StackError(f"refusing to reset {path}: it is not a workbench home folder")
+    stop(path, grace_s=grace_s)
+    if not path.exists():
+        return path
+    if (path / HOME_MARKER).exists():
+        shutil.rmtree(path)
+        return path
+    for entry in path.iterdir():
+        if entry.name in _KNOWN_ENTRIES or entry.name.endswith(_DB_SUFFIXES):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return path

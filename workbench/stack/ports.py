@@ -1,0 +1,95 @@
+"""Choosing ports: an explicit port must be free, a default one is replaced by a free one."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from contextlib import ExitStack
+
+from .config import HOST, PortRequest
+from .errors import PortTakenError
+
+
+def _listen(port: int, host: str = HOST) -> socket.socket:
+    """Bind and listen like a server would (SO_REUSEADDR: TIME_WAIT leftovers do not count)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    try:
+        _listen(port, host).close()
+    except OSError:
+        return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """Distinct free ports (each held open until all are chosen)."""
+    with ExitStack() as held:
+        return [held.enter_context(_listen(0, host)).getsockname()[1] for _ in range(count)]
+
+
+def port_owner(port: int) -> str | None:
+    """Best effort: 'pid 123 (restate-server)' for the process listening on the port."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid is None:
+                    return None
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except Exception:  # noqa: BLE001 - permissions differ per platform; this is only a hint
+        return None
+    return None
+
+
+def allocate_ports(requests: Mapping[str, PortRequest], host: str = HOST) -> dict[str, int]:
+    """Pick one port per request. All are held (listening) until every one is chosen, so no two
+    requests get the same port. Raises PortTakenError for an explicit port that is in use."""
+    chosen: dict[str, int] = {}
+    with ExitStack() as held:
+        explicit_first = sorted(requests.items(), key=lambda item: item[1].explicit is None)
+        for name, request in explicit_first:
+            if request.explicit is not None:
+                try:
+                    held.enter_context(_listen(request.explicit, host))
+                except OSError:
+                    raise _taken(request, chosen) from None
+                chosen[name] = request.explicit
+                continue
+            try:
+                sock = held.enter_context(_listen(request.default, host))
+            except OSError:
+                sock = held.enter_context(_listen(0, host))
+            chosen[name] = sock.getsockname()[1]
+    return {name: chosen[name] for name in requests}
+
+
+def _taken(request: PortRequest, chosen: Mapping[str, int]) -> PortTakenError:
+    port = request.explicit
+    assert port is not None
+    clash = [name for name, p in chosen.items() if p == port]
+    if clash:
+        who = f"the workbench's own {clash[0]} port"
+    else:
+        owner = port_owner(port)
+        who = f"another process ({owner})" if owner else "another process"
+    message = (
+        f"Port {port} for {request.name} (set by {request.source}) is already in use by {who}. "
+        f"Stop what uses it, set {request.source} to another port, or unset it to let the "
+        "workbench pick a free port."
+    )
+    return PortTakenError(message, port=port, source=request.source or request.name)

@@ -1,0 +1,299 @@
+"""One small class per kind of process. Subclasses differ in their readiness check (and the
+services one also registers itself with Restate once it answers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from .config import HOST
+from .errors import RegistrationError
+
+
+class ManagedProcess:
+    """A background process run by supervisord: its command, env, port and readiness check."""
+
+    kind: ClassVar[str] = "process"
+    priority: ClassVar[int] = 100  # supervisord stops higher priorities first
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        command: Sequence[str],
+        port: int,
+        env: Mapping[str, str] | None = None,
+        host: str = HOST,
+    ) -> None:
+        self.name = name or self.kind
+        self.command = [str(part) for part in command]
+        self.port = port
+        self.env = dict(env or {})
+        self.host = host
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, port={self.port})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log_path(self, home: Path) -> Path:
+        return home / "logs" / f"{self.name}.log"
+
+    def health_urls(self) -> list[str]:
+        return [f"{self.url}/health"]
+
+    def check_ready(self, http: httpx.Client) -> str | None:
+        """One readiness probe. None when ready, else why not (for error messages)."""
+        for url in self.health_urls():
+            try:
+                response = http.get(url)
+            except httpx.HTTPError as exc:
+                return f"GET {url}: {type(exc).__name__} {exc}".strip()
+            if response.status_code != 200:
+                return f"GET {url}: HTTP {response.status_code}"
+        return None
+
+    def after_ready(self, http: httpx.Client, *, timeout_s: float, poll_interval_s: float) -> None:
+        """Called once the process answers (and again after a crash when asked to)."""
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "command": self.command,
+            "port": self.port,
+            "env": self.env,
+            "host": self.host,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
+        kind = KINDS[state["kind"]]
+        return kind._from_state(state)
+
+    @classmethod
+    def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
+        return cls(
+            name=state["name"],
+            command=state["command"],
+            port=state["port"],
+            env=state.get("env"),
+            host=state.get("host", HOST),
+        )
+
+
+class LlmProcess(ManagedProcess):
+    """The embedded OpenAI-compatible model server: ready when GET /health answers 200."""
+
+    kind = "llm"
+    priority = 100
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+
+class RestateProcess(ManagedProcess):
+    """restate-server: ready when admin GET /health and ingress GET /restate/health answer 200.
+    `port` is the ingress port; admin and node (message fabric) ports are set by env / flag."""
+
+    kind = "restate"
+    priority = 200
+
+    def __init__(
+        self,
+        *,
+        binary: str | Path | None = None,
+        base_dir: Path | None = None,
+        admin_port: int,
+        node_port: int,
+        extra_args: Sequence[str] = (),
+        command: Sequence[str] | None = None,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        host: str = HOST,
+    ) -> None:
+        self.admin_port = admin_port
+        self.node_port = node_port
+        if command is None:
+            if binary is None or base_dir is None:
+                raise TypeError("RestateProcess needs a binary and a base_dir (or a command)")
+            command = [
+                str(binary),
+                "--no-logo",
+                "--listen-mode",
+                "tcp",  # no unix sockets in the home folder (path length limits)
+                "--base-dir",
+                str(base_dir),
+                "--node-name",
+                "workbench",
+                "--bind-address",
+                f"{host}:{node_port}",
+                *extra_args,
+            ]
+        restate_env = {
+            "DO_NOT_TRACK": "1",
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{host}:{port}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{host}:{admin_port}",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            "RESTATE_LOG_FORMAT": "compact",
+            **(env or {}),
+        }
+        super().__init__(name=name, command=command, port=port, env=restate_env, host=host)
+
+    @property
+    def ingress_url(self) -> str:
+        return self.url
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.host}:{self.admin_port}"
+
+    def health_urls(self) -> list[str]:
+        return [f"{self.admin_url}/health", f"{self.ingress_url}/restate/health"]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            **super().to_state(),
+            "admin_port": self.admin_port,
+            "node_port": self.node_port,
+            "admin_url": self.admin_url,
+        }
+
+    @classmethod
+    def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
+        return cls(
+            name=state["name"],
+            command=state["command"],
+            port=state["port"],
+            admin_port=state["admin_port"],
+            node_port=state["node_port"],
+            env=state.get("env"),
+            host=state.get("host", HOST),
+        )
+
+
+class ServicesProcess(ManagedProcess):
+    """The services deployment (hypercorn + restate-sdk app). Ready as soon as it answers HTTP
+    at all (the SDK answers GET /health); then registered with the Restate admin API."""
+
+    kind = "services"
+    priority = 300
+
+    def __init__(
+        self,
+        *,
+        admin_url: str | None,
+        register: bool = True,
+        command: Sequence[str],
+        port: int,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        host: str = HOST,
+    ) -> None:
+        super().__init__(name=name, command=command, port=port, env=env, host=host)
+        self.admin_url = admin_url
+        self.register = register
+
+    def check_ready(self, http: httpx.Client) -> str | None:
+        url = f"{self.url}/health"
+        try:
+            http.get(url)
+        except httpx.HTTPError as exc:
+            return f"GET {url}: {type(exc).__name__} {exc}".strip()
+        return None  # any HTTP answer: the app is imported and serving
+
+    def after_ready(self, http: httpx.Client, *, timeout_s: float, poll_interval_s: float) -> None:
+        if self.register and self.admin_url:
+            register_deployment(
+                http,
+                self.admin_url,
+                self.url,
+                timeout_s=timeout_s,
+                poll_interval_s=poll_interval_s,
+            )
+
+    def is_registered(self, http: httpx.Client) -> bool:
+        if not self.admin_url:
+            return True
+        response = http.get(f"{self.admin_url}/deployments")
+        response.raise_for_status()
+        return any(_deployment_uri(d) == self.url for d in response.json().get("deployments", []))
+
+    def to_state(self) -> dict[str, Any]:
+        return {**super().to_state(), "admin_url": self.admin_url, "register": self.register}
+
+    @classmethod
+    def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
+        return cls(
+            name=state["name"],
+            command=state["command"],
+            port=state["port"],
+            env=state.get("env"),
+            host=state.get("host", HOST),
+            admin_url=state.get("admin_url"),
+            register=state.get("register", True),
+        )
+
+
+def _deployment_uri(deployment: Mapping[str, Any]) -> str | None:
+    uri = deployment.get("uri") or (deployment.get("http") or {}).get("uri")
+    return str(uri).rstrip("/") if uri else None
+
+
+def register_deployment(
+    http: httpx.Client,
+    admin_url: str,
+    uri: str,
+    *,
+    timeout_s: float,
+    poll_interval_s: float,
+) -> dict[str, Any]:
+    """POST {admin}/deployments {"uri", "force": true}, retrying until it succeeds or time is up."""
+    endpoint = f"{admin_url}/deployments"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status: int | None = None
+        try:
+            # discovery calls the deployment back: allow it more than a probe's timeout
+            response = http.post(endpoint, json={"uri": uri, "force": True}, timeout=30.0)
+            status, text = response.status_code, response.text
+            if response.is_success:
+                return response.json()
+            transient = status in (502, 503, 504) or _restate_code(response) in TRANSIENT_CODES
+        except httpx.HTTPError as exc:
+            text, transient = f"{type(exc).__name__}: {exc}", True
+        if not transient or time.monotonic() >= deadline:
+            raise RegistrationError(
+                f"Registering the services deployment {uri} with the Restate admin API "
+                f"({endpoint}) failed: {'HTTP ' + str(status) if status else 'no response'} "
+                f"{text.strip()[:2000]}\nCheck that the services process serves a Restate app "
+                "at that address (see its log), then start again.",
+                status_code=status,
+                response_text=text,
+            )
+        time.sleep(poll_interval_s)
+
+
+# Restate errors worth retrying: META0003 = the deployment could not be reached (yet).
+TRANSIENT_CODES = frozenset({"META0003"})
+
+
+def _restate_code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("restate_code")
+    except ValueError:
+        return None
+
+
+KINDS: dict[str, type[ManagedProcess]] = {
+    cls.kind: cls for cls in (LlmProcess, RestateProcess, ServicesProcess)
+}
