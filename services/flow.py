@@ -7,7 +7,10 @@ the baseline the benchmark compares against)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 from agents import Agent, AgentsException, Runner
@@ -16,6 +19,7 @@ from restate import TerminalError
 from . import reference_data
 from .analyst_agent import analyst_agent
 from .config import settings
+from .judge import JudgeResult, judge_claim
 from .ledger import Ledger
 from .models import (
     AnalystInput,
@@ -55,8 +59,13 @@ def idempotency_key(claim_id: str) -> str:
     return f"claim/{claim_id}/reimburse"
 
 
+@cache
+def _ledger(path: Path) -> Ledger:
+    return Ledger(path)
+
+
 def _pay(claim_id: str, customer_id: str, amount_eur: float) -> Payment:
-    ledger = Ledger(settings().ledger_path)
+    ledger = _ledger(settings().ledger_path)
     return ledger.pay(idempotency_key(claim_id), claim_id, customer_id, amount_eur)
 
 
@@ -166,12 +175,13 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
 
 
 class InProcessEnv:
-    """The same agents without Restate: no journal, no durable review, no judge."""
+    """The same agents without Restate: no journal, no durable review; the judge runs as a
+    background task (`drain()` waits for the ones started)."""
 
     def __init__(self, review: Callable[[], Awaitable[Review]] | None = None) -> None:
         self._review = review
         self.steps: list[str] = []
-        self.evaluations: list[EvaluationRequest] = []
+        self.evaluations: list[asyncio.Task[JudgeResult]] = []
 
     async def run_agent(self, agent: Agent, input: str) -> Any:
         return await Runner.run(agent, input)
@@ -185,4 +195,9 @@ class InProcessEnv:
         return await self._review()
 
     def send_evaluation(self, request: EvaluationRequest) -> None:
-        self.evaluations.append(request)
+        self.evaluations.append(asyncio.ensure_future(judge_claim(request, Runner.run)))
+
+    async def drain(self) -> list[JudgeResult]:
+        results = await asyncio.gather(*self.evaluations)
+        self.evaluations.clear()
+        return results

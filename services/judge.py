@@ -6,7 +6,11 @@ per claim with the shared handler `verdict`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import restate
+from agents import Agent
 from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext
 from restate.ext.openai import DurableRunner
@@ -18,6 +22,8 @@ from .prompts import JUDGE, get_prompt
 from .steps import LLM_OPTIONS, step
 
 claim_judge = restate.VirtualObject("ClaimJudge")
+
+RunAgent = Callable[[Agent, str], Awaitable[Any]]
 
 
 class Evidence(BaseModel):
@@ -40,17 +46,15 @@ def gather_evidence(customer_id: str | None, category: str | None) -> Evidence:
     )
 
 
-@claim_judge.handler()
-async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
+async def judge_claim(request: EvaluationRequest, run_agent: RunAgent) -> JudgeResult:
+    """Score one finished claim; `run_agent` runs the judge agent (durably or in-process)."""
     prompt = request.judge_prompt or await step(
         "fetch judge prompt", get_prompt, JUDGE, request.prompt_label
     )
     outcome = request.outcome
     claim = outcome.claim
     if claim is None:
-        result = JudgeResult(claim_id=request.claim_id, verdict=None, prompt_version=prompt.version)
-        ctx.set("result", result)
-        return result
+        return JudgeResult(claim_id=request.claim_id, verdict=None, prompt_version=prompt.version)
     evidence = await step("gather evidence", gather_evidence, claim.customer_id, claim.category)
     judge_input = JudgeInput(
         claim=claim,
@@ -60,12 +64,19 @@ async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResul
         policy=evidence.policy,
         final_status=outcome.status,
     )
-    run = await DurableRunner.run(
-        judge_agent(prompt), judge_input.model_dump_json(), run_options=LLM_OPTIONS
-    )
-    result = JudgeResult(
+    run = await run_agent(judge_agent(prompt), judge_input.model_dump_json())
+    return JudgeResult(
         claim_id=request.claim_id, verdict=run.final_output, prompt_version=prompt.version
     )
+
+
+async def _run_durably(agent: Agent, input: str) -> Any:
+    return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
+
+
+@claim_judge.handler()
+async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
+    result = await judge_claim(request, _run_durably)
     ctx.set("result", result)
     return result
 

@@ -6,8 +6,11 @@ simply calls the function."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import cache
 from typing import Any, TypeVar
 
 from restate import RunOptions, TerminalError
@@ -27,19 +30,34 @@ LLM_OPTIONS = RunOptions(
 
 
 async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    ctx = current_context()
+    ctx = _context()
     if ctx is None:
         result = fn(*args, **kwargs)
         if isinstance(result, Awaitable):
             result = await result
         return result  # type: ignore[return-value]
-    return await ctx.run_typed(
-        name, _permanent_errors_are_terminal(fn), STEP_OPTIONS, *args, **kwargs
-    )
+    wrapped, options = _journaled(fn)
+    return await ctx.run_typed(name, wrapped, options, *args, **kwargs)
+
+
+def _context() -> Any:
+    """The Restate context of the running handler, or None outside one."""
+    try:
+        return current_context()
+    except LookupError:
+        return None
 
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 """Errors that a retry cannot fix (bad input, unknown names): journaled as terminal at once."""
+
+
+@cache
+def _journaled(fn: Callable[..., Any]) -> tuple[Callable[..., Any], RunOptions]:
+    """The step function with permanent errors made terminal, and run options that carry its
+    return type (so the SDK serializes it without inspecting the signature on every call)."""
+    options = dataclasses.replace(STEP_OPTIONS, type_hint=_return_type(fn))
+    return _permanent_errors_are_terminal(fn), options
 
 
 def _permanent_errors_are_terminal(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,11 +70,8 @@ def _permanent_errors_are_terminal(fn: Callable[..., Any]) -> Callable[..., Any]
         except PERMANENT_ERRORS as e:
             raise TerminalError(str(e)) from e
 
-    run.__annotations__ = {"return": _return_type(fn)}
     return run
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
-    import inspect
-
     return inspect.signature(fn, eval_str=True).return_annotation

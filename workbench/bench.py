@@ -88,15 +88,23 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - t
 
 
-async def _throughput(run_one: Callable[[int], Awaitable[Any]], n: int, concurrency: int) -> float:
+async def _throughput(
+    run_one: Callable[[int], Awaitable[Any]],
+    n: int,
+    concurrency: int,
+    settle: Callable[[], Awaitable[Any]],
+) -> float:
+    """Claims per second, from the first submission until the last claim and its judge ended."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with gate:
             await run_one(i)
 
+    await settle()
     t = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
+    await settle()
     return n / (time.perf_counter() - t)
 
 
@@ -110,6 +118,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
     from . import claims, session
     from . import stack as stack_module
+    from .restate_admin import RestateAdmin
 
     rows: list[tuple[str, str, str]] = []
 
@@ -149,21 +158,33 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 c = await claims.asubmit_claim(docs[i % len(docs)])
                 assert c.status == "paid", c
 
+            env = InProcessEnv()
+
             async def in_process(i: int) -> None:
                 request = ClaimRequest(document=docs[i % len(docs)])
-                o = await process_claim(
-                    f"inproc-{time.perf_counter_ns()}-{i}", request, InProcessEnv()
-                )
+                o = await process_claim(f"inproc-{time.perf_counter_ns()}-{i}", request, env)
                 assert o.status == "paid", o
+
+            admin = RestateAdmin(stack.admin_url)
+
+            async def durable_judges_done() -> None:
+                """The judge runs after each claim in both modes; count its work in both."""
+                while await admin.aquery(
+                    "SELECT id FROM sys_invocation WHERE target_service_name = 'ClaimJudge' "
+                    "AND status != 'completed' LIMIT 1"
+                ):
+                    await asyncio.sleep(0.01)
 
             for warm in range(3):  # warm both paths (connections, caches)
                 await durable(warm)
                 await in_process(warm)
+            await env.drain()
 
             n = args.latency_claims
             print(f"latency over {n} sequential claims ...", file=sys.stderr)
             d = [await _timed(lambda i=i: durable(i)) for i in range(n)]
             p = [await _timed(lambda i=i: in_process(i)) for i in range(n)]
+            await env.drain()
             d50, p50 = _percentile(d, 0.5), _percentile(p, 0.5)
             row("claim latency p50, durable (Restate)", f"{d50 * 1000:.0f} ms")
             row("claim latency p95, durable (Restate)", f"{_percentile(d, 0.95) * 1000:.0f} ms")
@@ -176,8 +197,8 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 print(
                     f"throughput at concurrency {concurrency} ({total} claims) ...", file=sys.stderr
                 )
-                td = await _throughput(durable, total, concurrency)
-                tp = await _throughput(in_process, total, concurrency)
+                td = await _throughput(durable, total, concurrency, durable_judges_done)
+                tp = await _throughput(in_process, total, concurrency, env.drain)
                 row(f"throughput c={concurrency}, durable", f"{td:.1f} claims/s")
                 row(f"throughput c={concurrency}, in-process", f"{tp:.1f} claims/s")
                 target = "target >= 0.8" if concurrency == 32 else ""

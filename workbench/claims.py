@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,9 +92,13 @@ class Claim:
     @property
     def journal(self) -> pd.DataFrame:
         """The workflow's journal (the admin SQL API's sys_journal), one row per entry."""
+        admin = RestateAdmin(self._admin_url or endpoints().admin_url)
         if not self.invocation_id:
-            return pd.DataFrame()
-        return RestateAdmin(self._admin_url or endpoints().admin_url).journal(self.invocation_id)
+            invocation = run_sync(admin.aworkflow_invocation(WORKFLOW, self.id))
+            if invocation is None:
+                return pd.DataFrame()
+            self.invocation_id = invocation["id"]
+        return admin.journal(self.invocation_id)
 
     def refresh(self) -> Claim:
         return claim(self.id)
@@ -178,22 +182,44 @@ async def _status(http: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
     return response.json()
 
 
-async def _wait(http: httpx.AsyncClient, claim_id: str, poll_interval_s: float) -> Claim:
-    """Until the claim ends or waits for a human, whichever comes first."""
-    attach = asyncio.ensure_future(http.get(f"/restate/workflow/{WORKFLOW}/{claim_id}/attach"))
+async def _wait(
+    http: httpx.AsyncClient,
+    claim_id: str,
+    result: Awaitable[httpx.Response],
+    poll_interval_s: float,
+) -> Claim:
+    """Until `result` (a request answered with the workflow's output) answers, or the claim
+    waits for a human, whichever comes first."""
+    answer = asyncio.ensure_future(result)
     try:
         while True:
-            done, _ = await asyncio.wait({attach}, timeout=poll_interval_s)
+            done, _ = await asyncio.wait({answer}, timeout=poll_interval_s)
             if done:
-                response = attach.result()
+                response = answer.result()
                 _raise_for(response, f"Waiting for claim {claim_id!r}")
                 outcome = ClaimOutcome.model_validate(response.json())
-                return Claim(claim_id, outcome.status, "done", outcome)
+                invocation_id = response.headers.get("x-restate-id")
+                return Claim(claim_id, outcome.status, "done", outcome, invocation_id)
             state = await _status(http, claim_id)
             if state["step"] == AWAITING_REVIEW:
                 return Claim(claim_id, AWAITING_REVIEW, AWAITING_REVIEW)
     finally:
-        attach.cancel()
+        answer.cancel()
+
+
+def _attach(http: httpx.AsyncClient, claim_id: str) -> Awaitable[httpx.Response]:
+    return http.get(f"/restate/workflow/{WORKFLOW}/{claim_id}/attach")
+
+
+async def _run(http: httpx.AsyncClient, claim_id: str, body: str) -> httpx.Response:
+    """Start the workflow and answer with its outcome in one request; an id submitted before
+    is not run again (Restate answers 409) but attached to, so it returns the first outcome."""
+    response = await http.post(
+        f"/{WORKFLOW}/{claim_id}/run", content=body, headers={"content-type": "application/json"}
+    )
+    if response.status_code == 409:
+        return await _attach(http, claim_id)
+    return response
 
 
 async def asubmit_claim(
@@ -206,19 +232,18 @@ async def asubmit_claim(
 ) -> Claim:
     request = as_request(claim, prompt_label)
     claim_id = _check_id(id) if id is not None else new_claim_id()
+    body = request.model_dump_json()
     async with _client() as http:
+        if wait:
+            return await _wait(http, claim_id, _run(http, claim_id, body), poll_interval_s)
         response = await http.post(
             f"/{WORKFLOW}/{claim_id}/run/send",
-            content=request.model_dump_json(),
+            content=body,
             headers={"content-type": "application/json"},
         )
         _raise_for(response, f"Submitting claim {claim_id!r}")
         invocation_id = response.json().get("invocationId")
-        if not wait:
-            return Claim(claim_id, "running", "submitted", invocation_id=invocation_id)
-        result = await _wait(http, claim_id, poll_interval_s)
-    result.invocation_id = invocation_id
-    return result
+        return Claim(claim_id, "running", "submitted", invocation_id=invocation_id)
 
 
 def submit_claim(
@@ -324,7 +349,7 @@ async def _decide(claim_id: str, approved: bool, reviewer: str, note: str, wait:
         _raise_for(response, f"{handler.capitalize()} claim {claim_id!r}")
         if not wait:
             return Claim(claim_id, "running", "review decided")
-        return await _wait(http, claim_id, 0.5)
+        return await _wait(http, claim_id, _attach(http, claim_id), 0.5)
 
 
 async def aapprove(

@@ -1,0 +1,46 @@
+"""`python -m workbench.local.langfuse --host 127.0.0.1 --port P --db PATH [--public-key ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.local.langfuse",
+        description="Serve the embedded Langfuse-API-compatible server (SQLite).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port to listen on (3000)")
+    parser.add_argument("--db", type=Path, required=True, help="SQLite file (created if missing)")
+    parser.add_argument("--public-key", default="pk-lf-local", help="public key (pk-lf-local)")
+    parser.add_argument("--secret-key", default="sk-lf-local", help="secret key (sk-lf-local)")
+    parser.add_argument("--project-name", default="workbench", help="project name (workbench)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
+    args = parser.parse_args(argv)
+    if not args.public_key or not args.secret_key:
+        parser.error("--public-key and --secret-key must not be empty")
+    app = create_app(args.db, args.public_key, args.secret_key, args.project_name)
+    print(
+        f"workbench-local langfuse on http://{args.host}:{args.port} (db {args.db}, "
+        f"public key {args.public_key})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
