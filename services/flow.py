@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from agents import Agent, AgentsException, Runner
 from restate import TerminalError
 
-from . import reference_data
+from . import faults, reference_data, tracing
 from .analyst_agent import analyst_agent
 from .config import settings
 from .judge import JudgeResult, judge_claim
@@ -29,6 +29,7 @@ from .models import (
     ClaimRequest,
     EvaluationRequest,
     Payment,
+    PromptRef,
     PromptSet,
     Review,
 )
@@ -40,6 +41,7 @@ REQUIRED_FIELDS = ("customer_id", "amount", "currency", "category")
 
 
 class Env(Protocol):
+    def trace_id(self) -> str | None: ...
     async def run_agent(self, agent: Agent, input: str) -> Any: ...
     def set_step(self, name: str) -> None: ...
     async def await_review(self) -> Review: ...
@@ -83,9 +85,10 @@ async def _fetch_prompts(label: str) -> PromptSet:
         raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
 
 
-async def _agent(env: Env, agent: Agent, input: str, what: str) -> Any:
+async def _agent(env: Env, agent: Agent, input: str, what: str, prompt: PromptRef) -> Any:
     try:
-        result = await env.run_agent(agent, input)
+        with tracing.prompt_in_use(prompt.name, prompt.version):
+            result = await env.run_agent(agent, input)
     except (AgentsException, TerminalError) as e:
         message = getattr(e, "message", None) or str(e)
         raise ClaimFailed("failed", f"The {what} failed for good: {message}") from None
@@ -100,10 +103,13 @@ async def _to_eur(claim: ClaimData) -> float:
 
 
 async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> ClaimOutcome:
+    tracing.set_claim(claim_id)
+    faults.attempt_started(claim_id)
     base: dict[str, Any] = {
         "claim_id": claim_id,
         "prompt_label": request.prompt_label,
         "service_version": settings().service_version,
+        "trace_id": env.trace_id(),
     }
     assessment: ClaimAssessment | None = None
     prompts: PromptSet | None = None
@@ -114,7 +120,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
 
         env.set_step("parse")
         claim: ClaimData = await _agent(
-            env, parser_agent(prompts.parser), request.document, "parser"
+            env, parser_agent(prompts.parser), request.document, "parser", prompts.parser
         )
         base["claim"] = claim
         if missing := _missing(claim):
@@ -131,7 +137,9 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
 
         env.set_step("analyze")
         analyst_input = AnalystInput(claim=claim, amount_eur=amount_eur).model_dump_json()
-        assessment = await _agent(env, analyst_agent(prompts.analyst), analyst_input, "analyst")
+        assessment = await _agent(
+            env, analyst_agent(prompts.analyst), analyst_input, "analyst", prompts.analyst
+        )
         base["decision"] = assessment.decision
         decision, reason = assessment.decision, assessment.reason
 
@@ -145,7 +153,10 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
 
         if decision == "approve":
             env.set_step("reimburse")
-            payment = await step("reimburse", _pay, claim_id, claim.customer_id, amount_eur)
+            try:
+                payment = await step("reimburse", _pay, claim_id, claim.customer_id, amount_eur)
+            except TerminalError as e:
+                raise ClaimFailed("failed", f"The payment failed for good: {e.message}") from None
             outcome = ClaimOutcome(
                 **base,
                 status="paid",
@@ -168,6 +179,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
             assessment=assessment,
             prompt_label=request.prompt_label,
             judge_prompt=prompts.judge if prompts else None,
+            trace_id=base["trace_id"],
         )
     )
     env.set_step("done")
@@ -182,6 +194,9 @@ class InProcessEnv:
         self._review = review
         self.steps: list[str] = []
         self.evaluations: list[asyncio.Task[JudgeResult]] = []
+
+    def trace_id(self) -> str | None:
+        return None
 
     async def run_agent(self, agent: Agent, input: str) -> Any:
         return await Runner.run(agent, input)

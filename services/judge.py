@@ -7,18 +7,20 @@ per claim with the shared handler `verdict`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import restate
 from agents import Agent
 from pydantic import BaseModel
-from restate import ObjectContext, ObjectSharedContext
+from restate import ObjectContext, ObjectSharedContext, RunOptions
 from restate.ext.openai import DurableRunner
 
-from . import reference_data
+from . import reference_data, tracing
 from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
-from .prompts import JUDGE, get_prompt
+from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured
+from .scores import write_score
 from .steps import LLM_OPTIONS, step
 
 claim_judge = restate.VirtualObject("ClaimJudge")
@@ -64,7 +66,9 @@ async def judge_claim(request: EvaluationRequest, run_agent: RunAgent) -> JudgeR
         policy=evidence.policy,
         final_status=outcome.status,
     )
-    run = await run_agent(judge_agent(prompt), judge_input.model_dump_json())
+    tracing.set_claim(request.claim_id)
+    with tracing.prompt_in_use(prompt.name, prompt.version):
+        run = await run_agent(judge_agent(prompt), judge_input.model_dump_json())
     return JudgeResult(
         claim_id=request.claim_id, verdict=run.final_output, prompt_version=prompt.version
     )
@@ -74,10 +78,47 @@ async def _run_durably(agent: Agent, input: str) -> Any:
     return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
 
 
+SCORE_OPTIONS = RunOptions(
+    initial_retry_interval=timedelta(milliseconds=500),
+    retry_interval_factor=2.0,
+    max_retry_interval=timedelta(seconds=10),
+)
+"""No attempt limit: a score write retries until the backend takes it (errors no retry can fix,
+such as wrong keys, end it at once)."""
+
+
 @claim_judge.handler()
 async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
     result = await judge_claim(request, _run_durably)
     ctx.set("result", result)
+    if result.verdict is not None and request.trace_id and langfuse_configured():
+        outcome = request.outcome
+        metadata = {
+            "claim_id": request.claim_id,
+            "status": outcome.status,
+            "prompt_label": request.prompt_label,
+            "analyst_prompt_version": outcome.prompt_versions.get(ANALYST),
+            "judge_prompt_version": result.prompt_version,
+            "service_version": outcome.service_version,
+        }
+
+        async def write() -> str:
+            with tracing.step_span("write score"):
+                try:
+                    return write_score(
+                        request.trace_id,
+                        request.claim_id,
+                        result.verdict.score,
+                        result.verdict.reason,
+                        metadata,
+                    )
+                except ValueError as e:  # refused for good: retrying cannot fix it
+                    raise restate.TerminalError(str(e)) from e
+
+        try:
+            await ctx.run_typed("write score", write, SCORE_OPTIONS)
+        except restate.TerminalError:
+            pass  # the verdict stays readable here; the refusal is in the journal and the log
     return result
 
 

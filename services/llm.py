@@ -11,6 +11,8 @@ import os
 from agents import set_default_openai_api, set_default_openai_client, set_tracing_disabled
 from openai import AsyncOpenAI
 
+from . import faults
+
 _configured = False
 
 
@@ -34,6 +36,7 @@ def configure_model_client(timeout_s: float = 60.0) -> AsyncOpenAI:
         max_retries=0,
         timeout=timeout_s,
     )
+    faults.wrap_transport(client)  # model faults, Retry-After, unparsable answers retried
     set_default_openai_client(client, use_for_tracing=False)
     set_default_openai_api("chat_completions")
     set_tracing_disabled(True)

@@ -169,6 +169,8 @@ class ClaimOutcome(BaseModel):
     prompt_versions: dict[str, int] = Field(default_factory=dict)
     prompt_label: str = "production"
     service_version: str = "v1"
+    trace_id: str | None = None
+    """The claim's trace (W3C trace id, 32 hex) in Langfuse, when tracing is on."""
 
     def __repr__(self) -> str:
         parts = [f"ClaimOutcome({self.claim_id}: {self.status.upper()}"]

@@ -1,63 +1,120 @@
-"""The agents' prompts, by label. For now they come from data/prompts/ (index.json names each
-version and its labels); the observability work moves them into Langfuse."""
+"""The agents' prompts, by label: from Langfuse when it is configured (`LANGFUSE_*`), else from
+data/prompts/ (index.json names each version and its labels). The workflow fetches all three in
+ONE durable step, so a claim keeps the versions it fetched through every retry and replay, while
+new claims see where the labels point now."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from typing import Any
 
 from .config import settings
 from .models import PromptRef, PromptSet
 
 PARSER, ANALYST, JUDGE = "claim-parser", "claim-analyst", "claim-judge"
+NAMES = (PARSER, ANALYST, JUDGE)
 DEFAULT_LABEL = "production"
+
+log = logging.getLogger("services.prompts")
 
 
 class UnknownPromptLabelError(LookupError):
     """No prompt carries the requested label."""
 
 
-def _index() -> list[dict[str, Any]]:
+def langfuse_configured() -> bool:
+    return bool(os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY"))
+
+
+# -- the files in data/prompts/ (the seed of Langfuse, and the source without it) --------------
+
+
+def index() -> list[dict[str, Any]]:
+    """data/prompts/index.json: each version's name, file, labels and commit message."""
     return json.loads((settings().data_dir / "prompts" / "index.json").read_text())
 
 
-def labels() -> dict[str, list[str]]:
-    """Each label and the prompts (name vN) that carry it."""
+def file_text(entry: dict[str, Any]) -> str:
+    return (settings().data_dir / "prompts" / entry["file"]).read_text()
+
+
+def _file_prompt(name: str, label: str) -> PromptRef | None:
+    for entry in index():
+        if entry["name"] == name and label in entry.get("labels", []):
+            return PromptRef(
+                name=name, version=entry["version"], label=label, text=file_text(entry)
+            )
+    return None
+
+
+def _file_labels() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for entry in _index():
+    for entry in index():
         for label in entry.get("labels", []):
             out.setdefault(label, []).append(f"{entry['name']} v{entry['version']}")
     return out
 
 
+# -- Langfuse ------------------------------------------------------------------------------------
+
+
+def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
+    from langfuse import get_client
+    from langfuse.api import NotFoundError
+
+    try:
+        prompt = get_client().get_prompt(name, label=label, cache_ttl_seconds=0, max_retries=0)
+    except NotFoundError:
+        return None
+    return PromptRef(name=name, version=prompt.version, label=label, text=str(prompt.prompt))
+
+
+def _fetch(name: str, label: str) -> PromptRef | None:
+    if not langfuse_configured():
+        return _file_prompt(name, label)
+    try:
+        return _langfuse_prompt(name, label)
+    except Exception as e:  # the backend is down: claims still complete, on the seed prompts
+        if getattr(e, "status_code", None) == 404:
+            return None
+        log.warning("Langfuse prompts unreachable (%s); using data/prompts for %s.", e, name)
+        return _file_prompt(name, label)
+
+
 def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
     """The version of `name` that carries `label`, or its production version when only other
     prompts carry that label (a label such as `staging` may name just the analyst's candidate)."""
-    entries = [e for e in _index() if e["name"] == name]
-    if not entries:
-        raise LookupError(f"No prompt named {name!r} in data/prompts/index.json.")
-    for wanted in (label, DEFAULT_LABEL):
-        for entry in entries:
-            if wanted in entry.get("labels", []):
-                text = (settings().data_dir / "prompts" / entry["file"]).read_text()
-                return PromptRef(name=name, version=entry["version"], label=wanted, text=text)
+    for wanted in dict.fromkeys((label, DEFAULT_LABEL)):
+        prompt = _fetch(name, wanted)
+        if prompt is not None:
+            return prompt
     raise LookupError(f"Prompt {name!r} has neither label {label!r} nor {DEFAULT_LABEL!r}.")
 
 
+def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
+    """All prompts of a claim at once (one durable step in the workflow)."""
+    fetched = {name: _fetch(name, label) for name in NAMES}
+    if label != DEFAULT_LABEL and not any(fetched.values()):
+        raise UnknownPromptLabelError(
+            f"Prompt label {label!r} is on no prompt ({', '.join(NAMES)}). "
+            "Promote a version to that label first, or submit with a label that exists."
+        )
+    refs = {name: fetched[name] or get_prompt(name, DEFAULT_LABEL) for name in NAMES}
+    return PromptSet(parser=refs[PARSER], analyst=refs[ANALYST], judge=refs[JUDGE])
+
+
+def labels() -> dict[str, list[str]]:
+    """Each label of the seed prompts and the prompts (name vN) that carry it."""
+    return _file_labels()
+
+
 def check_label(label: str) -> None:
-    known = labels()
+    """Refuse a label no seed prompt carries (used when no Langfuse is at hand)."""
+    known = _file_labels()
     if label not in known:
         raise UnknownPromptLabelError(
             f"Prompt label {label!r} is on no prompt. Known labels: {', '.join(sorted(known))}. "
             "Pass one of them, or give a prompt version that label first."
         )
-
-
-def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
-    """All prompts of a claim at once (one durable step in the workflow)."""
-    check_label(label)
-    return PromptSet(
-        parser=get_prompt(PARSER, label),
-        analyst=get_prompt(ANALYST, label),
-        judge=get_prompt(JUDGE, label),
-    )

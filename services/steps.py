@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from restate import RunOptions, TerminalError
 from restate.server_context import current_context
 
+from . import faults
+from .tracing import step_span
+
 T = TypeVar("T")
 
 STEP_OPTIONS = RunOptions(
@@ -36,7 +39,7 @@ async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwa
         if isinstance(result, Awaitable):
             result = await result
         return result  # type: ignore[return-value]
-    wrapped, options = _journaled(fn)
+    wrapped, options = _journaled(faults.observed(name, fn), name)
     return await ctx.run_typed(name, wrapped, options, *args, **kwargs)
 
 
@@ -53,22 +56,24 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError)
 
 
 @cache
-def _journaled(fn: Callable[..., Any]) -> tuple[Callable[..., Any], RunOptions]:
-    """The step function with permanent errors made terminal, and run options that carry its
-    return type (so the SDK serializes it without inspecting the signature on every call)."""
+def _journaled(fn: Callable[..., Any], name: str) -> tuple[Callable[..., Any], RunOptions]:
+    """The step function, traced and with permanent errors made terminal, and run options that
+    carry its return type (so the SDK serializes it without inspecting the signature each call)."""
     options = dataclasses.replace(STEP_OPTIONS, type_hint=_return_type(fn))
-    return _permanent_errors_are_terminal(fn), options
+    return _permanent_errors_are_terminal(fn, name), options
 
 
-def _permanent_errors_are_terminal(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _permanent_errors_are_terminal(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     async def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            result = fn(*args, **kwargs)
-            if isinstance(result, Awaitable):
-                result = await result
-            return result
-        except PERMANENT_ERRORS as e:
-            raise TerminalError(str(e)) from e
+        # runs only when the step really executes (a replay reads the journal instead)
+        with step_span(name):
+            try:
+                result = fn(*args, **kwargs)
+                if isinstance(result, Awaitable):
+                    result = await result
+                return result
+            except PERMANENT_ERRORS as e:
+                raise TerminalError(str(e)) from e
 
     return run
 

@@ -14,20 +14,24 @@ from agents import Agent
 from restate import InvocationRetryPolicy, WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
+from .faults import env_int
 from .flow import process_claim
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
 from .steps import LLM_OPTIONS
+from .tracing import trace_id_of
 
 RETRY_POLICY = InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
+    initial_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_INITIAL_MS", 200)),
     exponentiation_factor=2.0,
-    max_interval=timedelta(seconds=5),
-    max_attempts=20,
+    max_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_MAX_INTERVAL_MS", 5000)),
+    max_attempts=env_int("WORKBENCH_RETRY_MAX_ATTEMPTS", 20),
     on_max_attempts="pause",
 )
 """Snappy for demos (first retry after 0.2 s, at most 5 s apart); after 20 failed attempts the
-claim is paused, not dropped: fix the cause and resume it from the Restate UI."""
+claim is paused, not dropped: fix the cause and resume it from the Restate UI. Each knob is
+overridable in the services' environment (WORKBENCH_RETRY_INITIAL_MS, _MAX_INTERVAL_MS,
+_MAX_ATTEMPTS)."""
 
 claim_workflow = restate.Workflow("ClaimWorkflow", invocation_retry_policy=RETRY_POLICY)
 
@@ -37,6 +41,10 @@ class DurableEnv:
 
     def __init__(self, ctx: WorkflowContext) -> None:
         self.ctx = ctx
+
+    def trace_id(self) -> str | None:
+        # the same on every attempt (only the span id changes), so replays send the same payload
+        return trace_id_of(self.ctx.request().attempt_headers.get("traceparent"))
 
     async def run_agent(self, agent: Agent, input: str) -> Any:
         return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)

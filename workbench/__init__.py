@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import session
+from . import faults, prompts, session, widgets
 from .claims import (
     Claim,
     ClaimBatch,
@@ -29,13 +29,20 @@ from .claims import (
     submit_claim,
     submit_claims,
 )
+from .evidence import payment_attempts, resumption_report
+from .faults import Fault
 from .ledger_view import ledger
+from .observability import scores, trace_id_for, traces, wait_for_scores, wait_for_trace
+from .panel import panel
 from .samples import Sample, sample, samples, samples_table
+from .score_charts import score_chart, scores_over_time
+from .waterfall import waterfall
 
 __all__ = [
     "Claim",
     "ClaimBatch",
     "ClaimError",
+    "Fault",
     "Sample",
     "aapprove",
     "aclaim",
@@ -45,15 +52,29 @@ __all__ = [
     "asubmit_claims",
     "claim",
     "current",
+    "faults",
     "ledger",
+    "panel",
+    "payment_attempts",
+    "prompts",
     "reject",
+    "resumption_report",
     "sample",
     "samples",
     "samples_table",
+    "score_chart",
+    "scores",
+    "scores_over_time",
     "start",
     "stop",
     "submit_claim",
     "submit_claims",
+    "trace_id_for",
+    "traces",
+    "wait_for_scores",
+    "wait_for_trace",
+    "waterfall",
+    "widgets",
 ]
 
 _stack: Any = None
@@ -65,7 +86,8 @@ def start(**kwargs: Any) -> Any:
     from . import stack as _stack_module
 
     _stack = _stack_module.start(**kwargs)
-    session.use(_stack.ingress_url, _stack.admin_url)
+    keys = _stack.langfuse_keys or (None, None)
+    session.use(_stack.ingress_url, _stack.admin_url, _stack.langfuse_url, *keys)
     return _stack
 
 

@@ -210,6 +210,30 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         row("stack peak memory (RSS, all processes)", f"{memory.peak_bytes / 2**20:.0f} MiB")
     finally:
         stack.stop()
+
+    print("latency with tracing off (a second stack, no Langfuse) ...", file=sys.stderr)
+    quiet = stack_module.start(
+        home=Path(tempfile.mkdtemp(prefix="workbench-bench-notrace-")),
+        persistent=False,
+        tracing=False,
+        llm_latency_ms=args.llm_latency_ms,
+    )
+    session.use(quiet.ingress_url, quiet.admin_url)
+    try:
+        for warm in range(3):
+            await durable(warm)
+        off = [await _timed(lambda i=i: durable(i)) for i in range(args.latency_claims)]
+    finally:
+        quiet.stop()
+    off50 = _percentile(off, 0.5)
+    row("claim latency p50, durable, tracing off", f"{off50 * 1000:.0f} ms")
+    row("tracing overhead at p50 (on / off)", f"{d50 / off50:.2f}", "target <= 1.20")
+
+    from .bench_tracing import span_ingest_rate
+
+    print("span ingest rate of the embedded Langfuse ...", file=sys.stderr)
+    rate = span_ingest_rate(args.ingest_spans)
+    row("embedded Langfuse span ingest (OTLP, batched)", f"{rate:,.0f} spans/s", "target >= 5,000")
     return rows
 
 
@@ -228,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-claims", type=int, default=30)
     parser.add_argument("--throughput-claims", type=int, default=64)
     parser.add_argument("--llm-latency-ms", type=float, default=0.0)
+    parser.add_argument("--ingest-spans", type=int, default=20_000)
     args = parser.parse_args(argv)
     rows = asyncio.run(_bench(args))
     print(_markdown(rows))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +19,16 @@ import pandas as pd
 from pydantic import ValidationError
 
 from services.models import ClaimOutcome, ClaimRequest, Review
-from services.prompts import UnknownPromptLabelError, check_label
 
 from ._aio import run_sync
+from .labels import UnknownPromptLabelError, check_label
 from .restate_admin import RestateAdmin
 from .samples import Sample
 from .session import endpoints
 
 WORKFLOW = "ClaimWorkflow"
+OUTAGE_TIMEOUT_S = 120.0
+"""How long a wait outlasts Restate being unreachable (killed, restarting) before giving up."""
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 AWAITING_REVIEW = "awaiting review"
 
@@ -99,6 +102,14 @@ class Claim:
                 return pd.DataFrame()
             self.invocation_id = invocation["id"]
         return admin.journal(self.invocation_id)
+
+    @property
+    def attempts(self) -> Any:
+        """How often Restate tried the claim and its last failure (sys_invocation), with each
+        attempt the services saw (`workbench.evidence.attempts`)."""
+        from .evidence import attempts
+
+        return attempts(self.id)
 
     def refresh(self) -> Claim:
         return claim(self.id)
@@ -185,26 +196,54 @@ async def _status(http: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
 async def _wait(
     http: httpx.AsyncClient,
     claim_id: str,
-    result: Awaitable[httpx.Response],
+    result: Callable[[], Awaitable[httpx.Response]],
     poll_interval_s: float,
+    *,
+    stop_at_review: bool = True,
 ) -> Claim:
-    """Until `result` (a request answered with the workflow's output) answers, or the claim
-    waits for a human, whichever comes first."""
-    answer = asyncio.ensure_future(result)
+    """Until `result()` (a request answered with the workflow's output) answers, or the claim
+    waits for a human, whichever comes first. Restate going away meanwhile (killed, restarting)
+    is waited out: the request, idempotent, is sent again until Restate answers."""
+    answer = asyncio.ensure_future(result())
+    outage_since: float | None = None
     try:
         while True:
             done, _ = await asyncio.wait({answer}, timeout=poll_interval_s)
             if done:
-                response = answer.result()
+                try:
+                    response = answer.result()
+                    unavailable = response.status_code in (502, 503, 504)
+                except httpx.TransportError:
+                    unavailable = True
+                if unavailable:
+                    outage_since = outage_since or time.monotonic()
+                    if time.monotonic() - outage_since > OUTAGE_TIMEOUT_S:
+                        raise ClaimError(
+                            f"Waiting for claim {claim_id!r}: Restate at {http.base_url} did not "
+                            f"answer for {OUTAGE_TIMEOUT_S:.0f} s. Is the stack running "
+                            "(`python -m workbench status`)?"
+                        )
+                    answer = asyncio.ensure_future(_later(poll_interval_s, result))
+                    continue
                 _raise_for(response, f"Waiting for claim {claim_id!r}")
                 outcome = ClaimOutcome.model_validate(response.json())
                 invocation_id = response.headers.get("x-restate-id")
                 return Claim(claim_id, outcome.status, "done", outcome, invocation_id)
-            state = await _status(http, claim_id)
+            if not stop_at_review:
+                continue
+            try:
+                state = await _status(http, claim_id)
+            except (httpx.TransportError, ClaimError):
+                continue  # Restate restarting, or the claim not accepted yet
             if state["step"] == AWAITING_REVIEW:
                 return Claim(claim_id, AWAITING_REVIEW, AWAITING_REVIEW)
     finally:
         answer.cancel()
+
+
+async def _later(delay_s: float, request: Callable[[], Awaitable[httpx.Response]]) -> Any:
+    await asyncio.sleep(delay_s)
+    return await request()
 
 
 def _attach(http: httpx.AsyncClient, claim_id: str) -> Awaitable[httpx.Response]:
@@ -229,13 +268,18 @@ async def asubmit_claim(
     wait: bool = True,
     prompt_label: str | None = None,
     poll_interval_s: float = 0.5,
+    faults: Sequence[Any] | None = None,
 ) -> Claim:
     request = as_request(claim, prompt_label)
     claim_id = _check_id(id) if id is not None else new_claim_id()
     body = request.model_dump_json()
+    if faults:
+        from .faults import plan
+
+        plan(claim_id, list(faults))
     async with _client() as http:
         if wait:
-            return await _wait(http, claim_id, _run(http, claim_id, body), poll_interval_s)
+            return await _wait(http, claim_id, lambda: _run(http, claim_id, body), poll_interval_s)
         response = await http.post(
             f"/{WORKFLOW}/{claim_id}/run/send",
             content=body,
@@ -252,9 +296,11 @@ def submit_claim(
     *,
     wait: bool = True,
     prompt_label: str | None = None,
+    faults: Sequence[Any] | None = None,
 ) -> Claim:
-    """Submit one claim; with `wait`, return when it ended or waits for review."""
-    return run_sync(asubmit_claim(claim, id, wait=wait, prompt_label=prompt_label))
+    """Submit one claim; with `wait`, return when it ended or waits for review. `faults`
+    (`workbench.Fault`s) are planned for this claim before it is sent."""
+    return run_sync(asubmit_claim(claim, id, wait=wait, prompt_label=prompt_label, faults=faults))
 
 
 def _batch_items(batch: Iterable[Any]) -> list[tuple[str | None, str | ClaimRequest | Sample]]:
@@ -349,7 +395,9 @@ async def _decide(claim_id: str, approved: bool, reviewer: str, note: str, wait:
         _raise_for(response, f"{handler.capitalize()} claim {claim_id!r}")
         if not wait:
             return Claim(claim_id, "running", "review decided")
-        return await _wait(http, claim_id, _attach(http, claim_id), 0.5)
+        return await _wait(
+            http, claim_id, lambda: _attach(http, claim_id), 0.5, stop_at_review=False
+        )
 
 
 async def aapprove(

@@ -86,7 +86,7 @@ def test_start_makes_every_process_answer(stack: wb.Stack, home: Path) -> None:
         "restarts",
         "log",
     ]
-    assert set(table["name"]) == {"llm", "restate", "services"}
+    assert set(table["name"]) == {"langfuse", "llm", "restate", "services"}
     assert set(table["state"]) <= {"STARTING", "RUNNING"}
     assert table.set_index("name").loc["restate", "pid"] == stack.pid("restate")
     assert "restate" in repr(stack) and "<table" in stack._repr_html_()

@@ -16,6 +16,7 @@ HOST = "127.0.0.1"
 
 # Port names and their defaults. The environment variable for each is WORKBENCH_<NAME>_PORT.
 DEFAULT_PORTS: dict[str, int] = {
+    "langfuse": 3000,
     "llm": 8788,
     "ingress": 8080,
     "admin": 9070,
@@ -42,7 +43,18 @@ DEFAULT_SERVICES_COMMAND: tuple[str, ...] = (
     "--port",
     "{port}",
 )
+DEFAULT_LANGFUSE_COMMAND: tuple[str, ...] = (
+    sys.executable,
+    "-m",
+    "workbench.local.langfuse",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+)
 LOCAL_OPENAI_API_KEY = "workbench-local"
+LOCAL_LANGFUSE_PUBLIC_KEY = "pk-lf-local"
+LOCAL_LANGFUSE_SECRET_KEY = "sk-lf-local"
 
 
 def port_env_var(name: str) -> str:
@@ -131,9 +143,14 @@ class StackConfig:
     openai_base_url: str | None = None  # set: a real model endpoint, no embedded llm
     restate_admin_url: str | None = None  # both set: an existing Restate server
     restate_ingress_url: str | None = None
+    tracing: bool = True  # False: no Langfuse at all (no embedded server, no span export)
+    langfuse_base_url: str | None = None  # set: a real Langfuse, no embedded one
+    langfuse_public_key: str = LOCAL_LANGFUSE_PUBLIC_KEY
+    langfuse_secret_key: str = LOCAL_LANGFUSE_SECRET_KEY
     restate_bin: Path | None = None
     restate_args: tuple[str, ...] = ()
     llm_command: tuple[str, ...] = DEFAULT_LLM_COMMAND
+    langfuse_command: tuple[str, ...] = DEFAULT_LANGFUSE_COMMAND
     services_command: tuple[str, ...] = DEFAULT_SERVICES_COMMAND
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # extra env per process
     llm_latency_ms: float | None = None  # simulated latency of the embedded model per completion
@@ -146,6 +163,10 @@ class StackConfig:
     @property
     def embedded_llm(self) -> bool:
         return not self.openai_base_url
+
+    @property
+    def embedded_langfuse(self) -> bool:
+        return self.tracing and not self.langfuse_base_url
 
     @property
     def embedded_restate(self) -> bool:
@@ -198,11 +219,22 @@ class StackConfig:
             openai_base_url=text("openai_base_url", "OPENAI_BASE_URL"),
             restate_admin_url=text("restate_admin_url", "RESTATE_ADMIN_URL"),
             restate_ingress_url=text("restate_ingress_url", "RESTATE_INGRESS_URL"),
+            langfuse_base_url=text("langfuse_base_url", "LANGFUSE_BASE_URL")
+            or text("langfuse_host", "LANGFUSE_HOST"),
             environ=env,
         )
+        if config.langfuse_base_url:  # a real Langfuse: its keys are required
+            keys = (env.get("LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_SECRET_KEY"))
+            if not all(keys):
+                raise ValueError(
+                    f"LANGFUSE_BASE_URL={config.langfuse_base_url} is set but "
+                    "LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY are not: set both (Langfuse project "
+                    "settings > API keys), or unset LANGFUSE_BASE_URL to use the embedded one."
+                )
+            config.langfuse_public_key, config.langfuse_secret_key = keys  # type: ignore[assignment]
         if overrides.get("restate_bin") is not None:
             config.restate_bin = Path(str(overrides.pop("restate_bin")))
-        for key in ("llm_command", "services_command", "restate_args"):
+        for key in ("llm_command", "langfuse_command", "services_command", "restate_args"):
             if overrides.get(key) is not None:
                 value = overrides.pop(key)
                 if isinstance(value, str) or not isinstance(value, Sequence):
@@ -214,6 +246,7 @@ class StackConfig:
         if latency is not None:
             config.llm_latency_ms = float(latency)  # type: ignore[arg-type]
         for key in (
+            "tracing",
             "persistent",
             "service_version",
             "register",
@@ -235,9 +268,13 @@ OVERRIDES = frozenset(
         "project",
         *(f"{name}_port" for name in DEFAULT_PORTS),
         "persistent",
+        "tracing",
         "openai_base_url",
         "restate_admin_url",
         "restate_ingress_url",
+        "langfuse_base_url",
+        "langfuse_host",
+        "langfuse_command",
         "restate_bin",
         "restate_args",
         "llm_command",

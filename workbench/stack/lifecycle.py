@@ -19,7 +19,13 @@ import httpx
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, find_project
 from .errors import StackError, StartTimeoutError
 from .ports import allocate_ports
-from .processes import LlmProcess, ManagedProcess, RestateProcess, ServicesProcess
+from .processes import (
+    LangfuseProcess,
+    LlmProcess,
+    ManagedProcess,
+    RestateProcess,
+    ServicesProcess,
+)
 from .stack import STATUS_COLUMNS, Stack, home_lock, local_http, resolve_home
 from .state import STATE_FILE, StackState, remove_state
 from .supervisor import (
@@ -29,6 +35,7 @@ from .supervisor import (
     render_config,
     wait_answering,
 )
+from .tracing import seed_prompts, tracing_args, tracing_env
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,6 +134,34 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
     def command(template: Sequence[str], port: int) -> list[str]:
         return [part.format(host=HOST, port=port) for part in template]
 
+    if config.embedded_langfuse:
+        langfuse = LangfuseProcess(
+            command=[
+                *command(config.langfuse_command, ports["langfuse"]),
+                "--db",
+                str(home / "langfuse.sqlite3"),
+                "--public-key",
+                config.langfuse_public_key,
+                "--secret-key",
+                config.langfuse_secret_key,
+            ],
+            port=ports["langfuse"],
+            env={**common, **config.env.get("langfuse", {})},
+        )
+        processes.append(langfuse)
+        langfuse_url = langfuse.url
+    else:
+        langfuse_url = str(config.langfuse_base_url) if config.tracing else None
+    langfuse_env = (
+        {
+            "LANGFUSE_BASE_URL": langfuse_url,
+            "LANGFUSE_PUBLIC_KEY": config.langfuse_public_key,
+            "LANGFUSE_SECRET_KEY": config.langfuse_secret_key,
+        }
+        if langfuse_url
+        else {}
+    )
+
     if config.embedded_llm:
         latency = (
             [] if config.llm_latency_ms is None else ["--latency-ms", f"{config.llm_latency_ms:g}"]
@@ -148,8 +183,11 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
             port=ports["ingress"],
             admin_port=ports["admin"],
             node_port=ports["node"],
-            extra_args=config.restate_args,
-            env=config.env.get("restate", {}),
+            extra_args=[
+                *(tracing_args(langfuse_url) if langfuse_url else []),
+                *config.restate_args,
+            ],
+            env={**(tracing_env(config) if langfuse_url else {}), **config.env.get("restate", {})},
         )
         processes.append(restate)
         admin_url, ingress_url = restate.admin_url, restate.ingress_url
@@ -158,6 +196,7 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
 
     services_env = {
         **common,
+        **langfuse_env,
         "OPENAI_BASE_URL": openai_base_url,
         "WORKBENCH_DATA_DIR": str(config.data_dir),
         "SERVICE_VERSION": config.service_version,
@@ -261,8 +300,19 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
                 config.openai_base_url,
             ),
             "services": next(p.url for p in processes if isinstance(p, ServicesProcess)),
+            "langfuse": next(
+                (p.url for p in processes if isinstance(p, LangfuseProcess)),
+                config.langfuse_base_url if config.tracing else None,
+            ),
         },
-        external={"llm": not config.embedded_llm, "restate": not config.embedded_restate},
+        external={
+            "llm": not config.embedded_llm,
+            "restate": not config.embedded_restate,
+            "langfuse": not config.embedded_langfuse,
+        },
+        langfuse_keys=[config.langfuse_public_key, config.langfuse_secret_key]
+        if config.tracing
+        else [],
         ports=ports,
     )
     state.save()  # before launching: a crash from here on can be cleaned up by stack_id
@@ -300,6 +350,12 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
                     timeout_s=min(config.registration_timeout_s, remaining_s),
                     poll_interval_s=config.poll_interval_s,
                 )
+        if state.urls.get("langfuse"):
+            seed_prompts(
+                str(state.urls["langfuse"]),
+                (config.langfuse_public_key, config.langfuse_secret_key),
+                config.data_dir,
+            )
         stack._record_pids()
     except BaseException:
         stack._stop(grace_s=2.0)  # nothing started may outlive a failed start

@@ -100,6 +100,17 @@ class LlmProcess(ManagedProcess):
         return f"{self.url}/v1"
 
 
+class LangfuseProcess(ManagedProcess):
+    """The embedded Langfuse-compatible server: ready when GET /api/public/health answers 200.
+    Started first, so Restate and the services export their spans from their first one."""
+
+    kind = "langfuse"
+    priority = 50
+
+    def health_urls(self) -> list[str]:
+        return [f"{self.url}/api/public/health"]
+
+
 class RestateProcess(ManagedProcess):
     """restate-server: ready when admin GET /health and ingress GET /restate/health answer 200.
     `port` is the ingress port; admin and node (message fabric) ports are set by env / flag."""
@@ -295,5 +306,5 @@ def _restate_code(response: httpx.Response) -> str | None:
 
 
 KINDS: dict[str, type[ManagedProcess]] = {
-    cls.kind: cls for cls in (LlmProcess, RestateProcess, ServicesProcess)
+    cls.kind: cls for cls in (LangfuseProcess, LlmProcess, RestateProcess, ServicesProcess)
 }

@@ -137,6 +137,16 @@ class Stack:
         return str(self._state.urls["llm"])
 
     @property
+    def langfuse_url(self) -> str | None:
+        """The Langfuse the stack traces into (embedded, or the one configured)."""
+        return self._state.urls.get("langfuse")
+
+    @property
+    def langfuse_keys(self) -> tuple[str, str] | None:
+        keys = self._state.langfuse_keys
+        return (keys[0], keys[1]) if len(keys) == 2 else None
+
+    @property
     def services_url(self) -> str:
         return str(self._state.urls["services"])
 

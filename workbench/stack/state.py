@@ -24,6 +24,7 @@ class StackState:
     urls: dict[str, str | None]  # ingress, admin, llm (OpenAI base URL), services
     external: dict[str, bool] = field(default_factory=dict)  # llm / restate not run by us
     ports: dict[str, int] = field(default_factory=dict)  # name (ingress, admin, ...) -> port
+    langfuse_keys: list[str] = field(default_factory=list)  # public, secret
     version: int = STATE_VERSION
 
     @property

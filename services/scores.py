@@ -1,0 +1,46 @@
+"""Writing the judge's score onto the claim's trace in Langfuse.
+
+A plain HTTP POST of one score (the documented single-object form), so the durable step that
+calls it knows whether it landed: it retries until it does, except on answers no retry can fix
+(wrong keys, a rejected score), which end it at once. The score id is derived from the claim, so
+a retry after a crash overwrites instead of adding a second score."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+SCORE_NAME = "quality"
+
+
+def score_id(claim_id: str) -> str:
+    return f"{claim_id}-{SCORE_NAME}"
+
+
+def write_score(
+    trace_id: str, claim_id: str, value: float, comment: str, metadata: dict[str, Any]
+) -> str:
+    base = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+    auth = (os.environ.get("LANGFUSE_PUBLIC_KEY", ""), os.environ.get("LANGFUSE_SECRET_KEY", ""))
+    body = {
+        "id": score_id(claim_id),
+        "traceId": trace_id,
+        "name": SCORE_NAME,
+        "value": value,
+        "dataType": "NUMERIC",
+        "comment": comment,
+        "metadata": metadata,
+        "environment": os.environ.get("LANGFUSE_TRACING_ENVIRONMENT", "default"),
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    response = httpx.post(f"{base.rstrip('/')}/api/public/scores", json=body, auth=auth, timeout=10)
+    if response.status_code in (400, 401, 403, 404, 422):
+        raise ValueError(  # permanent: a retry cannot fix it (the step ends terminally)
+            f"Langfuse refused the score for trace {trace_id} (HTTP {response.status_code}): "
+            f"{response.text[:500]}. Check LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY."
+        )
+    response.raise_for_status()  # 429/5xx: retried by the durable step
+    return score_id(claim_id)

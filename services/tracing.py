@@ -1,0 +1,168 @@
+"""Tracing into Langfuse, wired as Restate's upstream example does.
+
+The Langfuse SDK's client owns the OpenTelemetry TracerProvider and exports to
+`LANGFUSE_BASE_URL` (the embedded server, Langfuse Cloud, or a self-hosted Langfuse). The agents'
+spans come from OpenInference's processor for the OpenAI Agents SDK, through `RestateTracer`, so
+they join the trace of the Restate invocation (the server exports its own spans there too).
+Durable steps get a span each, made only when the step really executes (never on replay), so
+failed attempts show as error spans. Without Langfuse keys tracing is off and claims run the
+same."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger("services.tracing")
+
+STEP_SCOPE = "workbench.services"
+"""The instrumentation scope of the durable-step spans (exported to Langfuse explicitly)."""
+
+_tracer: Any = None
+_current_prompt: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "current_prompt", default=None
+)
+_current_claim: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_claim", default=None
+)
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+def _export(span: Any) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    name = getattr(scope, "name", "") or ""
+    return name in {STEP_SCOPE, "langfuse-sdk"} or name.startswith("openinference")
+
+
+def configure_tracing() -> bool:
+    """Send traces to Langfuse when it is configured; returns whether tracing is on."""
+    global _tracer
+    from agents import set_trace_processors, set_tracing_disabled
+
+    keys = os.environ.get("LANGFUSE_PUBLIC_KEY"), os.environ.get("LANGFUSE_SECRET_KEY")
+    if not all(keys):
+        set_trace_processors([])
+        set_tracing_disabled(True)
+        log.warning(
+            "Tracing is off: set LANGFUSE_BASE_URL, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY "
+            "to send traces to Langfuse. Claims run the same without it."
+        )
+        return False
+
+    version = os.environ.get("SERVICE_VERSION", "v1")
+    os.environ.setdefault("OTEL_SERVICE_NAME", "claim-services")
+    attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if "service.version" not in attributes:
+        extra = f"service.version={version}"
+        os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{attributes},{extra}" if attributes else extra
+    os.environ.setdefault("LANGFUSE_FLUSH_INTERVAL", "0.5")  # a claim's trace readable in ~1 s
+
+    from langfuse import Langfuse
+    from openinference.instrumentation import OITracer, TraceConfig
+    from openinference.instrumentation.openai_agents._processor import (
+        OpenInferenceTracingProcessor,
+    )
+    from opentelemetry import trace as trace_api
+    from restate.ext.tracing import RestateTracer
+
+    Langfuse(should_export_span=_export)
+    _warn_if_unreachable()
+    agents_tracer = _prompt_tagging_tracer(trace_api.get_tracer("openinference.openai_agents"))
+    set_trace_processors(
+        [OpenInferenceTracingProcessor(OITracer(agents_tracer, config=TraceConfig()))]  # type: ignore[arg-type]
+    )
+    set_tracing_disabled(False)
+    _tracer = RestateTracer(trace_api.get_tracer(STEP_SCOPE))
+    return True
+
+
+def _warn_if_unreachable() -> None:
+    """One clear warning when the backend does not answer; the exporter retries quietly."""
+    import httpx
+
+    base = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+    try:
+        httpx.get(f"{base.rstrip('/')}/api/public/health", timeout=2.0)
+    except httpx.HTTPError as e:
+        log.warning(
+            "Langfuse at %s does not answer (%s): claims still complete; their traces are "
+            "exported when it is back, or dropped if it stays away.",
+            base,
+            type(e).__name__,
+        )
+    for noisy in ("opentelemetry.sdk._shared_internal", "opentelemetry.exporter.otlp"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def _prompt_tagging_tracer(inner: Any) -> Any:
+    """A RestateTracer that also links the spans started while an agent runs to the prompt
+    version that instructed it (Langfuse links generations to prompts by these attributes)."""
+    from restate.ext.tracing import RestateTracer
+
+    class PromptTaggingTracer(RestateTracer):
+        def start_span(self, *args: Any, **kwargs: Any) -> Any:
+            # OpenInference calls this unbound with its proxy as `self`: call the base the same way
+            span = RestateTracer.start_span(self, *args, **kwargs)
+            if span.is_recording():
+                if (prompt := _current_prompt.get()) is not None:
+                    span.set_attribute("langfuse.observation.prompt.name", prompt[0])
+                    span.set_attribute("langfuse.observation.prompt.version", prompt[1])
+                if (claim_id := _current_claim.get()) is not None:
+                    span.set_attribute("langfuse.trace.metadata.claim_id", claim_id)
+            return span
+
+    return PromptTaggingTracer(inner)
+
+
+@contextmanager
+def prompt_in_use(name: str, version: int) -> Iterator[None]:
+    token = _current_prompt.set((name, version))
+    try:
+        yield
+    finally:
+        _current_prompt.reset(token)
+
+
+def set_claim(claim_id: str) -> None:
+    _current_claim.set(claim_id)
+
+
+@contextmanager
+def step_span(name: str, **attributes: Any) -> Iterator[Any]:
+    """A span for one real execution of a durable step (none when tracing is off)."""
+    if _tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    attrs = {"openinference.span.kind": "CHAIN", "langfuse.observation.type": "span"}
+    claim_id = _current_claim.get()
+    if claim_id is not None:
+        attrs["langfuse.trace.metadata.claim_id"] = claim_id
+    attrs.update({k: v for k, v in attributes.items() if v is not None})
+    span = _tracer.start_span(name, attributes=attrs)
+    try:
+        yield span
+    except BaseException as e:
+        if span.is_recording():
+            span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
+            span.set_attribute("langfuse.observation.level", "ERROR")
+            span.set_attribute("langfuse.observation.status_message", f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        span.end()
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id of a W3C traceparent header (`00-<trace>-<span>-<flags>`)."""
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) >= 4 and len(parts[1]) == 32 else None

@@ -1,0 +1,136 @@
+"""Benchmark parts of the observability work: the embedded Langfuse's span ingest rate with
+batched OTLP export, and what tracing adds to a claim's latency."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from .stack.config import LOCAL_LANGFUSE_PUBLIC_KEY as PK
+from .stack.config import LOCAL_LANGFUSE_SECRET_KEY as SK
+from .stack.tracing import OTLP_PATH, basic_auth
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def span_ingest_rate(n_spans: int = 20_000, timeout_s: float = 120.0) -> float:
+    """Spans per second through the OpenTelemetry SDK's OTLP/HTTP exporter (gzip protobuf,
+    BatchSpanProcessor, batches of 512) into the embedded Langfuse running as its own process,
+    counted from the first span until the server has stored them all."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    port = _free_port()
+    db = Path(tempfile.mkdtemp(prefix="bench-langfuse-")) / "langfuse.sqlite3"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench.local.langfuse",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--public-key",
+            PK,
+            "--secret-key",
+            SK,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/api/public/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the embedded Langfuse did not start for the ingest benchmark")
+            time.sleep(0.05)
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+        exporter = OTLPSpanExporter(
+            endpoint=f"{base}{OTLP_PATH}",
+            headers={"Authorization": basic_auth(PK, SK)},
+            compression=Compression.Gzip,
+        )
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=n_spans + 1,
+                max_export_batch_size=512,
+                schedule_delay_millis=100,
+            )
+        )
+        tracer = provider.get_tracer("openinference.bench")
+        t0 = time.perf_counter()
+        for i in range(n_spans // 4):
+            with tracer.start_as_current_span(
+                "Agent workflow", attributes={"openinference.span.kind": "AGENT"}
+            ):
+                with tracer.start_as_current_span(
+                    "generation",
+                    attributes={
+                        "openinference.span.kind": "LLM",
+                        "llm.model_name": "bench",
+                        "llm.token_count.prompt": 600,
+                        "llm.token_count.completion": 60,
+                        "input.value": f"claim {i}",
+                        "output.value": "{}",
+                    },
+                ):
+                    pass
+                with tracer.start_as_current_span(
+                    "check_fraud", attributes={"openinference.span.kind": "TOOL"}
+                ):
+                    pass
+                with tracer.start_as_current_span("reimburse"):
+                    pass
+        provider.force_flush(timeout_millis=int(timeout_s * 1000))
+        elapsed = time.perf_counter() - t0
+        provider.shutdown()
+        stored = _count_observations(base)
+        if stored < n_spans:
+            raise RuntimeError(f"only {stored} of {n_spans} spans were stored")
+        return n_spans / elapsed
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _count_observations(base: str) -> int:
+    total, cursor = 0, None
+    with httpx.Client(base_url=base, auth=(PK, SK), timeout=30) as http:
+        while True:
+            params = {"limit": 1000, "fields": "core"}
+            if cursor:
+                params["cursor"] = cursor
+            page = http.get("/api/public/v2/observations", params=params).json()
+            total += len(page["data"])
+            cursor = page.get("meta", {}).get("cursor")
+            if not cursor or not page["data"]:
+                return total
+
+
+if __name__ == "__main__":  # a quick look: python -m workbench.bench_tracing
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    print(f"{span_ingest_rate():,.0f} spans/s")

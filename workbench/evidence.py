@@ -1,0 +1,339 @@
+"""Evidence that a claim resumed where it stopped, not a claim that it did.
+
+Two witnesses that do not depend on each other:
+- Restate: the journal (what was recorded) and the invocation (its status, retries, last failure),
+  read through the admin SQL API;
+- the services: every step body that really ran, every model request really sent and answered,
+  every fault fired, every attempt of the workflow, with the pid of the process (`faults.sqlite3`,
+  written before anything can crash), and every payment attempt (the ledger).
+
+    wb.claim(id).attempts           # retries, last failure, the attempts and their pids
+    wb.resumption_report(id)        # per step: executed, journaled, replayed, attempts
+    wb.payment_attempts(id)         # each payment attempt, accepted or refused as a duplicate
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from services.faults import PREVENTING, STEPS, WORKFLOW_MODEL_STEPS
+
+from . import faults as _faults
+from ._aio import run_sync
+from .restate_admin import RestateAdmin, _literal
+from .session import endpoints
+
+WORKFLOW, JUDGE = "ClaimWorkflow", "ClaimJudge"
+JUDGE_STEPS = frozenset({"judge", "gather evidence", "fetch judge prompt"})
+REPORT_COLUMNS = ["step", "executed", "journaled", "replayed", "attempts", "note"]
+ATTEMPT_COLUMNS = ["attempt", "t_s", "pid", "new process"]
+
+
+# -- attempts ------------------------------------------------------------------------------------
+@dataclass
+class Attempts:
+    """How often a claim's workflow was tried. `retry_count` and `last_failure` are Restate's
+    (sys_invocation; Restate reports them while the claim runs and drops them once it completed),
+    `history` is each attempt the services saw start, with its pid (a new pid: after a crash)."""
+
+    claim_id: str
+    status: str | None
+    retry_count: int | None
+    last_failure: str | None
+    history: pd.DataFrame = field(repr=False)
+    invocation_id: str | None = None
+
+    @property
+    def count(self) -> int:
+        """Attempts that reached the workflow's code (the first run included)."""
+        return len(self.history)
+
+    @property
+    def retries(self) -> int:
+        """Restate's retry count while it runs; afterwards, attempts beyond the first."""
+        if self.retry_count is not None:
+            return self.retry_count
+        return max(self.count - 1, 0)
+
+    @property
+    def processes(self) -> int:
+        """How many service processes worked on the claim (more than one: it survived a crash)."""
+        return int(self.history["pid"].nunique()) if len(self.history) else 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Attempts({self.claim_id}: {self.count} attempts, {self.retries} retries, "
+            f"{self.processes} processes, status {self.status}, "
+            f"last failure {self.last_failure or 'none'})"
+        )
+
+    def _repr_html_(self) -> str:
+        head = html.escape(
+            f"{self.claim_id}: {self.count} attempts ({self.retries} retries) in "
+            f"{self.processes} service processes; Restate status {self.status}"
+        )
+        failure = html.escape(self.last_failure or "none")
+        table = self.history.to_html(index=False, na_rep="")
+        return f"<p><b>{head}</b><br>last failure: {failure}</p>{table}"
+
+
+def _admin() -> RestateAdmin:
+    return RestateAdmin(endpoints().admin_url)
+
+
+async def _invocation(admin: RestateAdmin, service: str, key: str, handler: str) -> dict | None:
+    rows = await admin.aquery(
+        "SELECT id, status, retry_count, last_failure, last_failure_error_code, created_at, "
+        "completed_at, completion_result, completion_failure FROM sys_invocation "
+        f"WHERE target_service_name = {_literal(service)} "
+        f"AND target_service_key = {_literal(key)} AND target_handler_name = {_literal(handler)} "
+        "ORDER BY created_at DESC LIMIT 1"
+    )
+    return rows[0] if rows else None
+
+
+def _attempt_history(events: list[dict[str, Any]]) -> pd.DataFrame:
+    rows, start, pids = [], None, set()
+    for event in events:
+        if event["event"] != "attempt":
+            continue
+        start = event["at"] if start is None else start
+        rows.append(
+            {
+                "attempt": len(rows) + 1,
+                "t_s": round(event["at"] - start, 3),
+                "pid": event["pid"],
+                "new process": bool(pids) and event["pid"] not in pids,
+            }
+        )
+        pids.add(event["pid"])
+    return pd.DataFrame(rows, columns=ATTEMPT_COLUMNS)
+
+
+def _last_failure(events: list[dict[str, Any]]) -> str | None:
+    """The last thing that went wrong, as the services saw it."""
+    for event in reversed(events):
+        if event["step"] in JUDGE_STEPS:
+            continue
+        if event["event"] == "fault":
+            where = f"{event['step']!r} (fault {event['detail']}, pid {event['pid']})"
+            return f"{event['kind']} at {where}"
+        if event["event"] == "failed":
+            return f"at {event['step']!r}: {event['detail']}"
+    return None
+
+
+async def aattempts(claim_id: str) -> Attempts:
+    invocation = await _invocation(_admin(), WORKFLOW, claim_id, "run")
+    events = _faults.store().events(claim_id)
+    failure = (invocation or {}).get("last_failure") or _last_failure(events)
+    retry_count = (invocation or {}).get("retry_count")
+    return Attempts(
+        claim_id=claim_id,
+        status=(invocation or {}).get("status"),
+        retry_count=int(retry_count) if retry_count is not None else None,
+        last_failure=failure,
+        history=_attempt_history(events),
+        invocation_id=(invocation or {}).get("id"),
+    )
+
+
+def attempts(claim_id: str) -> Attempts:
+    """How often the claim was tried, its last failure, and each attempt with its pid."""
+    return run_sync(aattempts(claim_id))
+
+
+# -- the journal, decoded ----------------------------------------------------------------------
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return value / 1000 if value > 1e11 else float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _bytes_text(value: Any) -> str | None:
+    if isinstance(value, list):
+        try:
+            return bytes(value).decode()
+        except (ValueError, TypeError):
+            return None
+    return None
+
+
+async def _journal(admin: RestateAdmin, invocation_id: str) -> list[dict[str, Any]]:
+    return await admin.aquery(
+        "SELECT index, entry_type, name, entry_json, appended_at FROM sys_journal "
+        f"WHERE id = {_literal(invocation_id)} ORDER BY index"
+    )
+
+
+def journaled_results(entries: list[dict[str, Any]], model_step: str | None) -> list[dict]:
+    """The results Restate recorded, in order: one dict (step, ok, at) per completed `ctx.run`.
+    A "call LLM" is named after the step the workflow was in (its `step` state), or
+    `model_step` (the judge's)."""
+    names: dict[int, str] = {}
+    current: str | None = None
+    results = []
+    for entry in entries:
+        try:
+            body = json.loads(entry.get("entry_json") or "{}")
+        except ValueError:
+            continue
+        command = body.get("Command") or {}
+        if "SetState" in command and command["SetState"].get("key") == "step":
+            text = _bytes_text(command["SetState"].get("value"))
+            current = json.loads(text) if text else current
+        if "Run" in command:
+            name = command["Run"].get("name") or entry.get("name") or "run"
+            if name == "call LLM":
+                name = model_step or current or "model"
+            names[command["Run"].get("completion_id")] = name
+        run = ((body.get("Notification") or {}).get("Completion") or {}).get("Run")
+        if run is not None:
+            result = run.get("result") or {}
+            results.append(
+                {
+                    "step": names.get(run.get("completion_id"), "run"),
+                    "ok": "Success" in result,
+                    "at": _epoch(entry.get("appended_at")),
+                }
+            )
+    return results
+
+
+# -- the report ----------------------------------------------------------------------------------
+async def aresumption_report(claim_id: str) -> pd.DataFrame:
+    admin = _admin()
+    workflow = await _invocation(admin, WORKFLOW, claim_id, "run")
+    if workflow is None:
+        raise KeyError(f"No claim {claim_id!r} was submitted to this Restate server.")
+    results = journaled_results(await _journal(admin, workflow["id"]), None)
+    judge = await _invocation(admin, JUDGE, claim_id, "evaluate")
+    judge_results = journaled_results(await _journal(admin, judge["id"]), "judge") if judge else []
+    events = _faults.store().events(claim_id)
+    return report_frame(claim_id, results, judge_results, events, payment_attempts(claim_id))
+
+
+def report_frame(
+    claim_id: str,
+    results: list[dict],
+    judge_results: list[dict],
+    events: list[dict[str, Any]],
+    payments: pd.DataFrame,
+) -> pd.DataFrame:
+    """The report from its witnesses (kept apart from the queries, to be tested alone)."""
+    attempt_times = [e["at"] for e in events if e["event"] == "attempt"]
+    order = [*STEPS, "fetch judge prompt", "gather evidence"]
+    seen = {r["step"] for r in results + judge_results} | {
+        e["step"] for e in events if e["event"] in ("executed", "fault")
+    }
+    seen.discard("workflow")
+    steps = [s for s in order if s in seen] + sorted(seen - set(order))
+    judge_steps = {r["step"] for r in judge_results} | JUDGE_STEPS
+    rows = []
+    for step in steps:
+        mine = [e for e in events if e["step"] == step]
+        executed = sum(e["event"] == "executed" for e in mine)
+        fired = [e for e in mine if e["event"] == "fault"]
+        prevented = sum(e["kind"] in PREVENTING for e in fired)
+        recorded = [
+            r for r in (judge_results if step in judge_steps else results) if r["step"] == step
+        ]
+        if step in judge_steps:
+            replayed: Any = pd.NA
+        else:
+            replayed = sum(
+                sum(1 for t in attempt_times if r["at"] is not None and t > r["at"])
+                for r in recorded
+            )
+        rows.append(
+            {
+                "step": step,
+                "executed": executed,
+                "journaled": len(recorded),
+                "replayed": replayed,
+                "attempts": executed + prevented,
+                "note": _note(step, mine, fired, payments),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    frame["replayed"] = frame["replayed"].astype("Int64")
+    frame.attrs["claim_id"] = claim_id
+    return frame
+
+
+def _note(step: str, mine: list[dict], fired: list[dict], payments: pd.DataFrame) -> str:
+    parts = []
+    if fired:
+        counts: dict[str, int] = {}
+        for e in fired:
+            counts[e["kind"]] = counts.get(e["kind"], 0) + 1
+        parts.append("faults: " + ", ".join(f"{k} x{n}" for k, n in counts.items()))
+    lost = sum(e["event"] == "completed" and e["detail"] == "lost" for e in mine)
+    if lost:
+        parts.append(f"{lost} result(s) lost in a crash before the journal")
+    if step in (*WORKFLOW_MODEL_STEPS, "judge"):
+        sent = sum(e["event"] == "executed" for e in mine)
+        answered = sum(e["event"] == "completed" for e in mine)
+        parts.append(f"model requests sent {sent}, answered {answered}")
+    if step == "reimburse" and len(payments):
+        accepted = int(payments["accepted"].sum())
+        refused = len(payments) - accepted
+        parts.append(
+            f"payments attempted {len(payments)}, accepted {accepted}, "
+            f"refused as duplicates {refused}"
+        )
+    pids = sorted({e["pid"] for e in mine if e["event"] == "executed"})
+    if len(pids) > 1:
+        parts.append(f"ran in pids {', '.join(map(str, pids))}")
+    return "; ".join(parts)
+
+
+def resumption_report(claim_id: str) -> pd.DataFrame:
+    """Per step of a claim: how often its body really `executed` (for a model step: requests
+    sent), how many results Restate `journaled`, how often a later attempt `replayed` the
+    journaled result instead of running the step again (the judge's attempts are not counted),
+    and the `attempts` (executions plus tries a fault ended before the work)."""
+    return run_sync(aresumption_report(claim_id))
+
+
+# -- payments ------------------------------------------------------------------------------------
+PAYMENT_COLUMNS = ["attempt", "at", "accepted", "idempotency_key"]
+
+
+def payment_attempts(claim_id: str, home: Path | str | None = None) -> pd.DataFrame:
+    """Every payment attempt for a claim, accepted or refused as a duplicate (the ledger counts
+    them in the same transaction as the payment, so a crash cannot hide one)."""
+    from services.ledger import Ledger
+
+    from .ledger_view import _ledger_path
+
+    path = _ledger_path(Path(home) if home else _faults.home())
+    if not path.exists():
+        return pd.DataFrame(columns=PAYMENT_COLUMNS)
+    key = f"claim/{claim_id}/reimburse"  # services.flow.idempotency_key
+    rows = Ledger(path).attempts(key)
+    frame = pd.DataFrame(
+        [
+            {
+                "attempt": i + 1,
+                "at": r["at"],
+                "accepted": bool(r["accepted"]),
+                "idempotency_key": key,
+            }
+            for i, r in enumerate(rows)
+        ],
+        columns=PAYMENT_COLUMNS,
+    )
+    return frame

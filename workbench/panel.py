@@ -1,0 +1,350 @@
+"""The failure-injection panel (ipywidgets 8): break a claim, watch it resume, see the evidence.
+
+    panel = wb.panel()        # displays: claim + fault pickers, live journal, process buttons
+    panel.wait()              # (from code) until the claim submitted last has ended
+
+Work runs in background threads, so the kernel stays free while a claim runs; the widgets are
+updated from there, which also makes the panel testable headless: set the pickers' values, call
+`panel.submit.click()`, then `panel.wait()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from services.faults import KINDS, MODEL_KINDS, is_model_step
+
+from . import claims, evidence
+from .faults import SECONDS_KINDS, Fault, steps
+from .restate_admin import RestateAdmin
+from .samples import samples
+from .session import endpoints
+
+NO_FAULT = "(no fault)"
+JOURNAL_ROWS = 14
+PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, na_rep="", border=0, classes="wb-table")
+
+
+def _note(text: str, color: str = "#555") -> str:
+    return f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+
+class FaultPanel:
+    """Pick a claim (a sample or a new document) and a fault, submit, watch the journal and the
+    status live, kill or restart processes meanwhile, then read the outcome and the evidence."""
+
+    def __init__(self, stack: Any = None, *, refresh_s: float = 0.5, timeout_s: float = 180.0):
+        if stack is None:
+            from . import current
+
+            stack = current()
+        self.stack = stack
+        self.refresh_s = refresh_s
+        self.timeout_s = timeout_s
+        self.claim: claims.Claim | None = None
+        self.report: pd.DataFrame | None = None
+        self.error: str | None = None
+        self._worker: threading.Thread | None = None
+        self._actions: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+        options = [(f"{s.id}: {s.status_v1}, {s.notes or s.file}"[:70], s.id) for s in samples()]
+        first_paid = next(s.id for s in samples() if s.status_v1 == "paid")
+        self.source = widgets.ToggleButtons(
+            options=[("sample claim", "sample"), ("new claim", "new")], value="sample"
+        )
+        self.sample = widgets.Dropdown(options=options, value=first_paid, description="sample")
+        self.document = widgets.Textarea(
+            placeholder="Customer ID: C-1001\nAmount: 120 EUR\nCategory: pharmacy\n...",
+            description="document",
+            layout=widgets.Layout(width="520px", height="110px", display="none"),
+        )
+        self.step = widgets.Dropdown(
+            options=[NO_FAULT, *steps()], value="reimburse", description="step"
+        )
+        self.kind = widgets.Dropdown(
+            options=list(KINDS), value="crash_after_effect", description="fault"
+        )
+        self.times = widgets.BoundedIntText(value=1, min=1, max=20, description="times")
+        self.seconds = widgets.BoundedFloatText(
+            value=1.0, min=0.0, max=60.0, step=0.5, description="seconds", disabled=True
+        )
+        self.help = widgets.HTML()
+        self.submit = widgets.Button(description="Submit", button_style="primary", icon="play")
+
+        self.status = widgets.HTML(_note("No claim yet: pick one and a fault, then Submit."))
+        self.journal = widgets.HTML()
+        self.processes = widgets.HTML()
+        self.kill_service = widgets.Button(description="Kill service", button_style="danger")
+        self.kill_restate = widgets.Button(description="Kill Restate", button_style="danger")
+        self.restart_target = widgets.Dropdown(
+            options=list(stack.names),
+            value="services" if "services" in stack.names else stack.names[0],
+            layout=widgets.Layout(width="130px"),
+        )
+        self.restart = widgets.Button(description="Restart", button_style="warning")
+        self.refresh = widgets.Button(description="Refresh", icon="refresh")
+        self.message = widgets.HTML()
+        self.outcome = widgets.HTML()
+        self.evidence = widgets.HTML()
+
+        self.source.observe(self._on_source, "value")
+        self.step.observe(self._on_fault_change, "value")
+        self.kind.observe(self._on_fault_change, "value")
+        self.submit.on_click(lambda _: self._submit())
+        self.kill_service.on_click(lambda _: self._act("kill services", self._kill, "services"))
+        self.kill_restate.on_click(lambda _: self._act("kill restate", self._kill, "restate"))
+        self.restart.on_click(
+            lambda _: self._act(
+                f"restart {self.restart_target.value}", self._restart, self.restart_target.value
+            )
+        )
+        self.refresh.on_click(lambda _: self._act("refresh", self._show_processes))
+        self._on_fault_change()
+        self._show_processes()
+
+        heading = "<h4 style='margin:4px 0'>{}</h4>".format
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(heading("1 · Claim and fault")),
+                widgets.HBox([self.source, self.sample]),
+                self.document,
+                widgets.HBox([self.step, self.kind]),
+                widgets.HBox([self.times, self.seconds, self.submit]),
+                self.help,
+                widgets.HTML(heading("2 · Live: status and journal")),
+                self.status,
+                self.journal,
+                widgets.HTML(heading("3 · Processes")),
+                self.processes,
+                widgets.HBox(
+                    [
+                        self.kill_service,
+                        self.kill_restate,
+                        self.restart_target,
+                        self.restart,
+                        self.refresh,
+                    ]
+                ),
+                self.message,
+                widgets.HTML(heading("4 · Outcome and evidence")),
+                self.outcome,
+                self.evidence,
+            ]
+        )
+
+    # -- display ---------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        state = "running a claim" if self.busy else "idle"
+        return f"FaultPanel({state}, claim={self.claim.id if self.claim else None})"
+
+    # -- the pickers -----------------------------------------------------------------------------
+    def _on_source(self, _: Any = None) -> None:
+        new = self.source.value == "new"
+        self.sample.layout.display = "none" if new else None
+        self.document.layout.display = None if new else "none"
+
+    def _on_fault_change(self, _: Any = None) -> None:
+        step = self.step.value
+        no_fault = step == NO_FAULT
+        allowed = [k for k in KINDS if is_model_step(step) or k not in MODEL_KINDS]
+        if list(self.kind.options) != allowed:
+            current = self.kind.value
+            self.kind.options = allowed
+            self.kind.value = current if current in allowed else allowed[0]
+        self.kind.disabled = self.times.disabled = no_fault
+        self.seconds.disabled = no_fault or self.kind.value not in SECONDS_KINDS
+        self.help.value = "" if no_fault else _note(f"{self.kind.value}: {KINDS[self.kind.value]}")
+
+    def faults(self) -> list[Fault]:
+        """The fault the pickers describe (none when the step is "(no fault)")."""
+        if self.step.value == NO_FAULT:
+            return []
+        seconds = float(self.seconds.value) if self.kind.value in SECONDS_KINDS else None
+        return [
+            Fault(self.step.value, self.kind.value, times=int(self.times.value), seconds=seconds)
+        ]
+
+    def document_text(self) -> str:
+        if self.source.value == "new":
+            return self.document.value
+        return next(s.document for s in samples() if s.id == self.sample.value)
+
+    # -- running a claim -------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def _submit(self) -> None:
+        if self.busy:
+            self.message.value = _note("A claim is still running: wait for its outcome.", "#b00")
+            return
+        try:
+            faults = self.faults()
+            request = claims.as_request(self.document_text())
+        except (ValueError, TypeError) as e:
+            self.message.value = _note(str(e), "#b00")
+            return
+        claim_id = claims.new_claim_id("panel")
+        self.claim, self.report, self.error = None, None, None
+        self.outcome.value = self.evidence.value = self.journal.value = ""
+        what = ", ".join(map(str, faults)) or "no fault"
+        self.message.value = _note(f"Submitting {claim_id} with {what}.")
+        self._worker = threading.Thread(
+            target=self._follow, args=(claim_id, request, faults), daemon=True, name=claim_id
+        )
+        self._worker.start()
+
+    def _follow(self, claim_id: str, request: Any, faults: list[Fault]) -> None:
+        try:
+            asyncio.run(self._afollow(claim_id, request, faults))
+        except Exception as e:  # shown in the panel: a background thread has no one to raise to
+            self.error = f"{type(e).__name__}: {e}"
+            self.status.value = _note(f"{claim_id}: {self.error}", "#b00")
+            traceback.print_exc()
+
+    async def _afollow(self, claim_id: str, request: Any, faults: list[Fault]) -> None:
+        submitted = await claims.asubmit_claim(request, claim_id, wait=False, faults=faults)
+        started = time.monotonic()
+        admin = RestateAdmin(endpoints().admin_url)
+        invocation_id = submitted.invocation_id
+        while True:
+            claim = await self._snapshot(claim_id, admin, invocation_id, started)
+            if claim is not None:
+                invocation_id = claim.invocation_id or invocation_id
+                if claim.done or claim.status == claims.AWAITING_REVIEW:
+                    break
+            if time.monotonic() - started > self.timeout_s:
+                raise TimeoutError(f"the claim did not end within {self.timeout_s:.0f} s")
+            await asyncio.sleep(self.refresh_s)
+        self.claim = claim
+        await self._finish(claim)
+
+    async def _snapshot(
+        self, claim_id: str, admin: RestateAdmin, invocation_id: str | None, started: float
+    ) -> claims.Claim | None:
+        """One refresh of the live view; None while Restate does not answer (restarting)."""
+        elapsed = time.monotonic() - started
+        self._show_processes()
+        try:
+            claim = await claims.aclaim(claim_id)
+            attempts = await evidence.aattempts(claim_id)
+            journal = await _ajournal(admin, claim.invocation_id or invocation_id)
+        except Exception as e:  # Restate killed and restarting: keep watching
+            self.status.value = _note(
+                f"{claim_id} · {elapsed:.1f} s · Restate does not answer ({type(e).__name__}); "
+                "it is probably restarting",
+                "#b60",
+            )
+            return None
+        failure = attempts.last_failure or "none"
+        self.status.value = (
+            f"<b>{html.escape(claim_id)}</b> · {elapsed:.1f} s · "
+            f"status <b>{html.escape(claim.status)}</b> · step {html.escape(claim.step)} · "
+            f"attempts {attempts.count} "
+            f"(Restate retries {attempts.retries}) · processes {attempts.processes}"
+            f"<br>last failure: {html.escape(failure)}"
+        )
+        if len(journal):
+            self.journal.value = _table(journal.tail(JOURNAL_ROWS))
+        return claim
+
+    async def _finish(self, claim: claims.Claim) -> None:
+        outcome = claim.outcome
+        color = {"paid": "#070", "rejected": "#555"}.get(claim.status, "#b00")
+        text = repr(outcome) if outcome is not None else f"{claim.id}: {claim.status}"
+        self.outcome.value = f"<b style='color:{color}'>{html.escape(text)}</b>"
+        for _ in range(20):  # the judge runs after the outcome: give it a moment
+            self.report = await evidence.aresumption_report(claim.id)
+            if "judge" in set(self.report["step"]) or outcome is None or outcome.claim is None:
+                break
+            await asyncio.sleep(0.25)
+        payments = evidence.payment_attempts(claim.id)
+        parts = ["<b>Resumption report</b>", _table(self.report)]
+        if len(payments):
+            parts += ["<b>Payment attempts</b> (the ledger)", _table(payments)]
+        self.evidence.value = "".join(parts)
+        self._show_processes()
+
+    def wait(self, timeout_s: float | None = None) -> claims.Claim | None:
+        """Block until the claim submitted last has ended (or waits for review), and until the
+        process actions started have finished; returns the claim."""
+        deadline = time.monotonic() + (timeout_s or self.timeout_s + 30)
+        for thread in [self._worker, *self._actions]:
+            if thread is not None:
+                thread.join(max(deadline - time.monotonic(), 0.0))
+        if self.busy:
+            raise TimeoutError(f"the panel's claim is still running after {timeout_s} s")
+        if self.error:
+            raise RuntimeError(f"the panel's claim failed to run: {self.error}")
+        return self.claim
+
+    # -- processes -------------------------------------------------------------------------------
+    def _act(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception as e:
+                self.message.value = _note(f"{what} failed: {type(e).__name__}: {e}", "#b00")
+
+        thread = threading.Thread(target=run, daemon=True, name=what)
+        self._actions = [t for t in self._actions if t.is_alive()] + [thread]
+        thread.start()
+
+    def _kill(self, name: str) -> None:
+        pid = self.stack.kill(name)
+        self.message.value = _note(
+            f"Killed {name} (pid {pid}, SIGKILL); supervisord restarts it.", "#b00"
+        )
+        self._show_processes()
+
+    def _restart(self, name: str) -> None:
+        self.message.value = _note(f"Restarting {name} ...")
+        self.stack.restart(name)
+        self.message.value = _note(f"Restarted {name}: pid {self.stack.pid(name)}, ready.")
+        self._show_processes()
+
+    def _show_processes(self) -> None:
+        with self._lock:
+            try:
+                frame = self.stack.status()[PROCESS_COLUMNS]
+            except Exception as e:
+                self.processes.value = _note(f"status unavailable: {e}", "#b00")
+                return
+            self.processes.value = _table(frame)
+
+
+async def _ajournal(admin: RestateAdmin, invocation_id: str | None) -> pd.DataFrame:
+    if not invocation_id:
+        return pd.DataFrame()
+    from .restate_admin import _detail, _literal
+
+    rows = await admin.aquery(
+        "SELECT index, entry_type, name, entry_lite_json FROM sys_journal "
+        f"WHERE id = {_literal(invocation_id)} ORDER BY index"
+    )
+    for row in rows:
+        row["detail"] = _detail(row.pop("entry_lite_json", None))
+    return pd.DataFrame(rows, columns=["index", "entry_type", "name", "detail"])
+
+
+def panel(stack: Any = None, **options: Any) -> FaultPanel:
+    """The failure-injection panel for the current stack (display it: last expression of a
+    cell, or `display(panel)`)."""
+    return FaultPanel(stack, **options)
