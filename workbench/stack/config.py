@@ -12,6 +12,17 @@ from pathlib import Path
 
 from .errors import BinaryNotFoundError
 
+
+def dotenv_values(project: Path) -> dict[str, str]:
+    """KEY=VALUE settings of `<project>/.env` (e.g. LANGFUSE_BASE_URL and keys), if it exists."""
+    path = project / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values as parse
+
+    return {k: v for k, v in parse(path).items() if v is not None}
+
+
 HOST = "127.0.0.1"
 
 # Port names and their defaults. The environment variable for each is WORKBENCH_<NAME>_PORT.
@@ -192,6 +203,8 @@ class StackConfig:
             )
         project_override = overrides.pop("project", None)
         project = Path(project_override).resolve() if project_override else find_project()  # type: ignore[arg-type]
+        if environ is None:  # settings in <project>/.env apply where the environment is silent
+            env = {**dotenv_values(project), **env}
         home_path = Path(home).expanduser().resolve() if home else default_home(project, env)
 
         ports: dict[str, PortRequest] = {}

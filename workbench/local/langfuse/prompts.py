@@ -111,6 +111,7 @@ def _prompt(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "labels": _labels(conn, row["name"], row["version"]),
         "tags": _tags(conn, row["name"]),
         "commitMessage": row["commit_message"],
+        "createdAt": iso(row["created_ns"]),  # real Langfuse sends it; the spec's Prompt allows it
     }
 
 
