@@ -105,7 +105,7 @@ async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResul
         async def write() -> str:
             with tracing.step_span("write score"):
                 try:
-                    return write_score(
+                    return await write_score(
                         request.trace_id,
                         request.claim_id,
                         result.verdict.score,

@@ -5,6 +5,7 @@ new claims see where the labels point now."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -60,22 +61,25 @@ def _file_labels() -> dict[str, list[str]]:
 # -- Langfuse ------------------------------------------------------------------------------------
 
 
-def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
+async def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
+    """One prompt version by label, through the Langfuse SDK's async API client (pooled
+    connections, no cache: a new claim sees where the label points now)."""
     from langfuse import get_client
     from langfuse.api import NotFoundError
 
     try:
-        prompt = get_client().get_prompt(name, label=label, cache_ttl_seconds=0, max_retries=0)
+        prompt = await get_client().async_api.prompts.get(name, label=label)
     except NotFoundError:
         return None
-    return PromptRef(name=name, version=prompt.version, label=label, text=str(prompt.prompt))
+    text = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
+    return PromptRef(name=name, version=prompt.version, label=label, text=text)
 
 
-def _fetch(name: str, label: str) -> PromptRef | None:
+async def _fetch(name: str, label: str) -> PromptRef | None:
     if not langfuse_configured():
         return _file_prompt(name, label)
     try:
-        return _langfuse_prompt(name, label)
+        return await _langfuse_prompt(name, label)
     except Exception as e:  # the backend is down: claims still complete, on the seed prompts
         if getattr(e, "status_code", None) == 404:
             return None
@@ -83,25 +87,34 @@ def _fetch(name: str, label: str) -> PromptRef | None:
         return _file_prompt(name, label)
 
 
-def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
+async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
     """The version of `name` that carries `label`, or its production version when only other
     prompts carry that label (a label such as `staging` may name just the analyst's candidate)."""
     for wanted in dict.fromkeys((label, DEFAULT_LABEL)):
-        prompt = _fetch(name, wanted)
+        prompt = await _fetch(name, wanted)
         if prompt is not None:
             return prompt
     raise LookupError(f"Prompt {name!r} has neither label {label!r} nor {DEFAULT_LABEL!r}.")
 
 
-def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
-    """All prompts of a claim at once (one durable step in the workflow)."""
-    fetched = {name: _fetch(name, label) for name in NAMES}
+async def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
+    """All prompts of a claim at once (one durable step in the workflow); the three fetches run
+    concurrently."""
+    found = await asyncio.gather(*(_fetch(name, label) for name in NAMES))
+    fetched = dict(zip(NAMES, found, strict=True))
     if label != DEFAULT_LABEL and not any(fetched.values()):
         raise UnknownPromptLabelError(
             f"Prompt label {label!r} is on no prompt ({', '.join(NAMES)}). "
             "Promote a version to that label first, or submit with a label that exists."
         )
-    refs = {name: fetched[name] or get_prompt(name, DEFAULT_LABEL) for name in NAMES}
+    missing = [name for name in NAMES if fetched[name] is None]
+    for name, ref in zip(
+        missing,
+        await asyncio.gather(*(get_prompt(n, DEFAULT_LABEL) for n in missing)),
+        strict=True,
+    ):
+        fetched[name] = ref
+    refs = fetched
     return PromptSet(parser=refs[PARSER], analyst=refs[ANALYST], judge=refs[JUDGE])
 
 

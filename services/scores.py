@@ -20,11 +20,25 @@ def score_id(claim_id: str) -> str:
     return f"{claim_id}-{SCORE_NAME}"
 
 
-def write_score(
+_client: httpx.AsyncClient | None = None
+
+
+def _http() -> httpx.AsyncClient:
+    """One client for the process: a client per call would build a TLS context every time."""
+    global _client
+    if _client is None:
+        base = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+        auth = (
+            os.environ.get("LANGFUSE_PUBLIC_KEY", ""),
+            os.environ.get("LANGFUSE_SECRET_KEY", ""),
+        )
+        _client = httpx.AsyncClient(base_url=base.rstrip("/"), auth=auth, timeout=10)
+    return _client
+
+
+async def write_score(
     trace_id: str, claim_id: str, value: float, comment: str, metadata: dict[str, Any]
 ) -> str:
-    base = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
-    auth = (os.environ.get("LANGFUSE_PUBLIC_KEY", ""), os.environ.get("LANGFUSE_SECRET_KEY", ""))
     body = {
         "id": score_id(claim_id),
         "traceId": trace_id,
@@ -36,7 +50,7 @@ def write_score(
         "environment": os.environ.get("LANGFUSE_TRACING_ENVIRONMENT", "default"),
         "timestamp": datetime.now(UTC).isoformat(),
     }
-    response = httpx.post(f"{base.rstrip('/')}/api/public/scores", json=body, auth=auth, timeout=10)
+    response = await _http().post("/api/public/scores", json=body)
     if response.status_code in (400, 401, 403, 404, 422):
         raise ValueError(  # permanent: a retry cannot fix it (the step ends terminally)
             f"Langfuse refused the score for trace {trace_id} (HTTP {response.status_code}): "

@@ -108,6 +108,24 @@ async def _throughput(
     return n / (time.perf_counter() - t)
 
 
+def _configure_in_process(llm_url: str, ledger: Path) -> None:
+    """Point this process's agents at the stack's model, without leaving OPENAI_BASE_URL in the
+    environment (a later stack started here would take it for a real endpoint)."""
+    from services.llm import configure_model_client
+
+    saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    os.environ.update({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "workbench-local"})
+    os.environ["WORKBENCH_LEDGER"] = str(ledger)
+    try:
+        configure_model_client()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _approvable_documents() -> list[str]:
     return [s.document for s in samples(status="paid")]
 
@@ -147,12 +165,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     try:
         with MemorySampler(stack.supervisor_pid) as memory:
             await claims.asubmit_claim(docs[0], id=first.id)  # wait for it
-            os.environ["OPENAI_BASE_URL"] = stack.llm_url
-            os.environ.setdefault("OPENAI_API_KEY", "workbench-local")
-            os.environ["WORKBENCH_LEDGER"] = str(home / "inprocess-ledger.sqlite3")
-            from services.llm import configure_model_client
-
-            configure_model_client()
+            _configure_in_process(stack.llm_url, home / "inprocess-ledger.sqlite3")
 
             async def durable(i: int) -> None:
                 c = await claims.asubmit_claim(docs[i % len(docs)])
