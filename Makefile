@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
+# JupyterLab refuses to run as root unless told (containers, CI machines)
+JUPYTER_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test test-unit test-integration test-notebooks lint format bench up down status clean
 
@@ -26,7 +28,7 @@ $(NPM_STAMP): package.json package-lock.json
 
 lab: setup
 	$(BIN)/python -m workbench up
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(JUPYTER_ARGS)
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
