@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -78,8 +79,8 @@ KINDS: dict[str, str] = {
     "crash_after_effect": "the step's effect happens (the payment is made, the model answers), "
     "then the process dies before the result is journaled; the retry repeats the effect",
     "delay": "the step takes `seconds` longer",
-    "kill_restate": "the Restate server is killed (SIGKILL) inside the step; supervisord brings "
-    "it back and the claim continues",
+    "kill_restate": "the Restate server is killed (SIGKILL) inside the step, which ends that try; "
+    "supervisord brings Restate back and the claim continues",
     "rate_limit": "the model endpoint answers HTTP 429 with Retry-After: `seconds`",
     "server_error": "the model endpoint answers HTTP 500",
     "timeout": "the model call times out after `seconds`",
@@ -90,7 +91,9 @@ MODEL_KINDS = frozenset({"rate_limit", "server_error", "timeout", "bad_output"})
 
 DEFAULT_SECONDS = {"delay": 2.0, "rate_limit": 1.0, "timeout": 1.0}
 
-_ENDING = frozenset({"error", "terminal", "crash", "rate_limit", "server_error", "timeout"})
+_ENDING = frozenset(
+    {"error", "terminal", "crash", "kill_restate", "rate_limit", "server_error", "timeout"}
+)
 """Kinds that end the try they fire in (at most one of them fires per try)."""
 _STEP_BEFORE = frozenset({"error", "terminal", "crash", "delay", "kill_restate"})
 _MODEL_BEFORE = _STEP_BEFORE | {"rate_limit", "server_error", "timeout"}
@@ -197,6 +200,28 @@ def _claim_id() -> str | None:
         return None
 
 
+_terminal_failures: ContextVar[list[str] | None] = ContextVar(
+    "workbench_terminal_failures", default=None
+)
+
+
+def terminal_failures() -> list[str]:
+    """Start collecting the terminal failures of the steps that run from here on (the tools of
+    one agent run) and return the list they go to. A tool that fails for good makes Restate's
+    tool wrapper cancel the sibling tools waiting for their turn, and that internal cancellation
+    can leave the agent run instead of the failure; the flow then still knows why it failed."""
+    failures: list[str] = []
+    _terminal_failures.set(failures)
+    return failures
+
+
+def note_terminal(step: str, error: TerminalError) -> None:
+    """Called by a step whose journaled result is a terminal failure."""
+    failures = _terminal_failures.get()
+    if failures is not None:
+        failures.append(error.message or f"step {step!r} failed for good")
+
+
 def attempt_started(claim_id: str) -> None:
     """Note an attempt of the claim's workflow (the first run, a retry, or a replay)."""
     if _claim_id() is not None:
@@ -231,7 +256,10 @@ async def kill_restate(params: dict[str, Any], *, timeout_s: float = 2.0) -> int
     if target is None:
         print("workbench fault kill_restate: no restate-server of this stack found", flush=True)
         return None
-    target.kill()
+    try:
+        target.kill()
+    except psutil.Error:
+        return None  # it died meanwhile
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -276,7 +304,11 @@ async def _act(plan: Plan, where: str, *, model: bool) -> None:
     if plan.kind == "delay":
         await asyncio.sleep(_seconds(plan))
     elif plan.kind == "kill_restate":
-        await kill_restate(plan.params)
+        pid = await kill_restate(plan.params)
+        # the try ends with the server (deterministically: not racing the lost connection)
+        raise (InjectedModelError if model else InjectedError)(
+            f"{message}: Restate (pid {pid}) was killed; this try ends with it"
+        )
     elif plan.kind == "crash":
         crash_self()
     elif plan.kind == "error":
@@ -286,7 +318,7 @@ async def _act(plan: Plan, where: str, *, model: bool) -> None:
 
 
 def _ordered(plans: Iterable[Plan]) -> list[Plan]:
-    """Faults that let the try go on (delay, kill_restate) act before the one that ends it."""
+    """A fault that lets the try go on (a delay) acts before the one that ends it."""
     return sorted(plans, key=lambda p: p.kind in _ENDING)
 
 

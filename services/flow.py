@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from agents import Agent, AgentsException, Runner
 from restate import TerminalError
 
-from . import faults, reference_data, tracing
+from . import faults, reference_data, tracing, versions
 from .analyst_agent import analyst_agent
 from .config import settings
 from .judge import JudgeResult, judge_claim
@@ -86,12 +86,18 @@ async def _fetch_prompts(label: str) -> PromptSet:
 
 
 async def _agent(env: Env, agent: Agent, input: str, what: str, prompt: PromptRef) -> Any:
+    failed_tools = faults.terminal_failures()
     try:
         with tracing.prompt_in_use(prompt.name, prompt.version):
             result = await env.run_agent(agent, input)
     except (AgentsException, TerminalError) as e:
         message = getattr(e, "message", None) or str(e)
         raise ClaimFailed("failed", f"The {what} failed for good: {message}") from None
+    except BaseException:
+        if not failed_tools:
+            raise
+        # a tool failed for good; the cancellation of its sibling tools left the run instead
+        raise ClaimFailed("failed", f"The {what} failed for good: {failed_tools[0]}") from None
     return result.final_output
 
 
@@ -130,6 +136,10 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
                 f"The document lacks {', '.join(missing)} (parser problems: {problems}). "
                 "Fix the document and submit it under a new id.",
             )
+
+        if versions.verifies_documents(settings().service_version):  # v2: one more step
+            env.set_step("verify documents")
+            await step("verify documents", versions.verify_documents, claim)
 
         env.set_step("convert to EUR")
         amount_eur = await _to_eur(claim)

@@ -40,7 +40,11 @@ async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwa
             result = await result
         return result  # type: ignore[return-value]
     wrapped, options = _journaled(faults.observed(name, fn), name)
-    return await ctx.run_typed(name, wrapped, options, *args, **kwargs)
+    try:
+        return await ctx.run_typed(name, wrapped, options, *args, **kwargs)
+    except TerminalError as e:
+        faults.note_terminal(name, e)
+        raise
 
 
 def _context() -> Any:

@@ -29,6 +29,18 @@ from .claims import (
     submit_claim,
     submit_claims,
 )
+from .deployments import (
+    DeploymentInUseError,
+    deploy,
+    deployments,
+    in_flight,
+    pinning,
+    replace_code,
+    restore_code,
+    retire,
+    wait_for_claim,
+    wait_for_failure,
+)
 from .evidence import payment_attempts, resumption_report
 from .faults import Fault
 from .ledger_view import ledger
@@ -42,6 +54,7 @@ __all__ = [
     "Claim",
     "ClaimBatch",
     "ClaimError",
+    "DeploymentInUseError",
     "Fault",
     "Sample",
     "aapprove",
@@ -52,13 +65,20 @@ __all__ = [
     "asubmit_claims",
     "claim",
     "current",
+    "deploy",
+    "deployments",
     "faults",
+    "in_flight",
     "ledger",
     "panel",
     "payment_attempts",
+    "pinning",
     "prompts",
     "reject",
+    "replace_code",
+    "restore_code",
     "resumption_report",
+    "retire",
     "sample",
     "samples",
     "samples_table",
@@ -71,6 +91,8 @@ __all__ = [
     "submit_claims",
     "trace_id_for",
     "traces",
+    "wait_for_claim",
+    "wait_for_failure",
     "wait_for_scores",
     "wait_for_trace",
     "waterfall",
@@ -104,3 +126,6 @@ def stop() -> None:
     if _stack is not None:
         _stack.stop()
         _stack = None
+    from . import _langfuse_client
+
+    _langfuse_client.close()  # the SDK keeps one client per key: drop the one for this stack

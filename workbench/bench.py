@@ -6,7 +6,10 @@ What it measures (zero model latency unless `--llm-latency-ms`):
 - stack cold start: from `start()` until the first claim is accepted by Restate;
 - claim latency p50/p95 through Restate, and the same agents run in-process without Restate;
 - throughput at concurrency 1, 8 and 32, durable and in-process;
-- the stack's peak memory (RSS of supervisord and its children) during the run."""
+- the stack's peak memory (RSS of supervisord and its children) during the run.
+
+`--recovery` measures instead the time from a service crash and from a Restate kill to the
+claim's completion, beside a bare restart of that process (`bench_recovery`)."""
 
 from __future__ import annotations
 
@@ -250,6 +253,131 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     return rows
 
 
+async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """`--recovery`: time from a crash of the service (a `crash` fault inside a step) and from a
+    kill of the Restate server (a `kill_restate` fault) to the claim's completion, beside a bare
+    restart of that process (kill, then answering again) in the same run. A watcher polling the
+    process over HTTP also splits each recovery into the restart itself (until the new process
+    answers) and what Restate's retry and the journal's replay add after it: target <= 1.0 s."""
+    import workbench
+
+    from . import claims, session
+    from . import stack as stack_module
+    from .evidence import _epoch
+    from .faults import Fault
+    from .restate_admin import RestateAdmin
+
+    rows: list[tuple[str, str, str]] = []
+
+    def row(name: str, value: float, note: str = "", sign: str = "") -> None:
+        rows.append((name, f"{value:{sign}.2f} s", note))
+        print(f"  {name:<56} {value:{sign}6.2f} s  {note}", file=sys.stderr)
+
+    home = Path(tempfile.mkdtemp(prefix="workbench-bench-recovery-"))
+    print(f"recovery in {home} ...", file=sys.stderr)
+    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    session.use(stack.ingress_url, stack.admin_url)
+    previous, workbench._stack = workbench._stack, stack  # faults are planned in its home
+    admin = RestateAdmin(stack.admin_url)
+    doc = _approvable_documents()[0]
+    cases = [
+        ("services", Fault("lookup policy", "crash"), "service crash"),
+        ("restate", Fault("check fraud", "kill_restate"), "Restate kill"),
+    ]
+    try:
+        for _ in range(2):  # warm up: connections, caches, the first model calls
+            await claims.asubmit_claim(doc)
+        for name, fault, what in cases:
+            bare, total, restart, after = [], [], [], []
+            for _ in range(args.recovery_runs):
+                bare.append(_bare_restart_s(stack, name))
+                with _Watch(stack._processes[name]) as watch:
+                    c = await claims.asubmit_claim(doc, faults=[fault])
+                assert c.status == "paid", c
+                invocation = await admin.aworkflow_invocation(claims.WORKFLOW, c.id)
+                done = _epoch(invocation["completed_at"])  # Restate's clock: no client polling
+                crashed = _event_epoch(c.id, "fault")  # written just before the kill
+                total.append(done - crashed)
+                restart.append(watch.up_at - crashed)
+                after.append(done - watch.up_at)
+            median = statistics.median
+            row(f"bare restart of {name} (kill -> answering), median", median(bare))
+            row(f"{what} -> claim completed, median", median(total))
+            row(f"  {what} -> {name} answering again (the restart)", median(restart))
+            row(
+                f"  {name} answering -> claim completed (retry + replay)",
+                median(after),
+                "target <= 1.0 s",
+            )
+            row(
+                f"{what} -> completed, minus the bare restart",
+                median(total) - median(bare),
+                "(supervisord respawns on a 1 s tick: noisy)",
+                sign="+",
+            )
+    finally:
+        workbench._stack = previous
+        stack.stop()
+    return rows
+
+
+class _Watch:
+    """Polls a process's health checks over HTTP in a thread; `up_at` is when it answered
+    again after having stopped answering (epoch seconds)."""
+
+    def __init__(self, process: Any, interval_s: float = 0.01) -> None:
+        self.process, self.interval_s = process, interval_s
+        self.down_at: float | None = None
+        self.up_at: float = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=0.5, trust_env=False) as http:
+            while not self._stop.is_set():
+                ready = self.process.check_ready(http) is None
+                if not ready and self.down_at is None:
+                    self.down_at = time.time()
+                elif ready and self.down_at is not None:
+                    self.up_at = time.time()
+                    return
+                self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _bare_restart_s(stack: Any, name: str, timeout_s: float = 60.0) -> float:
+    """SIGKILL a process and time until its successor answers its health checks over HTTP.
+    Nothing talks to supervisord meanwhile (its XML-RPC calls would wake its main loop and
+    hasten the restart, which a crash in the wild does not get)."""
+    import signal
+
+    pid = stack.pid(name)
+    with _Watch(stack._processes[name]) as watch:
+        t = time.time()
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        while watch._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    stack.wait_ready(name, timeout_s=timeout_s)
+    return watch.up_at - t
+
+
+def _event_epoch(claim_id: str, event: str) -> float:
+    """When the services wrote the first `event` of a claim (epoch seconds)."""
+    from .faults import store
+
+    return next(e["at"] for e in store().events(claim_id) if e["event"] == event)
+
+
 def _markdown(rows: list[tuple[str, str, str]]) -> str:
     lines = ["| measurement | value | note |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {note} |" for name, value, note in rows]
@@ -266,8 +394,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throughput-claims", type=int, default=64)
     parser.add_argument("--llm-latency-ms", type=float, default=0.0)
     parser.add_argument("--ingest-spans", type=int, default=20_000)
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="measure recovery instead: a service crash and a Restate kill, each to completion",
+    )
+    parser.add_argument("--recovery-runs", type=int, default=3)
     args = parser.parse_args(argv)
-    rows = asyncio.run(_bench(args))
+    rows = asyncio.run(bench_recovery(args) if args.recovery else _bench(args))
     print(_markdown(rows))
 
 

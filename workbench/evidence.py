@@ -14,8 +14,10 @@ Two witnesses that do not depend on each other:
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,7 +72,7 @@ class Attempts:
     def __repr__(self) -> str:
         return (
             f"Attempts({self.claim_id}: {self.count} attempts, {self.retries} retries, "
-            f"{self.processes} processes, status {self.status}, "
+            f"in {self.processes} service process(es), status {self.status}, "
             f"last failure {self.last_failure or 'none'})"
         )
 
@@ -213,13 +215,18 @@ def journaled_results(entries: list[dict[str, Any]], model_step: str | None) -> 
 
 
 # -- the report ----------------------------------------------------------------------------------
-async def aresumption_report(claim_id: str) -> pd.DataFrame:
+async def aresumption_report(claim_id: str, *, judge_wait_s: float = 10.0) -> pd.DataFrame:
     admin = _admin()
     workflow = await _invocation(admin, WORKFLOW, claim_id, "run")
     if workflow is None:
         raise KeyError(f"No claim {claim_id!r} was submitted to this Restate server.")
     results = journaled_results(await _journal(admin, workflow["id"]), None)
     judge = await _invocation(admin, JUDGE, claim_id, "evaluate")
+    deadline = time.monotonic() + judge_wait_s
+    # the judge runs after the claim ended: let it finish, so that its rows are final
+    while judge and judge.get("status") != "completed" and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        judge = await _invocation(admin, JUDGE, claim_id, "evaluate")
     judge_results = journaled_results(await _journal(admin, judge["id"]), "judge") if judge else []
     events = _faults.store().events(claim_id)
     return report_frame(claim_id, results, judge_results, events, payment_attempts(claim_id))
@@ -244,9 +251,10 @@ def report_frame(
     rows = []
     for step in steps:
         mine = [e for e in events if e["step"] == step]
-        executed = sum(e["event"] == "executed" for e in mine)
+        executed: Any = sum(e["event"] == "executed" for e in mine)
         fired = [e for e in mine if e["event"] == "fault"]
         prevented = sum(e["kind"] in PREVENTING for e in fired)
+        observed = bool(mine)
         recorded = [
             r for r in (judge_results if step in judge_steps else results) if r["step"] == step
         ]
@@ -260,15 +268,18 @@ def report_frame(
         rows.append(
             {
                 "step": step,
-                "executed": executed,
+                "executed": executed if observed else pd.NA,
                 "journaled": len(recorded),
                 "replayed": replayed,
-                "attempts": executed + prevented,
-                "note": _note(step, mine, fired, payments),
+                "attempts": executed + prevented if observed else pd.NA,
+                "note": _note(step, mine, fired, payments)
+                if observed
+                else "not a workbench step: its body is not observed",
             }
         )
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
-    frame["replayed"] = frame["replayed"].astype("Int64")
+    for column in ("executed", "replayed", "attempts"):
+        frame[column] = frame[column].astype("Int64")
     frame.attrs["claim_id"] = claim_id
     return frame
 
@@ -300,12 +311,13 @@ def _note(step: str, mine: list[dict], fired: list[dict], payments: pd.DataFrame
     return "; ".join(parts)
 
 
-def resumption_report(claim_id: str) -> pd.DataFrame:
+def resumption_report(claim_id: str, *, judge_wait_s: float = 10.0) -> pd.DataFrame:
     """Per step of a claim: how often its body really `executed` (for a model step: requests
     sent), how many results Restate `journaled`, how often a later attempt `replayed` the
     journaled result instead of running the step again (the judge's attempts are not counted),
-    and the `attempts` (executions plus tries a fault ended before the work)."""
-    return run_sync(aresumption_report(claim_id))
+    and the `attempts` (executions plus tries a fault ended before the work). Waits (at most
+    `judge_wait_s`) for the judge, which scores the claim after it ended."""
+    return run_sync(aresumption_report(claim_id, judge_wait_s=judge_wait_s))
 
 
 # -- payments ------------------------------------------------------------------------------------

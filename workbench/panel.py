@@ -270,11 +270,7 @@ class FaultPanel:
         color = {"paid": "#070", "rejected": "#555"}.get(claim.status, "#b00")
         text = repr(outcome) if outcome is not None else f"{claim.id}: {claim.status}"
         self.outcome.value = f"<b style='color:{color}'>{html.escape(text)}</b>"
-        for _ in range(20):  # the judge runs after the outcome: give it a moment
-            self.report = await evidence.aresumption_report(claim.id)
-            if "judge" in set(self.report["step"]) or outcome is None or outcome.claim is None:
-                break
-            await asyncio.sleep(0.25)
+        self.report = await evidence.aresumption_report(claim.id)
         payments = evidence.payment_attempts(claim.id)
         parts = ["<b>Resumption report</b>", _table(self.report)]
         if len(payments):

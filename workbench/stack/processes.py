@@ -267,15 +267,18 @@ def register_deployment(
     *,
     timeout_s: float,
     poll_interval_s: float,
+    force: bool = True,
 ) -> dict[str, Any]:
-    """POST {admin}/deployments {"uri", "force": true}, retrying until it succeeds or time is up."""
+    """POST {admin}/deployments {"uri", "force"}, retrying until it succeeds or time is up.
+    force=True replaces the deployment registered at the same URI (same id, new code);
+    a URI not registered yet is a new deployment either way."""
     endpoint = f"{admin_url}/deployments"
     deadline = time.monotonic() + timeout_s
     while True:
         status: int | None = None
         try:
             # discovery calls the deployment back: allow it more than a probe's timeout
-            response = http.post(endpoint, json={"uri": uri, "force": True}, timeout=30.0)
+            response = http.post(endpoint, json={"uri": uri, "force": force}, timeout=30.0)
             status, text = response.status_code, response.text
             if response.is_success:
                 return response.json()

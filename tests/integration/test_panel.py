@@ -1,0 +1,118 @@
+"""The failure-injection panel driven headless: set the widgets, click, wait, read the widgets."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+import workbench as wb
+from workbench import _langfuse_client
+from workbench.panel import NO_FAULT, FaultPanel
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("panel-home")
+    s = wb.start(home=home, persistent=False, llm_latency_ms=5)  # also this session's stack
+    try:
+        yield s
+    finally:
+        pids = s.pids()
+        s.stop()
+        wb._stack = None
+        _langfuse_client.close()  # no client left pointing at this stopped stack's Langfuse
+        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert left == [], f"processes left running after stop(): {left}"
+
+
+@pytest.fixture
+def panel(stack) -> FaultPanel:
+    p = wb.panel(refresh_s=0.2)
+    yield p
+    p.wait(60)
+
+
+def test_the_panel_renders_as_a_widget(panel) -> None:
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "services" in panel.processes.value and "RUNNING" in panel.processes.value
+
+
+def test_model_faults_are_offered_only_at_model_steps(panel) -> None:
+    panel.step.value = "reimburse"
+    assert "rate_limit" not in panel.kind.options and "crash" in panel.kind.options
+    panel.step.value = "model call 2"
+    assert "rate_limit" in panel.kind.options
+    panel.kind.value = "rate_limit"
+    assert not panel.seconds.disabled
+    panel.kind.value = "server_error"
+    assert panel.seconds.disabled
+
+
+def test_a_crash_after_the_payment_shows_one_payment_and_the_refused_duplicate(panel) -> None:
+    panel.source.value = "sample"
+    panel.sample.value = wb.samples(status="paid")[0].id
+    panel.step.value = "reimburse"
+    panel.kind.value = "crash_after_effect"
+    panel.submit.click()
+    claim = panel.wait(90)
+    assert claim.status == "paid"
+    assert "PAID" in panel.outcome.value
+    assert "Resumption report" in panel.evidence.value
+    assert "refused as duplicates 1" in panel.evidence.value
+    row = panel.report.set_index("step").loc["reimburse"]
+    assert (row["executed"], row["journaled"]) == (2, 1)
+    assert "call LLM" in panel.journal.value
+    assert "processes 2" in panel.status.value
+
+
+def test_kill_buttons_break_processes_while_the_claim_runs(panel, stack) -> None:
+    services, restate = stack.pid("services"), stack.pid("restate")
+    panel.source.value = "new"
+    panel.document.value = (
+        "Claim form\nCustomer ID: C-1001\nDate: 2026-03-02\nAmount: 80 EUR\n"
+        "Category: pharmacy\nReceipt attached: yes"
+    )
+    panel.step.value = "convert to EUR"
+    panel.kind.value = "delay"
+    panel.seconds.value = 2.0
+    panel.submit.click()
+    deadline = time.monotonic() + 30
+    while "convert to EUR" not in panel.status.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    panel.kill_service.click()
+    panel.kill_restate.click()
+    claim = panel.wait(90)
+    assert claim.status == "paid", claim
+    assert stack.pid("services") != services and stack.pid("restate") != restate
+    assert "Killed services" in panel.message.value or "Killed restate" in panel.message.value
+    assert claim.attempts.processes == 2
+
+
+def test_restart_and_refresh_buttons(panel, stack) -> None:
+    pid = stack.pid("llm")
+    panel.restart_target.value = "llm"
+    panel.restart.click()
+    panel.wait(60)
+    assert stack.pid("llm") != pid
+    assert "Restarted llm" in panel.message.value
+    panel.refresh.click()
+    panel.wait(10)
+    assert str(stack.pid("llm")) in panel.processes.value
+
+
+def test_no_fault_and_a_bad_document(panel) -> None:
+    panel.source.value = "new"
+    panel.document.value = "   "
+    panel.step.value = NO_FAULT
+    panel.submit.click()
+    assert "empty" in panel.message.value and not panel.busy
+    panel.source.value = "sample"
+    panel.sample.value = wb.samples(status="rejected")[0].id
+    panel.submit.click()
+    assert panel.wait(60).status == "rejected"
+    assert "faults:" not in panel.evidence.value
