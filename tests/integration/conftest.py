@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,19 @@ def options(standin: Path) -> dict[str, Any]:
     if not real_llm_available():
         opts["llm_command"] = standin_command(standin, "llm")
     return opts
+
+
+@contextmanager
+def claims_stack(home: Path, **options: Any) -> Iterator[Any]:
+    """A real stack in `home`, made this session's stack (the helpers talk to it), stopped at
+    the end with a check that none of its processes is left running."""
+    import workbench as wb
+
+    stack = wb.start(home=home, persistent=False, **options)
+    try:
+        yield stack
+    finally:
+        pids = stack.pids()
+        wb.stop()  # also drops the Langfuse client pointing at this stack
+        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert left == [], f"processes left running after stop(): {left}"

@@ -3,30 +3,20 @@ started through the stack in a private home."""
 
 from __future__ import annotations
 
-import psutil
 import pytest
 
 import workbench as wb
-from workbench import session
 from workbench.claims import ClaimError
+
+from .conftest import claims_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("claims-home")
-    s = wb.stack.start(home=home, persistent=False, llm_latency_ms=20)
-    session.use(s.ingress_url, s.admin_url)
-    wb._stack = s
-    try:
+    with claims_stack(tmp_path_factory.mktemp("claims-home"), llm_latency_ms=20) as s:
         yield s
-    finally:
-        pids = s.pids()
-        s.stop()
-        wb._stack = None
-        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        assert left == [], f"processes left running after stop(): {left}"
 
 
 def _payments(claim_id: str) -> int:

@@ -9,25 +9,18 @@ import psutil
 import pytest
 
 import workbench as wb
-from workbench import Fault, _langfuse_client, faults
+from workbench import Fault, faults
 from workbench.evidence import payment_attempts, resumption_report
+
+from .conftest import claims_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("faults-home")
-    s = wb.start(home=home, persistent=False, llm_latency_ms=5)  # also this session's stack
-    try:
+    with claims_stack(tmp_path_factory.mktemp("faults-home"), llm_latency_ms=5) as s:
         yield s
-    finally:
-        pids = s.pids()
-        s.stop()
-        wb._stack = None
-        _langfuse_client.close()  # no client left pointing at this stopped stack's Langfuse
-        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        assert left == [], f"processes left running after stop(): {left}"
 
 
 def _doc(i: int = 0) -> wb.Sample:

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import time
 
-import psutil
 import pytest
 
 import workbench as wb
-from workbench import _langfuse_client
 from workbench.panel import NO_FAULT, FaultPanel
+
+from .conftest import claims_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("panel-home")
-    s = wb.start(home=home, persistent=False, llm_latency_ms=5)  # also this session's stack
-    try:
+    with claims_stack(tmp_path_factory.mktemp("panel-home"), llm_latency_ms=5) as s:
         yield s
-    finally:
-        pids = s.pids()
-        s.stop()
-        wb._stack = None
-        _langfuse_client.close()  # no client left pointing at this stopped stack's Langfuse
-        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        assert left == [], f"processes left running after stop(): {left}"
 
 
 @pytest.fixture

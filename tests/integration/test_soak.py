@@ -8,11 +8,11 @@ import random
 import threading
 import time
 
-import psutil
 import pytest
 
 import workbench as wb
-from workbench import _langfuse_client
+
+from .conftest import claims_stack
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +24,9 @@ SOAK_TIMEOUT_S = 150.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("soak-home")
     # model latency stretches the batch, so that the kills land while claims are in flight
-    s = wb.start(home=home, persistent=False, llm_latency_ms=60)  # also this session's stack
-    try:
+    with claims_stack(tmp_path_factory.mktemp("soak-home"), llm_latency_ms=60) as s:
         yield s
-    finally:
-        pids = s.pids()
-        s.stop()
-        wb._stack = None
-        _langfuse_client.close()  # no client left pointing at this stopped stack's Langfuse
-        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        assert left == [], f"processes left running after stop(): {left}"
 
 
 def _batch() -> list[tuple[str, wb.Sample]]:
