@@ -80,13 +80,7 @@ class ManagedProcess:
 
     @classmethod
     def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
-        return cls(
-            name=state["name"],
-            command=state["command"],
-            port=state["port"],
-            env=state.get("env"),
-            host=state.get("host", HOST),
-        )
+        return cls(**_common(state))
 
 
 class LlmProcess(ManagedProcess):
@@ -181,15 +175,7 @@ class RestateProcess(ManagedProcess):
 
     @classmethod
     def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
-        return cls(
-            name=state["name"],
-            command=state["command"],
-            port=state["port"],
-            admin_port=state["admin_port"],
-            node_port=state["node_port"],
-            env=state.get("env"),
-            host=state.get("host", HOST),
-        )
+        return cls(**_common(state), admin_port=state["admin_port"], node_port=state["node_port"])
 
 
 class ServicesProcess(ManagedProcess):
@@ -245,14 +231,21 @@ class ServicesProcess(ManagedProcess):
     @classmethod
     def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
         return cls(
-            name=state["name"],
-            command=state["command"],
-            port=state["port"],
-            env=state.get("env"),
-            host=state.get("host", HOST),
+            **_common(state),
             admin_url=state.get("admin_url"),
             register=state.get("register", True),
         )
+
+
+def _common(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments every kind of process records in the state file."""
+    return {
+        "name": state["name"],
+        "command": state["command"],
+        "port": state["port"],
+        "env": state.get("env"),
+        "host": state.get("host", HOST),
+    }
 
 
 def _deployment_uri(deployment: Mapping[str, Any]) -> str | None:

@@ -165,3 +165,14 @@ def dumps(value: Any) -> str | None:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def equality_filters(
+    request: Request, clauses: list[str], params: list[Any], columns: tuple[tuple[str, str], ...]
+) -> None:
+    """Add `<sql> = ?` for each (query parameter, SQL expression) pair present in the request."""
+    for name, sql in columns:
+        value = str_param(request, name)
+        if value is not None:
+            clauses.append(f"{sql} = ?")
+            params.append(value)

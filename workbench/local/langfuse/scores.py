@@ -18,6 +18,7 @@ from ._http import (
     decode_cursor,
     dumps,
     encode_cursor,
+    equality_filters,
     float_param,
     int_param,
     list_param,
@@ -405,21 +406,22 @@ def list_v2(db: Database, request: Request) -> dict[str, Any]:
     raw_filter = str_param(request, "filter")
     if raw_filter is not None:
         clauses, params = _filters.parse(raw_filter, V2_FILTER_COLUMNS)
-    for name, sql in (
-        ("name", "s.name"),
-        ("configId", "s.config_id"),
-        ("sessionId", "s.session_id"),
-        ("datasetRunId", "s.dataset_run_id"),
-        ("traceId", "s.trace_id"),
-        ("queueId", "s.queue_id"),
-        ("dataType", "s.data_type"),
-        ("source", "s.source"),
-        ("userId", "t.user_id"),
-    ):
-        value = str_param(request, name)
-        if value is not None:
-            clauses.append(f"{sql} = ?")
-            params.append(value)
+    equality_filters(
+        request,
+        clauses,
+        params,
+        (
+            ("name", "s.name"),
+            ("configId", "s.config_id"),
+            ("sessionId", "s.session_id"),
+            ("datasetRunId", "s.dataset_run_id"),
+            ("traceId", "s.trace_id"),
+            ("queueId", "s.queue_id"),
+            ("dataType", "s.data_type"),
+            ("source", "s.source"),
+            ("userId", "t.user_id"),
+        ),
+    )
     _in(clauses, params, "s.id", list_param(request, "scoreIds"))
     _in(clauses, params, "s.observation_id", list_param(request, "observationId"))
     _in(clauses, params, "s.environment", list_param(request, "environment"))

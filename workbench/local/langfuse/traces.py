@@ -14,6 +14,7 @@ from starlette.responses import Response
 from . import _filters
 from ._errors import BadRequest, Json, NotFound
 from ._http import (
+    equality_filters,
     int_param,
     json_object,
     list_param,
@@ -191,17 +192,18 @@ def list_traces(db: Database, project_id: str, request: Request) -> dict[str, An
     if raw_filter is not None:
         clauses, params = _filters.parse(raw_filter, FILTER_COLUMNS)
     else:
-        for name, sql in (
-            ("userId", "t.user_id"),
-            ("name", "COALESCE(t.name, t.root_name)"),
-            ("sessionId", "t.session_id"),
-            ("version", "t.version"),
-            ("release", "t.release"),
-        ):
-            value = str_param(request, name)
-            if value is not None:
-                clauses.append(f"{sql} = ?")
-                params.append(value)
+        equality_filters(
+            request,
+            clauses,
+            params,
+            (
+                ("userId", "t.user_id"),
+                ("name", "COALESCE(t.name, t.root_name)"),
+                ("sessionId", "t.session_id"),
+                ("version", "t.version"),
+                ("release", "t.release"),
+            ),
+        )
         for name, op in (("fromTimestamp", ">="), ("toTimestamp", "<")):
             moment = time_param(request, name)
             if moment is not None:
