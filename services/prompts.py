@@ -50,7 +50,8 @@ def _file_prompt(name: str, label: str) -> PromptRef | None:
     return None
 
 
-def _file_labels() -> dict[str, list[str]]:
+def labels() -> dict[str, list[str]]:
+    """Each label of the seed prompts and the prompts (name vN) that carry it."""
     out: dict[str, list[str]] = {}
     for entry in index():
         for label in entry.get("labels", []):
@@ -114,20 +115,4 @@ async def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
         strict=True,
     ):
         fetched[name] = ref
-    refs = fetched
-    return PromptSet(parser=refs[PARSER], analyst=refs[ANALYST], judge=refs[JUDGE])
-
-
-def labels() -> dict[str, list[str]]:
-    """Each label of the seed prompts and the prompts (name vN) that carry it."""
-    return _file_labels()
-
-
-def check_label(label: str) -> None:
-    """Refuse a label no seed prompt carries (used when no Langfuse is at hand)."""
-    known = _file_labels()
-    if label not in known:
-        raise UnknownPromptLabelError(
-            f"Prompt label {label!r} is on no prompt. Known labels: {', '.join(sorted(known))}. "
-            "Pass one of them, or give a prompt version that label first."
-        )
+    return PromptSet(parser=fetched[PARSER], analyst=fetched[ANALYST], judge=fetched[JUDGE])

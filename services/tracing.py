@@ -31,10 +31,6 @@ _current_claim: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-def enabled() -> bool:
-    return _tracer is not None
-
-
 def _export(span: Any) -> bool:
     scope = getattr(span, "instrumentation_scope", None)
     name = getattr(scope, "name", "") or ""

@@ -420,7 +420,3 @@ def approve(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: boo
 def reject(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True) -> Claim:
     """Reject a claim that waits for review; with `wait`, return its outcome."""
     return run_sync(areject(claim_id, reviewer, note, wait))
-
-
-def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
-    return pd.DataFrame([c.row() for c in claims])

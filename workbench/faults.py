@@ -132,18 +132,7 @@ def plan(
     claim_id: str, faults: list[Fault] | tuple[Fault, ...], *, home_dir: Any = None
 ) -> list[Plan]:
     """Attach faults to one claim (before it is submitted: `submit_claim(..., faults=[...])`)."""
-    faults = _faults(faults)
-    db = store(home_dir)
-    return [
-        db.add(
-            claim_id=claim_id,
-            step=f.step,
-            kind=f.kind,
-            times=f.times,
-            params=_params(f, home_dir),
-        )
-        for f in faults
-    ]
+    return _add(_faults(faults), home_dir, claim_id=claim_id)
 
 
 def arm(*faults: Fault, claims: int = 1, home_dir: Any = None) -> list[Plan]:
@@ -151,16 +140,15 @@ def arm(*faults: Fault, claims: int = 1, home_dir: Any = None) -> list[Plan]:
     copy, which fires `times` times in it)."""
     if not isinstance(claims, int) or claims < 1:
         raise ValueError(f"claims={claims!r} is not valid: arm a fault for 1 or more claims.")
+    return _add(_faults(faults), home_dir, claims=claims)
+
+
+def _add(faults: list[Fault], home_dir: Any, **target: Any) -> list[Plan]:
+    """Store each fault for its target: one claim (`claim_id=`) or the next N (`claims=`)."""
     db = store(home_dir)
     return [
-        db.add(
-            claims=claims,
-            step=f.step,
-            kind=f.kind,
-            times=f.times,
-            params=_params(f, home_dir),
-        )
-        for f in _faults(faults)
+        db.add(**target, step=f.step, kind=f.kind, times=f.times, params=_params(f, home_dir))
+        for f in faults
     ]
 
 
