@@ -42,8 +42,8 @@ from openai import OpenAIError, RateLimitError
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
-from ._fault_store import COMPLETED, EXECUTED, FAULT, LOST, FaultStore, Plan
 from .config import settings
+from .fault_store import COMPLETED, EXECUTED, FAULT, LOST, FaultStore, Plan
 from .models import ClaimAssessment, ClaimData, JudgeVerdict
 
 T = TypeVar("T")

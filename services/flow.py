@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from agents import Agent, AgentsException, Runner
 from restate import TerminalError
 
-from . import faults, reference_data, tracing, versions
+from . import faults, names, reference_data, tracing, versions
 from .analyst_agent import analyst_agent
 from .config import settings
 from .judge import JudgeResult, judge_claim
@@ -56,11 +56,6 @@ class ClaimFailed(Exception):
         self.status, self.reason, self.fields = status, reason, fields
 
 
-def idempotency_key(claim_id: str) -> str:
-    """One payment per claim, whatever happens to the process that makes it."""
-    return f"claim/{claim_id}/reimburse"
-
-
 @cache
 def _ledger(path: Path) -> Ledger:
     return Ledger(path)
@@ -68,7 +63,7 @@ def _ledger(path: Path) -> Ledger:
 
 def _pay(claim_id: str, customer_id: str, amount_eur: float) -> Payment:
     ledger = _ledger(settings().ledger_path)
-    return ledger.pay(idempotency_key(claim_id), claim_id, customer_id, amount_eur)
+    return ledger.pay(names.payment_key(claim_id), claim_id, customer_id, amount_eur)
 
 
 def _missing(claim: ClaimData) -> list[str]:
@@ -154,7 +149,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
         decision, reason = assessment.decision, assessment.reason
 
         if decision == "review":
-            env.set_step("awaiting review")
+            env.set_step(names.AWAITING_REVIEW)
             review = await env.await_review()
             base["reviewed_by"] = review.reviewer
             decision = "approve" if review.approved else "reject"

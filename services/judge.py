@@ -16,14 +16,14 @@ from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext, RunOptions
 from restate.ext.openai import DurableRunner
 
-from . import reference_data, tracing
+from . import names, reference_data, tracing
 from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
 from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured
 from .scores import write_score
 from .steps import LLM_OPTIONS, step
 
-claim_judge = restate.VirtualObject("ClaimJudge")
+claim_judge = restate.VirtualObject(names.JUDGE)
 
 RunAgent = Callable[[Agent, str], Awaitable[Any]]
 

@@ -14,6 +14,7 @@ from agents import Agent
 from restate import InvocationRetryPolicy, WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
+from . import names
 from .faults import env_int
 from .flow import process_claim
 from .judge import claim_judge, evaluate
@@ -34,7 +35,7 @@ failed attempts (about 30 s) the claim is paused, not dropped: fix the cause and
 the Restate UI. Each knob is overridable in the services' environment
 (WORKBENCH_RETRY_INITIAL_MS, WORKBENCH_RETRY_MAX_INTERVAL_MS, WORKBENCH_RETRY_MAX_ATTEMPTS)."""
 
-claim_workflow = restate.Workflow("ClaimWorkflow", invocation_retry_policy=RETRY_POLICY)
+claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_POLICY)
 
 
 class DurableEnv:
@@ -51,10 +52,10 @@ class DurableEnv:
         return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
 
     def set_step(self, name: str) -> None:
-        self.ctx.set("step", name)
+        self.ctx.set(names.STEP_KEY, name)
 
     async def await_review(self) -> Review:
-        return await self.ctx.promise("review", type_hint=Review).value()
+        return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
 
     def send_evaluation(self, request: EvaluationRequest) -> None:
         self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
@@ -63,28 +64,28 @@ class DurableEnv:
 @claim_workflow.main()
 async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
     outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
-    ctx.set("outcome", outcome)
+    ctx.set(names.OUTCOME_KEY, outcome)
     return outcome
 
 
 @claim_workflow.handler()
 async def status(ctx: WorkflowSharedContext) -> ClaimStatus:
     """Where the claim is now; readable while it runs."""
-    step = await ctx.get("step", type_hint=str) or "not started"
-    outcome = await ctx.get("outcome", type_hint=ClaimOutcome)
+    step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+    outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
     return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
 
 
 async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
-    step = await ctx.get("step", type_hint=str)
-    if step != "awaiting review":
+    step = await ctx.get(names.STEP_KEY, type_hint=str)
+    if step != names.AWAITING_REVIEW:
         raise restate.TerminalError(
             f"Claim {ctx.key()!r} is not waiting for review "
             f"(its step is {step or 'not started'!r}).",
             status_code=409,
         )
-    await ctx.promise("review", type_hint=Review).resolve(review)
-    return ClaimStatus(claim_id=ctx.key(), step="review decided")
+    await ctx.promise(names.REVIEW_PROMISE, type_hint=Review).resolve(review)
+    return ClaimStatus(claim_id=ctx.key(), step=names.REVIEW_DECIDED)
 
 
 @claim_workflow.handler()

@@ -1,131 +1,209 @@
 """The resilient agents workbench: what a notebook imports.
 
     import workbench as wb
-    stack = wb.start()                 # or attach to the running stack
-    c = wb.submit_claim(wb.sample("claim-001"))
+    session = wb.start()                       # start the stack, or attach to the running one
+    c = wb.submit_claim(wb.samples.get("claim-001"))
     c.outcome, c.journal
+    wb.traces.waterfall(c); wb.scores.wait(c)
+    wb.faults.panel()
 
-Everything runs offline by default (embedded model, real Restate server); environment variables
-point the same code at OpenAI or any OpenAI-compatible endpoint, or at an existing Restate server.
+The helpers are grouped by what they work on: `wb.claims`, `wb.samples`, `wb.traces`,
+`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, and `wb.aio` (async twins). Each uses
+the current session (the one `start()` returned); `Session` objects have the same namespaces for
+code that wants its own. Everything runs offline by default (embedded model, embedded Langfuse,
+the real Restate server); arguments of `start()` or environment variables point the same code at
+OpenAI or any OpenAI-compatible endpoint, a real Langfuse, or an existing Restate server.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from . import faults, prompts, session, widgets
-from .claims import (
-    Claim,
-    ClaimBatch,
+from . import claims, deployments, faults, prompts, samples, scores, traces
+from .claims import Claim, ClaimBatch
+from .errors import (
     ClaimError,
-    aapprove,
-    aclaim,
-    approve,
-    areject,
-    asubmit_claim,
-    asubmit_claims,
-    claim,
-    reject,
-    submit_claim,
-    submit_claims,
-)
-from .deployments import (
+    ClaimNotFoundError,
+    ClaimStateError,
+    ClaimTimeoutError,
     DeploymentInUseError,
-    deploy,
-    deployments,
-    in_flight,
-    pinning,
-    replace_code,
-    restore_code,
-    retire,
-    wait_for_claim,
-    wait_for_failure,
+    DeploymentNotFoundError,
+    LangfuseError,
+    NoSessionError,
+    PromptError,
+    PromptNotFoundError,
+    RestateError,
+    ScoresTimeoutError,
+    TraceNotFoundError,
+    TraceTimeoutError,
+    UnknownPromptLabelError,
+    WorkbenchError,
 )
-from .evidence import payment_attempts, resumption_report
 from .faults import Fault
-from .ledger_view import ledger
-from .observability import scores, trace_id_for, traces, wait_for_scores, wait_for_trace
-from .panel import panel
-from .samples import Sample, sample, samples, samples_table
-from .score_charts import score_chart, scores_over_time
-from .waterfall import waterfall
+from .samples import Sample
+from .session import Aio, Session, current
+from .stack import StackError
 
 __all__ = [
     "Claim",
     "ClaimBatch",
     "ClaimError",
+    "ClaimNotFoundError",
+    "ClaimStateError",
+    "ClaimTimeoutError",
     "DeploymentInUseError",
+    "DeploymentNotFoundError",
     "Fault",
+    "LangfuseError",
+    "NoSessionError",
+    "PromptError",
+    "PromptNotFoundError",
+    "RestateError",
     "Sample",
-    "aapprove",
-    "aclaim",
-    "approve",
-    "areject",
-    "asubmit_claim",
-    "asubmit_claims",
+    "ScoresTimeoutError",
+    "Session",
+    "StackError",
+    "TraceNotFoundError",
+    "TraceTimeoutError",
+    "UnknownPromptLabelError",
+    "WorkbenchError",
+    "aio",
     "claim",
+    "claims",
     "current",
-    "deploy",
     "deployments",
     "faults",
-    "in_flight",
     "ledger",
-    "panel",
-    "payment_attempts",
-    "pinning",
     "prompts",
-    "reject",
-    "replace_code",
-    "restore_code",
-    "resumption_report",
-    "retire",
-    "sample",
     "samples",
-    "samples_table",
-    "score_chart",
     "scores",
-    "scores_over_time",
     "start",
     "stop",
     "submit_claim",
-    "submit_claims",
-    "trace_id_for",
     "traces",
-    "wait_for_claim",
-    "wait_for_failure",
-    "wait_for_scores",
-    "wait_for_trace",
-    "waterfall",
-    "widgets",
 ]
 
-_stack: Any = None
+aio = Aio()
+"""The async twins, for code with its own event loop: `await wb.aio.claims.submit(doc)`."""
 
 
-def start(**kwargs: Any) -> Any:
-    """Start the stack (or attach to the one running) and make it this kernel's stack."""
-    global _stack
-    from . import stack as _stack_module
+def start(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    persistent: bool = True,
+    timeout_s: float = 60.0,
+    tracing: bool = True,
+    model_url: str | None = None,
+    langfuse_url: str | None = None,
+    restate_ingress_url: str | None = None,
+    restate_admin_url: str | None = None,
+    llm_latency_ms: float | None = None,
+    langfuse_port: int | None = None,
+    llm_port: int | None = None,
+    ingress_port: int | None = None,
+    admin_port: int | None = None,
+    node_port: int | None = None,
+    services_port: int | None = None,
+    supervisor_port: int | None = None,
+    **advanced: Any,
+) -> Session:
+    """Start the stack (or attach to the one running in `home`) and make its Session the current
+    one, which `wb.claims`, `wb.traces`, ... use. Waits until every process answers.
 
-    _stack = _stack_module.start(**kwargs)
-    keys = _stack.langfuse_keys or (None, None)
-    session.use(_stack.ingress_url, _stack.admin_url, _stack.langfuse_url, *keys)
-    return _stack
+    Args:
+        home: the workbench home (default WORKBENCH_HOME, else `<project>/.workbench`): logs,
+            Restate's data, the ledger, the embedded Langfuse's database.
+        persistent: False stops the stack when this interpreter exits (tests); by default it
+            outlives the kernel, and `python -m workbench down` stops it.
+        timeout_s: how long to wait for every process to answer.
+        tracing: False runs without Langfuse (no embedded server, no span export).
+        model_url: an OpenAI-compatible endpoint to use instead of the embedded model
+            (OPENAI_BASE_URL; its key comes from OPENAI_API_KEY).
+        langfuse_url: a real Langfuse (Cloud or self-hosted) instead of the embedded one
+            (LANGFUSE_BASE_URL; keys from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY).
+        restate_ingress_url, restate_admin_url: an existing Restate server instead of the
+            embedded one (RESTATE_INGRESS_URL, RESTATE_ADMIN_URL; both or neither).
+        llm_latency_ms: simulated latency of the embedded model per completion.
+        langfuse_port, llm_port, ingress_port, admin_port, node_port, services_port,
+            supervisor_port: fixed ports (also WORKBENCH_<NAME>_PORT); a port given here must be
+            free. Unset, the defaults are used, or free ones when they are taken.
+        **advanced: restate_bin, restate_args, llm_command, services_command, langfuse_command,
+            env (extra environment per process), service_version, register, poll_interval_s,
+            registration_timeout_s, project: see `workbench.stack.start`.
 
+    Returns:
+        The Session: `session.status()`, `session.stack` (kill, restart, logs), its clients
+        and namespaces.
 
-def current() -> Any:
-    """The stack this kernel uses (started or attached by `start()`)."""
-    if _stack is None:
-        raise RuntimeError("No stack yet: call workbench.start() first.")
-    return _stack
+    Example:
+        >>> session = wb.start()
+        >>> session.status()[["name", "state", "port"]]
+    """
+    from . import stack as stack_module
+
+    options: dict[str, Any] = {
+        "persistent": persistent,
+        "tracing": tracing,
+        "openai_base_url": model_url,
+        "langfuse_base_url": langfuse_url,
+        "restate_ingress_url": restate_ingress_url,
+        "restate_admin_url": restate_admin_url,
+        "llm_latency_ms": llm_latency_ms,
+        "langfuse_port": langfuse_port,
+        "llm_port": llm_port,
+        "ingress_port": ingress_port,
+        "admin_port": admin_port,
+        "node_port": node_port,
+        "services_port": services_port,
+        "supervisor_port": supervisor_port,
+        **advanced,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    stack = stack_module.start(home, timeout_s=timeout_s, **options)
+    return Session.of_stack(stack).activate()
 
 
 def stop() -> None:
-    """Stop the stack this kernel started or attached to: every process it runs ends."""
-    global _stack
-    if _stack is not None:
-        _stack.stop()
-        _stack = None
-    from . import _langfuse_client
+    """Stop the current session's stack (every process it runs ends) and forget the session.
 
-    _langfuse_client.close()  # the SDK keeps one client per key: drop the one for this stack
+    Example:
+        >>> wb.stop()
+    """
+    from .session import current_or_none
+
+    session = current_or_none()
+    if session is not None:
+        session.stop()
+
+
+def submit_claim(claim: Any, id: str | None = None, **options: Any) -> Claim:
+    """Submit one claim and wait for it: the shortcut for `wb.claims.submit` (see there for
+    the options: wait, prompt_label, faults).
+
+    Example:
+        >>> c = wb.submit_claim(wb.samples.pick(status="paid")[0])
+        >>> c.outcome
+    """
+    return claims.submit(claim, id, **options)
+
+
+def claim(claim: Claim | str) -> Claim:
+    """A claim's status, outcome and journal now: the shortcut for `wb.claims.get`.
+
+    Example:
+        >>> wb.claim("claim-001").status
+    """
+    found = claims.get(claim)
+    assert isinstance(found, Claim)
+    return found
+
+
+def ledger(claims: Any = None) -> Any:
+    """Every payment made (one row per paid claim), or those of `claims`: the current session's
+    ledger.
+
+    Example:
+        >>> wb.ledger(batch)["amount_eur"].sum()
+    """
+    return current().ledger(claims)

@@ -28,7 +28,10 @@ from typing import Any
 
 import psutil
 
-from .samples import samples
+from services import names
+
+from . import samples
+from .session import Session
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -130,16 +133,14 @@ def _configure_in_process(llm_url: str, ledger: Path) -> None:
 
 
 def _approvable_documents() -> list[str]:
-    return [s.document for s in samples(status="paid")]
+    return [s.document for s in samples.pick(status="paid")]
 
 
 async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     from services.flow import InProcessEnv, process_claim
     from services.models import ClaimRequest
 
-    from . import claims, session
     from . import stack as stack_module
-    from .restate_admin import RestateAdmin
 
     rows: list[tuple[str, str, str]] = []
 
@@ -157,8 +158,9 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     print(f"cold start in {home} ...", file=sys.stderr)
     t0 = time.perf_counter()
     stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
-    session.use(stack.ingress_url, stack.admin_url)
-    first = await claims.asubmit_claim(docs[0], wait=False)
+    session = Session.of_stack(stack)  # the benchmark's own: the current session is untouched
+    claims = session.aio.claims
+    first = await claims.submit(docs[0], wait=False)
     cold = time.perf_counter() - t0
     row(
         "stack cold start (until first claim accepted)",
@@ -167,11 +169,11 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     )
     try:
         with MemorySampler(stack.supervisor_pid) as memory:
-            await claims.asubmit_claim(docs[0], id=first.id)  # wait for it
+            await claims.submit(docs[0], id=first.id)  # wait for it
             _configure_in_process(stack.llm_url, home / "inprocess-ledger.sqlite3")
 
             async def durable(i: int) -> None:
-                c = await claims.asubmit_claim(docs[i % len(docs)])
+                c = await claims.submit(docs[i % len(docs)])
                 assert c.status == "paid", c
 
             env = InProcessEnv()
@@ -181,13 +183,10 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 o = await process_claim(f"inproc-{time.perf_counter_ns()}-{i}", request, env)
                 assert o.status == "paid", o
 
-            admin = RestateAdmin(stack.admin_url)
-
             async def durable_judges_done() -> None:
                 """The judge runs after each claim in both modes; count its work in both."""
-                while await admin.aquery(
-                    "SELECT id FROM sys_invocation WHERE target_service_name = 'ClaimJudge' "
-                    "AND status != 'completed' LIMIT 1"
+                while await session.restate.invocations(
+                    service=names.JUDGE, unfinished=True, limit=1
                 ):
                     await asyncio.sleep(0.01)
 
@@ -225,7 +224,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 )
         row("stack peak memory (RSS, all processes)", f"{memory.peak_bytes / 2**20:.0f} MiB")
     finally:
-        stack.stop()
+        session.stop()
 
     print("latency with tracing off (a second stack, no Langfuse) ...", file=sys.stderr)
     quiet = stack_module.start(
@@ -234,13 +233,14 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         tracing=False,
         llm_latency_ms=args.llm_latency_ms,
     )
-    session.use(quiet.ingress_url, quiet.admin_url)
+    quiet_session = Session.of_stack(quiet)
+    claims = quiet_session.aio.claims  # what durable() submits to from now on
     try:
         for warm in range(3):
             await durable(warm)
         off = [await _timed(lambda i=i: durable(i)) for i in range(args.latency_claims)]
     finally:
-        quiet.stop()
+        quiet_session.stop()
     off50 = _percentile(off, 0.5)
     row("claim latency p50, durable, tracing off", f"{off50 * 1000:.0f} ms")
     row("tracing overhead at p50 (on / off)", f"{d50 / off50:.2f}", "target <= 1.20")
@@ -259,13 +259,9 @@ async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]
     restart of that process (kill, then answering again) in the same run. A watcher polling the
     process over HTTP also splits each recovery into the restart itself (until the new process
     answers) and what Restate's retry and the journal's replay add after it: target <= 1.0 s."""
-    import workbench
-
-    from . import claims, session
     from . import stack as stack_module
-    from .evidence import _epoch
     from .faults import Fault
-    from .restate_admin import RestateAdmin
+    from .frames import epoch_s
 
     rows: list[tuple[str, str, str]] = []
 
@@ -276,9 +272,8 @@ async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]
     home = Path(tempfile.mkdtemp(prefix="workbench-bench-recovery-"))
     print(f"recovery in {home} ...", file=sys.stderr)
     stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
-    session.use(stack.ingress_url, stack.admin_url)
-    previous, workbench._stack = workbench._stack, stack  # faults are planned in its home
-    admin = RestateAdmin(stack.admin_url)
+    session = Session.of_stack(stack)  # faults are planned in its home
+    claims = session.aio.claims
     doc = _approvable_documents()[0]
     cases = [
         ("services", Fault("lookup policy", "crash"), "service crash"),
@@ -286,17 +281,19 @@ async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]
     ]
     try:
         for _ in range(2):  # warm up: connections, caches, the first model calls
-            await claims.asubmit_claim(doc)
+            await claims.submit(doc)
         for name, fault, what in cases:
             bare, total, restart, after = [], [], [], []
             for _ in range(args.recovery_runs):
                 bare.append(_bare_restart_s(stack, name))
-                with _Watch(stack._processes[name]) as watch:
-                    c = await claims.asubmit_claim(doc, faults=[fault])
+                with _Watch(stack.process(name)) as watch:
+                    c = await claims.submit(doc, faults=[fault])
                 assert c.status == "paid", c
-                invocation = await admin.aworkflow_invocation(claims.WORKFLOW, c.id)
-                done = _epoch(invocation["completed_at"])  # Restate's clock: no client polling
-                crashed = _event_epoch(c.id, "fault")  # written just before the kill
+                invocation = await session.restate.invocation(names.WORKFLOW, c.id)
+                assert invocation is not None
+                done = epoch_s(invocation["completed_at"])  # Restate's clock: no client polling
+                assert done is not None
+                crashed = _event_epoch(session, c.id, "fault")  # written just before the kill
                 total.append(done - crashed)
                 restart.append(watch.up_at - crashed)
                 after.append(done - watch.up_at)
@@ -316,8 +313,7 @@ async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]
                 sign="+",
             )
     finally:
-        workbench._stack = previous
-        stack.stop()
+        session.stop()
     return rows
 
 
@@ -361,7 +357,7 @@ def _bare_restart_s(stack: Any, name: str, timeout_s: float = 60.0) -> float:
     import signal
 
     pid = stack.pid(name)
-    with _Watch(stack._processes[name]) as watch:
+    with _Watch(stack.process(name)) as watch:
         t = time.time()
         os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout_s
@@ -371,11 +367,9 @@ def _bare_restart_s(stack: Any, name: str, timeout_s: float = 60.0) -> float:
     return watch.up_at - t
 
 
-def _event_epoch(claim_id: str, event: str) -> float:
+def _event_epoch(session: Session, claim_id: str, event: str) -> float:
     """When the services wrote the first `event` of a claim (epoch seconds)."""
-    from .faults import store
-
-    return next(e["at"] for e in store().events(claim_id) if e["event"] == event)
+    return next(e["at"] for e in session.fault_store.events(claim_id) if e["event"] == event)
 
 
 def _markdown(rows: list[tuple[str, str, str]]) -> str:

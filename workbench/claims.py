@@ -1,120 +1,162 @@
-"""Submit claims and read them back: the helpers a notebook calls.
+"""Claims: submit them, read them back, decide the ones that wait for a human, resume paused ones.
 
-Every helper has an async variant (`asubmit_claim`, ...) and a sync one that works in Jupyter
-and in plain scripts. Claims are Restate workflows keyed by their id, so submitting an id twice
-returns the first claim's outcome and never pays twice."""
+    import workbench as wb
+    c = wb.claims.submit(wb.samples.get("claim-001"))   # waits until it ended (or awaits review)
+    batch = wb.claims.submit_many(wb.samples.pick(20))  # 8 at a time, with a progress bar
+    wb.claims.approve(waiting)                           # a Claim, a ClaimBatch, an id, a list
+    wb.claims.get("claim-001").journal
+
+Claims are Restate workflows keyed by their id: submitting an id twice attaches to the first run
+(same outcome, never paid twice). A claim's status comes from the workflow's own state (its step,
+its outcome) and from Restate's record of the invocation, so a claim that was cancelled, killed
+or paused says so. Every helper that takes claims accepts a `Claim`, a `ClaimBatch`, a claim id,
+or a list of them. The sync methods here and the async ones of `wb.aio.claims` are the same
+code: the sync ones run it on the workbench's private event loop (`workbench._aio`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
 from pydantic import ValidationError
 
+from services import names
 from services.models import ClaimOutcome, ClaimRequest, Review
 
 from ._aio import run_sync
-from .labels import UnknownPromptLabelError, check_label
-from .restate_admin import RestateAdmin
+from .clients.restate import UNAVAILABLE, error_message
+from .errors import (
+    ClaimError,
+    ClaimNotFoundError,
+    ClaimStateError,
+    ClaimTimeoutError,
+    RestateError,
+    UnknownPromptLabelError,
+)
+from .frames import journal_frame
+from .progress import Progress
 from .samples import Sample
-from .session import endpoints
+from .session import Session, module_namespace, resolve
 
-WORKFLOW = "ClaimWorkflow"
+if TYPE_CHECKING:
+    from .faults import Fault
+
+__all__ = [
+    "AsyncClaims",
+    "Claim",
+    "ClaimBatch",
+    "Claims",
+    "ClaimsLike",
+    "claim_ids",
+    "new_claim_id",
+]
+
 OUTAGE_TIMEOUT_S = 120.0
 """How long a wait outlasts Restate being unreachable (killed, restarting) before giving up."""
+POLL_INTERVAL_S = 0.5
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-AWAITING_REVIEW = "awaiting review"
+
+RUNNING = "running"
+PAUSED = "paused"
+RETRYING = "retrying"
+CANCELLED = "cancelled"
+KILLED = "killed"
+ENDED = frozenset({*names.FINAL_STATUSES, CANCELLED, KILLED})
+"""Statuses after which nothing more happens to a claim."""
 
 
-class ClaimError(RuntimeError):
-    """Restate refused or failed a claim request; the message says why and what to do."""
-
-
-def _check_id(claim_id: str) -> str:
-    if not isinstance(claim_id, str) or not _ID.match(claim_id):
-        raise ValueError(
-            f"Claim id {claim_id!r} is not valid: use 1-128 letters, digits, '.', '_', ':' or '-', "
-            "starting with a letter or digit."
-        )
-    return claim_id
-
-
-def new_claim_id(prefix: str = "claim") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def as_request(claim: str | ClaimRequest | Sample, prompt_label: str | None = None) -> ClaimRequest:
-    """Validate a claim before anything is sent (raises ValueError with the reason)."""
-    if isinstance(claim, Sample):
-        claim = claim.document
-    if isinstance(claim, ClaimRequest):
-        request = (
-            claim
-            if prompt_label is None
-            else claim.model_copy(update={"prompt_label": prompt_label})
-        )
-    elif isinstance(claim, str):
-        try:
-            request = ClaimRequest(document=claim, prompt_label=prompt_label or "production")
-        except ValidationError as e:
-            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
-    else:
-        raise TypeError(
-            f"A claim is a document string, a ClaimRequest or a Sample; got {type(claim).__name__}."
-        )
-    try:
-        check_label(request.prompt_label)
-    except UnknownPromptLabelError as e:
-        raise ValueError(str(e)) from None
-    return request
-
-
+# -- claims and their references -------------------------------------------------------------------
 @dataclass
 class Claim:
-    """A submitted claim as Restate knows it now. `status` is running, awaiting review, paid,
-    rejected, invalid or failed; `outcome` is set once it ended."""
+    """A submitted claim as Restate knows it now.
+
+    `status` is running, retrying (Restate backs off after a failure), awaiting review, paused
+    (Restate stopped retrying: see `last_error`, resume with `wb.claims.resume(claim)`), paid,
+    rejected, invalid, failed, cancelled or killed; `outcome` is set once the workflow ended
+    with one; `step` is where the workflow is. `refresh()` reads it again, in place.
+
+    Example:
+        >>> c = wb.claims.submit(doc)
+        >>> c.status, c.outcome.paid_eur
+        ('paid', 120.0)
+    """
 
     id: str
     status: str
     step: str = ""
     outcome: ClaimOutcome | None = None
     invocation_id: str | None = None
-    _admin_url: str | None = field(default=None, repr=False)
+    last_error: str | None = None
+    """Restate's last failure of the workflow (for a retrying, paused or failed claim)."""
+    session: Session | None = field(default=None, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
-        return self.outcome is not None
+        """The claim ended: nothing more will happen to it."""
+        return self.status in ENDED
+
+    @property
+    def awaiting_review(self) -> bool:
+        return self.status == names.AWAITING_REVIEW
+
+    def _session(self) -> Session:
+        return resolve(self.session)
 
     @property
     def journal(self) -> pd.DataFrame:
-        """The workflow's journal (the admin SQL API's sys_journal), one row per entry."""
-        admin = RestateAdmin(self._admin_url or endpoints().admin_url)
+        """The workflow's journal (Restate's `sys_journal`), one row per entry: index, type, step
+        name, a short detail, when it was appended.
+
+        Example:
+            >>> c.journal.query("entry_type == 'Command: Run'")["name"].tolist()
+            ['fetch prompts', 'call LLM', 'convert to EUR', ...]
+        """
+        restate = self._session().restate
         if not self.invocation_id:
-            invocation = run_sync(admin.aworkflow_invocation(WORKFLOW, self.id))
+            invocation = run_sync(restate.invocation(names.WORKFLOW, self.id))
             if invocation is None:
-                return pd.DataFrame()
+                return journal_frame([])
             self.invocation_id = invocation["id"]
-        return admin.journal(self.invocation_id)
+        return journal_frame(run_sync(restate.journal(self.invocation_id)))
 
     @property
     def attempts(self) -> Any:
-        """How often Restate tried the claim and its last failure (sys_invocation), with each
-        attempt the services saw (`workbench.evidence.attempts`)."""
-        from .evidence import attempts
+        """How often Restate tried the claim, its last failure, and each attempt the services
+        saw (with its pid): `workbench.faults` evidence.
 
-        return attempts(self.id)
+        Example:
+            >>> c.attempts.retries, c.attempts.processes
+            (1, 2)
+        """
+        return self._session().faults.attempts(self)
 
     def refresh(self) -> Claim:
-        return claim(self.id)
+        """Read the claim again (status, step, outcome, last error), in place; returns self.
+
+        Example:
+            >>> waiting.refresh().status
+            'paid'
+        """
+        fresh = run_sync(AsyncClaims(self.session).get(self.id))
+        self._update(fresh)
+        return self
+
+    def _update(self, fresh: Claim) -> None:
+        self.status, self.step, self.outcome = fresh.status, fresh.step, fresh.outcome
+        self.invocation_id = fresh.invocation_id or self.invocation_id
+        self.last_error = fresh.last_error
 
     def row(self) -> dict[str, Any]:
+        """The claim as one table row (what `ClaimBatch.to_frame()` shows)."""
         o = self.outcome
         c = o.claim if o else None
         return {
@@ -126,17 +168,19 @@ class Claim:
             "currency": c.currency if c else None,
             "amount_eur": o.amount_eur if o else None,
             "paid_eur": o.paid_eur if o else None,
-            "reason": o.reason if o else self.step,
+            "reason": o.reason if o else (self.last_error or self.step),
         }
 
     def __repr__(self) -> str:
-        if self.outcome is not None:
+        if self.outcome is not None and self.status in names.FINAL_STATUSES:
             return f"Claim({self.id}, {self.outcome!r})"
-        return f"Claim({self.id}: {self.status}, step {self.step!r})"
+        extra = f", last error: {self.last_error}" if self.last_error else ""
+        return f"Claim({self.id}: {self.status}, step {self.step!r}{extra})"
 
     def _repr_html_(self) -> str:
+        cell = "<tr><th style='text-align:left'>{}</th><td style='text-align:left'>{}</td></tr>"
         rows = "".join(
-            f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+            cell.format(html.escape(k), html.escape(str(v)))
             for k, v in self.row().items()
             if v is not None
         )
@@ -144,17 +188,32 @@ class Claim:
             versions = ", ".join(
                 f"{k} v{v}" for k, v in sorted(self.outcome.prompt_versions.items())
             )
-            rows += f"<tr><th style='text-align:left'>prompts</th><td>{versions}</td></tr>"
+            rows += cell.format("prompts", html.escape(versions))
+        if self.status == PAUSED:
+            rows += cell.format("resume", f"<code>wb.claims.resume({self.id!r})</code>")
         return f"<table>{rows}</table>"
 
 
 class ClaimBatch(list):
-    """The claims of one `submit_claims` call."""
+    """Claims, in the order they were submitted (a list of `Claim`).
+
+    Example:
+        >>> batch = wb.claims.submit_many(wb.samples.pick(20))
+        >>> batch.summary()          # claims and EUR paid per status
+        >>> batch.plot()             # the same as a bar chart
+    """
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self]
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([c.row() for c in self])
+        """One row per claim: id, status, customer, category, amounts, reason."""
+        columns = list(Claim("", "").row())
+        return pd.DataFrame([c.row() for c in self], columns=columns)
 
     def summary(self) -> pd.DataFrame:
+        """Claims and EUR paid per status."""
         frame = self.to_frame()
         return (
             frame.groupby("status", dropna=False)
@@ -163,82 +222,428 @@ class ClaimBatch(list):
         )
 
     def plot(self, ax: Any = None) -> Any:
+        """Claims per status as bars, with the EUR paid on them; returns the Axes."""
         from .charts import outcome_bars
 
         return outcome_bars(self.to_frame(), ax=ax)
+
+    def refresh(self) -> ClaimBatch:
+        """Read every claim again, in place; returns self."""
+        for claim in self:
+            claim.refresh()
+        return self
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
 
-def _raise_for(response: httpx.Response, what: str) -> None:
-    if response.is_success:
-        return
-    try:
-        detail = response.json().get("message", response.text)
-    except ValueError:
-        detail = response.text
-    raise ClaimError(f"{what} failed: HTTP {response.status_code}: {detail}")
+ClaimsLike = Claim | ClaimBatch | str | Iterable[Claim | str]
+"""What every helper that takes claims accepts."""
 
 
-def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=endpoints().ingress_url, timeout=httpx.Timeout(30.0, read=None)
+def claim_ids(claims: ClaimsLike) -> list[str]:
+    """The ids of a `Claim`, a `ClaimBatch`, a claim id, or a list of them (checked)."""
+    if isinstance(claims, Claim):
+        return [claims.id]
+    if isinstance(claims, str):
+        return [check_id(claims)]
+    ids = []
+    for item in claims:
+        if isinstance(item, Claim):
+            ids.append(item.id)
+        elif isinstance(item, str):
+            ids.append(check_id(item))
+        else:
+            raise TypeError(
+                f"Claims are given as Claim objects, claim ids, or a list of them; got "
+                f"{type(item).__name__} {item!r}."
+            )
+    return ids
+
+
+def _single(claims: ClaimsLike) -> bool:
+    return isinstance(claims, Claim | str)
+
+
+def check_id(claim_id: str) -> str:
+    """`claim_id`, if it is a valid claim id (raises ValueError saying what is valid)."""
+    if not isinstance(claim_id, str) or not _ID.match(claim_id):
+        raise ValueError(
+            f"Claim id {claim_id!r} is not valid: use 1-128 letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit."
+        )
+    return claim_id
+
+
+def new_claim_id(prefix: str = "claim") -> str:
+    """A fresh claim id such as `claim-3f9a0c12de`."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- the async implementation --------------------------------------------------------------------
+class AsyncClaims:
+    """The claim helpers as coroutines (`wb.aio.claims`): for code that runs its own event loop.
+    The same methods as `wb.claims`, awaited."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
+
+    @property
+    def session(self) -> Session:
+        return resolve(self._bound)
+
+    # -- requests --------------------------------------------------------------------------------
+    def request(
+        self,
+        claim: str | ClaimRequest | Sample,
+        prompt_label: str | None = None,
+        *,
+        known_labels: set[str] | None = None,
+    ) -> ClaimRequest:
+        """Validate a claim before anything is sent (ValueError with the reason)."""
+        if isinstance(claim, Sample):
+            claim = claim.document
+        if isinstance(claim, ClaimRequest):
+            request = (
+                claim
+                if prompt_label is None
+                else claim.model_copy(update={"prompt_label": prompt_label})
+            )
+        elif isinstance(claim, str):
+            try:
+                request = ClaimRequest(document=claim, prompt_label=prompt_label or "production")
+            except ValidationError as e:
+                raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        else:
+            raise TypeError(
+                "A claim is a document string, a ClaimRequest or a workbench Sample; got "
+                f"{type(claim).__name__}."
+            )
+        labels = known_labels if known_labels is not None else self.session.prompts.known_labels()
+        if request.prompt_label not in labels:
+            raise UnknownPromptLabelError(
+                f"Prompt label {request.prompt_label!r} is on no prompt. Known labels: "
+                f"{', '.join(sorted(labels))}. Pass one of them, or give a prompt version that "
+                "label first (workbench.prompts.promote(name, version, label))."
+            )
+        return request
+
+    async def submit(
+        self,
+        claim: str | ClaimRequest | Sample,
+        id: str | None = None,
+        *,
+        wait: bool = True,
+        prompt_label: str | None = None,
+        faults: Sequence[Fault] | None = None,
+        poll_interval_s: float = POLL_INTERVAL_S,
+    ) -> Claim:
+        """See `Claims.submit`."""
+        request = self.request(claim, prompt_label)
+        return await self._submit(
+            request,
+            check_id(id) if id is not None else new_claim_id(),
+            wait,
+            faults,
+            poll_interval_s,
+        )
+
+    async def _submit(
+        self,
+        request: ClaimRequest,
+        claim_id: str,
+        wait: bool,
+        faults: Sequence[Fault] | None,
+        poll_interval_s: float,
+    ) -> Claim:
+        session = self.session
+        if faults:
+            session.faults.plan(claim_id, list(faults))
+        body = request.model_dump_json()
+        restate = session.restate
+        if wait:
+            return await self._wait(
+                claim_id,
+                lambda: restate.run_workflow(names.WORKFLOW, claim_id, body),
+                poll_interval_s,
+            )
+        response = await restate.post(f"/{names.WORKFLOW}/{claim_id}/{names.RUN}/send", body)
+        if not response.is_success:
+            raise ClaimError(
+                f"Submitting claim {claim_id!r} failed: HTTP {response.status_code}: "
+                f"{error_message(response)}"
+            )
+        invocation_id = response.json().get("invocationId")
+        return Claim(claim_id, RUNNING, "submitted", invocation_id=invocation_id, session=session)
+
+    async def submit_many(
+        self,
+        claims: Iterable[str | ClaimRequest | Sample | tuple[str, Any]],
+        *,
+        concurrency: int = 8,
+        prompt_label: str | None = None,
+        progress: bool = True,
+    ) -> ClaimBatch:
+        """See `Claims.submit_many`."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1; got {concurrency}.")
+        labels = self.session.prompts.known_labels()
+        prepared = []  # everything is validated before anything is sent
+        for item in claims:
+            claim_id, claim = item if isinstance(item, tuple) and len(item) == 2 else (None, item)
+            request = self.request(claim, prompt_label, known_labels=labels)
+            prepared.append((check_id(claim_id) if claim_id else new_claim_id(), request))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(claim_id: str, request: ClaimRequest) -> Claim:
+            async with gate:
+                return await self._submit(request, claim_id, True, None, POLL_INTERVAL_S)
+
+        results: dict[str, Claim] = {}
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in prepared]
+        try:
+            with Progress(len(tasks), "claims", enabled=progress) as bar:
+                for next_done in asyncio.as_completed(tasks):
+                    c = await next_done
+                    results[c.id] = c
+                    bar.update(c.status)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return ClaimBatch(results[i] for i, _ in prepared)
+
+    # -- reading ---------------------------------------------------------------------------------
+    async def get(self, claim: Claim | str) -> Claim:
+        """See `Claims.get` (one claim)."""
+        claim_id = claim_ids(claim)[0]
+        session = self.session
+        invocation = await session.restate.invocation(names.WORKFLOW, claim_id)
+        if invocation is None:
+            raise ClaimNotFoundError(
+                f"No claim {claim_id!r} was submitted to the Restate server at "
+                f"{session.restate.ingress_url}."
+            )
+        try:
+            state = await session.restate.call(names.WORKFLOW, claim_id, names.STATUS)
+        except RestateError:  # not started yet, or its state is gone
+            state = {"step": names.NOT_STARTED, "outcome": None}
+        outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
+        status, error = _status(str(state.get("step") or ""), outcome, invocation)
+        return Claim(
+            claim_id,
+            status,
+            str(state.get("step") or ""),
+            outcome,
+            invocation["id"],
+            error,
+            session=session,
+        )
+
+    async def get_many(self, claims: ClaimsLike) -> ClaimBatch:
+        """See `Claims.get` (several claims)."""
+        return ClaimBatch(await asyncio.gather(*(self.get(i) for i in claim_ids(claims))))
+
+    async def wait(
+        self,
+        claims: ClaimsLike,
+        *,
+        timeout_s: float = 120.0,
+        until_review: bool = False,
+    ) -> Claim | ClaimBatch:
+        """See `Claims.wait`."""
+        ids = claim_ids(claims)
+
+        async def one(claim_id: str) -> Claim:
+            restate = self.session.restate
+            attach = self._wait(
+                claim_id,
+                lambda: restate.attach_workflow(names.WORKFLOW, claim_id),
+                POLL_INTERVAL_S,
+                stop_at_review=until_review,
+            )
+            try:
+                return await asyncio.wait_for(attach, timeout_s)
+            except TimeoutError:
+                now = await self.get(claim_id)
+                raise ClaimTimeoutError(
+                    f"Claim {claim_id!r} did not end within {timeout_s:g} s: it is {now.status} "
+                    f"at step {now.step!r}"
+                    + (f" (last error: {now.last_error})" if now.last_error else "")
+                    + f". wb.claims.get({claim_id!r}).attempts shows why."
+                ) from None
+
+        done = await asyncio.gather(*(one(i) for i in ids))
+        return done[0] if _single(claims) else ClaimBatch(done)
+
+    async def _wait(
+        self,
+        claim_id: str,
+        result: Callable[[], Awaitable[httpx.Response]],
+        poll_interval_s: float,
+        *,
+        stop_at_review: bool = True,
+    ) -> Claim:
+        """Until `result()` (a request answered with the workflow's output) answers, or the
+        claim waits for a human, or Restate stopped working on it (paused, killed, cancelled).
+        Restate going away meanwhile (killed, restarting) is waited out: the request,
+        idempotent, is sent again until Restate answers."""
+        session = self.session
+        answer = asyncio.ensure_future(result())
+        outage_since: float | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({answer}, timeout=poll_interval_s)
+                if done:
+                    try:
+                        response = answer.result()
+                        unavailable = response.status_code in UNAVAILABLE
+                    except httpx.TransportError:
+                        unavailable = True
+                    if unavailable:
+                        outage_since = outage_since or time.monotonic()
+                        if time.monotonic() - outage_since > OUTAGE_TIMEOUT_S:
+                            raise ClaimError(
+                                f"Waiting for claim {claim_id!r}: Restate at "
+                                f"{session.restate.ingress_url} did not answer for "
+                                f"{OUTAGE_TIMEOUT_S:.0f} s. Is the stack running "
+                                "(`python -m workbench status`)?"
+                            )
+                        answer = asyncio.ensure_future(_later(poll_interval_s, result))
+                        continue
+                    outage_since = None
+                    if response.is_success:
+                        outcome = ClaimOutcome.model_validate(response.json())
+                        return Claim(
+                            claim_id,
+                            outcome.status,
+                            names.DONE,
+                            outcome,
+                            response.headers.get("x-restate-id"),
+                            session=session,
+                        )
+                    # an error answer: the invocation failed, was killed or cancelled
+                    try:
+                        return await self.get(claim_id)
+                    except ClaimNotFoundError:
+                        raise ClaimError(
+                            f"Claim {claim_id!r} was refused: HTTP {response.status_code}: "
+                            f"{error_message(response)}"
+                        ) from None
+                try:
+                    now = await self.get(claim_id)
+                except (httpx.TransportError, RestateError):
+                    continue  # Restate restarting, or the claim not accepted yet
+                if now.status == PAUSED or (stop_at_review and now.awaiting_review):
+                    return now
+        finally:
+            answer.cancel()
+
+    # -- deciding and managing ---------------------------------------------------------------------
+    async def decide(
+        self,
+        claims: ClaimsLike,
+        approved: bool,
+        *,
+        reviewer: str = "reviewer",
+        note: str = "",
+        wait: bool = True,
+    ) -> Claim | ClaimBatch:
+        """See `Claims.approve` / `Claims.reject`."""
+        review = Review(approved=approved, reviewer=reviewer, note=note)
+        handler = names.APPROVE if approved else names.REJECT
+        ids = claim_ids(claims)
+
+        async def one(claim_id: str) -> Claim:
+            now = await self.get(claim_id)
+            if not now.awaiting_review:
+                raise ClaimStateError(_not_waiting(claim_id, handler, now))
+            response = await self.session.restate.post(
+                f"/{names.WORKFLOW}/{claim_id}/{handler}", review.model_dump_json()
+            )
+            if not response.is_success:
+                raise ClaimStateError(
+                    f"{handler.capitalize()} claim {claim_id!r} failed: HTTP "
+                    f"{response.status_code}: {error_message(response)}"
+                )
+            if not wait:
+                now.status, now.step = RUNNING, names.REVIEW_DECIDED
+                return now
+            restate = self.session.restate
+            return await self._wait(
+                claim_id,
+                lambda: restate.attach_workflow(names.WORKFLOW, claim_id),
+                POLL_INTERVAL_S,
+                stop_at_review=False,
+            )
+
+        done = await asyncio.gather(*(one(i) for i in ids))
+        return done[0] if _single(claims) else ClaimBatch(done)
+
+    async def resume(self, claims: ClaimsLike | str = "all") -> ClaimBatch:
+        """See `Claims.resume`."""
+        restate = self.session.restate
+        if isinstance(claims, str) and claims == "all":
+            rows = await restate.invocations(unfinished=True)
+            paused = [r for r in rows if r["status"] == PAUSED]
+        else:
+            paused = []
+            for claim_id in claim_ids(claims):
+                row = await restate.invocation(names.WORKFLOW, claim_id)
+                if row is None:
+                    raise ClaimNotFoundError(f"No claim {claim_id!r} was submitted.")
+                paused.append(row)
+        for row in paused:
+            if row["status"] == PAUSED:
+                await restate.resume(row["id"])
+        keys = [
+            str(r["target_service_key"])
+            for r in paused
+            if r["target_service_name"] == names.WORKFLOW
+        ]
+        return ClaimBatch(await asyncio.gather(*(self.get(k) for k in dict.fromkeys(keys))))
+
+
+def _not_waiting(claim_id: str, handler: str, now: Claim) -> str:
+    if now.status in ENDED:
+        what = f"it ended {now.status}" + (f" ({now.last_error})" if now.last_error else "")
+        return f"Cannot {handler} claim {claim_id!r}: {what}; only a claim awaiting review can be."
+    if now.status == PAUSED:
+        return (
+            f"Cannot {handler} claim {claim_id!r}: Restate paused it at step {now.step!r} "
+            f"(last error: {now.last_error}). Fix the cause, resume it with "
+            f"wb.claims.resume({claim_id!r}), then decide it once it awaits review."
+        )
+    return (
+        f"Cannot {handler} claim {claim_id!r}: it is {now.status} at step {now.step!r}, not "
+        "awaiting review (yet). Wait for it with wb.claims.wait(claim, until_review=True)."
     )
 
 
-async def _status(http: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
-    response = await http.post(f"/{WORKFLOW}/{claim_id}/status", json=None)
-    _raise_for(response, f"Reading claim {claim_id!r}")
-    return response.json()
-
-
-async def _wait(
-    http: httpx.AsyncClient,
-    claim_id: str,
-    result: Callable[[], Awaitable[httpx.Response]],
-    poll_interval_s: float,
-    *,
-    stop_at_review: bool = True,
-) -> Claim:
-    """Until `result()` (a request answered with the workflow's output) answers, or the claim
-    waits for a human, whichever comes first. Restate going away meanwhile (killed, restarting)
-    is waited out: the request, idempotent, is sent again until Restate answers."""
-    answer = asyncio.ensure_future(result())
-    outage_since: float | None = None
-    try:
-        while True:
-            done, _ = await asyncio.wait({answer}, timeout=poll_interval_s)
-            if done:
-                try:
-                    response = answer.result()
-                    unavailable = response.status_code in (502, 503, 504)
-                except httpx.TransportError:
-                    unavailable = True
-                if unavailable:
-                    outage_since = outage_since or time.monotonic()
-                    if time.monotonic() - outage_since > OUTAGE_TIMEOUT_S:
-                        raise ClaimError(
-                            f"Waiting for claim {claim_id!r}: Restate at {http.base_url} did not "
-                            f"answer for {OUTAGE_TIMEOUT_S:.0f} s. Is the stack running "
-                            "(`python -m workbench status`)?"
-                        )
-                    answer = asyncio.ensure_future(_later(poll_interval_s, result))
-                    continue
-                _raise_for(response, f"Waiting for claim {claim_id!r}")
-                outcome = ClaimOutcome.model_validate(response.json())
-                invocation_id = response.headers.get("x-restate-id")
-                return Claim(claim_id, outcome.status, "done", outcome, invocation_id)
-            if not stop_at_review:
-                continue
-            try:
-                state = await _status(http, claim_id)
-            except (httpx.TransportError, ClaimError):
-                continue  # Restate restarting, or the claim not accepted yet
-            if state["step"] == AWAITING_REVIEW:
-                return Claim(claim_id, AWAITING_REVIEW, AWAITING_REVIEW)
-    finally:
-        answer.cancel()
+def _status(
+    step: str, outcome: ClaimOutcome | None, invocation: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The claim's status and last error, from its workflow state and Restate's invocation."""
+    restate_status = invocation.get("status")
+    failure = invocation.get("last_failure") or None
+    if restate_status == "completed":
+        if invocation.get("completion_result") == "success" and outcome is not None:
+            return outcome.status, None
+        reason = str(invocation.get("completion_failure") or failure or "")
+        lowered = reason.lower()
+        if "cancel" in lowered:
+            return CANCELLED, reason
+        if "kill" in lowered:
+            return KILLED, reason
+        if outcome is not None:
+            return outcome.status, None
+        return names.FAILED, reason or None
+    if restate_status == PAUSED:
+        return PAUSED, failure
+    if step == names.AWAITING_REVIEW:
+        return names.AWAITING_REVIEW, None
+    if restate_status == "backing-off":
+        return RETRYING, failure
+    return RUNNING, failure
 
 
 async def _later(delay_s: float, request: Callable[[], Awaitable[httpx.Response]]) -> Any:
@@ -246,177 +651,127 @@ async def _later(delay_s: float, request: Callable[[], Awaitable[httpx.Response]
     return await request()
 
 
-def _attach(http: httpx.AsyncClient, claim_id: str) -> Awaitable[httpx.Response]:
-    return http.get(f"/restate/workflow/{WORKFLOW}/{claim_id}/attach")
+# -- the sync face ---------------------------------------------------------------------------------
+class Claims:
+    """Submit claims and read them back (`wb.claims`). Each method takes claims as a `Claim`,
+    a `ClaimBatch`, a claim id or a list of them, and works in Jupyter (any number of cells
+    queued), in widget callbacks and in scripts. The async twins are `wb.aio.claims`."""
 
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
 
-async def _run(http: httpx.AsyncClient, claim_id: str, body: str) -> httpx.Response:
-    """Start the workflow and answer with its outcome in one request; an id submitted before
-    is not run again (Restate answers 409) but attached to, so it returns the first outcome."""
-    response = await http.post(
-        f"/{WORKFLOW}/{claim_id}/run", content=body, headers={"content-type": "application/json"}
-    )
-    if response.status_code == 409:
-        return await _attach(http, claim_id)
-    return response
+    @property
+    def _aio(self) -> AsyncClaims:
+        return AsyncClaims(self._bound)
 
+    def submit(
+        self,
+        claim: str | ClaimRequest | Sample,
+        id: str | None = None,
+        *,
+        wait: bool = True,
+        prompt_label: str | None = None,
+        faults: Sequence[Fault] | None = None,
+    ) -> Claim:
+        """Submit one claim: a document (text), a `Sample`, or a `ClaimRequest`. With `wait`,
+        return when it ended, waits for review, or was paused by Restate; else at once. `id`
+        defaults to a fresh one; an id submitted before attaches to that claim (same outcome,
+        never paid twice). `prompt_label` picks the prompts' label (default production).
+        `faults` (`wb.faults.Fault`s) are planned for this claim before it is sent.
 
-async def asubmit_claim(
-    claim: str | ClaimRequest | Sample,
-    id: str | None = None,
-    *,
-    wait: bool = True,
-    prompt_label: str | None = None,
-    poll_interval_s: float = 0.5,
-    faults: Sequence[Any] | None = None,
-) -> Claim:
-    request = as_request(claim, prompt_label)
-    claim_id = _check_id(id) if id is not None else new_claim_id()
-    body = request.model_dump_json()
-    if faults:
-        from .faults import plan
-
-        plan(claim_id, list(faults))
-    async with _client() as http:
-        if wait:
-            return await _wait(http, claim_id, lambda: _run(http, claim_id, body), poll_interval_s)
-        response = await http.post(
-            f"/{WORKFLOW}/{claim_id}/run/send",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
-        _raise_for(response, f"Submitting claim {claim_id!r}")
-        invocation_id = response.json().get("invocationId")
-        return Claim(claim_id, "running", "submitted", invocation_id=invocation_id)
-
-
-def submit_claim(
-    claim: str | ClaimRequest | Sample,
-    id: str | None = None,
-    *,
-    wait: bool = True,
-    prompt_label: str | None = None,
-    faults: Sequence[Any] | None = None,
-) -> Claim:
-    """Submit one claim; with `wait`, return when it ended or waits for review. `faults`
-    (`workbench.Fault`s) are planned for this claim before it is sent."""
-    return run_sync(asubmit_claim(claim, id, wait=wait, prompt_label=prompt_label, faults=faults))
-
-
-def _batch_items(batch: Iterable[Any]) -> list[tuple[str | None, str | ClaimRequest | Sample]]:
-    items: list[tuple[str | None, Any]] = []
-    for item in batch:
-        if isinstance(item, tuple) and len(item) == 2:
-            items.append((item[0], item[1]))
-        else:
-            items.append((None, item))
-    return items
-
-
-async def asubmit_claims(
-    batch: Iterable[str | ClaimRequest | Sample | tuple[str, Any]],
-    *,
-    concurrency: int = 8,
-    prompt_label: str | None = None,
-    progress: bool = True,
-) -> ClaimBatch:
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1; got {concurrency}.")
-    items = _batch_items(batch)
-    # validate everything before sending anything
-    prepared = [
-        (_check_id(i) if i is not None else new_claim_id(), as_request(c, prompt_label))
-        for i, c in items
-    ]
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(claim_id: str, request: ClaimRequest) -> Claim:
-        async with gate:
-            return await asubmit_claim(request, claim_id)
-
-    from tqdm.auto import tqdm
-
-    results: dict[str, Claim] = {}
-    tasks = [asyncio.ensure_future(one(i, r)) for i, r in prepared]
-    with tqdm(total=len(tasks), desc="claims", unit="claim", disable=not progress) as bar:
-        for next_done in asyncio.as_completed(tasks):
-            c = await next_done
-            results[c.id] = c
-            bar.update()
-    return ClaimBatch(results[i] for i, _ in prepared)
-
-
-def submit_claims(
-    batch: Iterable[str | ClaimRequest | Sample | tuple[str, Any]],
-    *,
-    concurrency: int = 8,
-    prompt_label: str | None = None,
-    progress: bool = True,
-) -> ClaimBatch:
-    """Submit many claims, `concurrency` at a time, with a progress bar."""
-    return run_sync(
-        asubmit_claims(batch, concurrency=concurrency, prompt_label=prompt_label, progress=progress)
-    )
-
-
-async def aclaim(claim_id: str) -> Claim:
-    _check_id(claim_id)
-    admin = RestateAdmin(endpoints().admin_url)
-    invocation = await admin.aworkflow_invocation(WORKFLOW, claim_id)
-    if invocation is None:
-        raise KeyError(f"No claim {claim_id!r} was submitted to this Restate server.")
-    async with _client() as http:
-        state = await _status(http, claim_id)
-    outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
-    step = state["step"]
-    status = (
-        outcome.status if outcome else (AWAITING_REVIEW if step == AWAITING_REVIEW else "running")
-    )
-    if outcome is None and invocation["status"] in ("backing-off", "paused", "suspended"):
-        status = f"running ({invocation['status']})" if step != AWAITING_REVIEW else status
-    return Claim(claim_id, status, step, outcome, invocation["id"], admin.url)
-
-
-def claim(claim_id: str) -> Claim:
-    """A claim's status, outcome and journal."""
-    return run_sync(aclaim(claim_id))
-
-
-async def _decide(claim_id: str, approved: bool, reviewer: str, note: str, wait: bool) -> Claim:
-    _check_id(claim_id)
-    handler = "approve" if approved else "reject"
-    review = Review(approved=approved, reviewer=reviewer, note=note)
-    async with _client() as http:
-        response = await http.post(
-            f"/{WORKFLOW}/{claim_id}/{handler}",
-            content=review.model_dump_json(),
-            headers={"content-type": "application/json"},
-        )
-        _raise_for(response, f"{handler.capitalize()} claim {claim_id!r}")
-        if not wait:
-            return Claim(claim_id, "running", "review decided")
-        return await _wait(
-            http, claim_id, lambda: _attach(http, claim_id), 0.5, stop_at_review=False
+        Example:
+            >>> c = wb.claims.submit("Customer ID: C-1001\\nAmount: 120 EUR\\nCategory: pharmacy")
+            >>> c.status
+            'paid'
+        """
+        return run_sync(
+            self._aio.submit(claim, id, wait=wait, prompt_label=prompt_label, faults=faults)
         )
 
+    def submit_many(
+        self,
+        claims: Iterable[str | ClaimRequest | Sample | tuple[str, Any]],
+        *,
+        concurrency: int = 8,
+        prompt_label: str | None = None,
+        progress: bool = True,
+    ) -> ClaimBatch:
+        """Submit many claims, `concurrency` at a time, with a progress bar; returns when each
+        ended or waits for review. Items are documents, Samples, ClaimRequests, or
+        `(id, claim)` pairs; all are checked before the first is sent.
 
-async def aapprove(
-    claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True
-) -> Claim:
-    return await _decide(claim_id, True, reviewer, note, wait)
+        Example:
+            >>> batch = wb.claims.submit_many(wb.samples.pick(20), concurrency=8)
+            >>> batch.summary()
+        """
+        return run_sync(
+            self._aio.submit_many(
+                claims, concurrency=concurrency, prompt_label=prompt_label, progress=progress
+            )
+        )
+
+    def get(self, claims: ClaimsLike) -> Claim | ClaimBatch:
+        """A claim's status, step, outcome and last error as Restate knows them now (a
+        `ClaimBatch` for several).
+
+        Example:
+            >>> wb.claims.get("claim-001").status
+            'awaiting review'
+        """
+        if _single(claims):
+            return run_sync(self._aio.get(claims))  # type: ignore[arg-type]
+        return run_sync(self._aio.get_many(claims))
+
+    def wait(
+        self, claims: ClaimsLike, *, timeout_s: float = 120.0, until_review: bool = False
+    ) -> Claim | ClaimBatch:
+        """Wait until the claims ended (or, with `until_review`, wait for review); returns them.
+        A claim that Restate pauses is returned paused. ClaimTimeoutError says where a claim
+        stands when `timeout_s` runs out.
+
+        Example:
+            >>> wb.claims.approve(waiting, wait=False)
+            >>> wb.claims.wait(waiting).status
+            'paid'
+        """
+        return run_sync(self._aio.wait(claims, timeout_s=timeout_s, until_review=until_review))
+
+    def approve(
+        self, claims: ClaimsLike, *, reviewer: str = "reviewer", note: str = "", wait: bool = True
+    ) -> Claim | ClaimBatch:
+        """Approve claims that wait for review; with `wait`, return their outcomes. A claim that
+        is not awaiting review (ended, cancelled, killed, paused, still running) raises
+        ClaimStateError saying what it is.
+
+        Example:
+            >>> wb.claims.approve(waiting, reviewer="ana", note="invoice checked").status
+            'paid'
+        """
+        return run_sync(self._aio.decide(claims, True, reviewer=reviewer, note=note, wait=wait))
+
+    def reject(
+        self, claims: ClaimsLike, *, reviewer: str = "reviewer", note: str = "", wait: bool = True
+    ) -> Claim | ClaimBatch:
+        """Reject claims that wait for review (as `approve`, the other way).
+
+        Example:
+            >>> wb.claims.reject(waiting, note="duplicate of claim-007").status
+            'rejected'
+        """
+        return run_sync(self._aio.decide(claims, False, reviewer=reviewer, note=note, wait=wait))
+
+    def resume(self, claims: ClaimsLike | str = "all") -> ClaimBatch:
+        """Resume paused claims now (Restate pauses an invocation that kept failing, e.g. through
+        a long outage): the given ones, or "all" paused invocations (judge runs included).
+        Returns the claims as they are right after.
+
+        Example:
+            >>> wb.claims.resume("all").summary()
+        """
+        return run_sync(self._aio.resume(claims))
+
+    def __repr__(self) -> str:
+        return "<wb.claims: submit, submit_many, get, wait, approve, reject, resume>"
 
 
-async def areject(
-    claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True
-) -> Claim:
-    return await _decide(claim_id, False, reviewer, note, wait)
-
-
-def approve(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True) -> Claim:
-    """Approve a claim that waits for review; with `wait`, return its outcome."""
-    return run_sync(aapprove(claim_id, reviewer, note, wait))
-
-
-def reject(claim_id: str, reviewer: str = "reviewer", note: str = "", wait: bool = True) -> Claim:
-    """Reject a claim that waits for review; with `wait`, return its outcome."""
-    return run_sync(areject(claim_id, reviewer, note, wait))
+__getattr__, __dir__ = module_namespace(__name__, Claims)

@@ -7,32 +7,29 @@ Two witnesses that do not depend on each other:
   every fault fired, every attempt of the workflow, with the pid of the process (`faults.sqlite3`,
   written before anything can crash), and every payment attempt (the ledger).
 
-    wb.claim(id).attempts           # retries, last failure, the attempts and their pids
-    wb.resumption_report(id)        # per step: executed, journaled, replayed, attempts
-    wb.payment_attempts(id)         # each payment attempt, accepted or refused as a duplicate
+    wb.faults.attempts(claim)       # retries, last failure, the attempts and their pids
+    wb.faults.report(claim)         # per step: executed, journaled, replayed, attempts
+    wb.faults.payments(claim)       # each payment attempt, accepted or refused as a duplicate
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from services import names
 from services.faults import PREVENTING, STEPS, WORKFLOW_MODEL_STEPS
 
-from . import faults as _faults
-from ._aio import run_sync
-from .restate_admin import RestateAdmin, _literal
-from .session import endpoints
+from .frames import journaled_results
+from .session import Session
 
-WORKFLOW, JUDGE = "ClaimWorkflow", "ClaimJudge"
+__all__ = ["Attempts", "aattempts", "aresumption_report", "report_frame"]
+
 JUDGE_STEPS = frozenset({"judge", "gather evidence", "fetch judge prompt"})
 REPORT_COLUMNS = ["step", "executed", "journaled", "replayed", "attempts", "note"]
 ATTEMPT_COLUMNS = ["attempt", "t_s", "pid", "new process"]
@@ -86,21 +83,6 @@ class Attempts:
         return f"<p><b>{head}</b><br>last failure: {failure}</p>{table}"
 
 
-def _admin() -> RestateAdmin:
-    return RestateAdmin(endpoints().admin_url)
-
-
-async def _invocation(admin: RestateAdmin, service: str, key: str, handler: str) -> dict | None:
-    rows = await admin.aquery(
-        "SELECT id, status, retry_count, last_failure, last_failure_error_code, created_at, "
-        "completed_at, completion_result, completion_failure FROM sys_invocation "
-        f"WHERE target_service_name = {_literal(service)} "
-        f"AND target_service_key = {_literal(key)} AND target_handler_name = {_literal(handler)} "
-        "ORDER BY created_at DESC LIMIT 1"
-    )
-    return rows[0] if rows else None
-
-
 def _attempt_history(events: list[dict[str, Any]]) -> pd.DataFrame:
     rows, start, pids = [], None, set()
     for event in events:
@@ -132,9 +114,10 @@ def _last_failure(events: list[dict[str, Any]]) -> str | None:
     return None
 
 
-async def aattempts(claim_id: str) -> Attempts:
-    invocation = await _invocation(_admin(), WORKFLOW, claim_id, "run")
-    events = _faults.store().events(claim_id)
+async def aattempts(session: Session, claim_id: str) -> Attempts:
+    """How often the claim was tried, its last failure, and each attempt with its pid."""
+    invocation = await session.restate.invocation(names.WORKFLOW, claim_id)
+    events = session.fault_store.events(claim_id)
     failure = (invocation or {}).get("last_failure") or _last_failure(events)
     retry_count = (invocation or {}).get("retry_count")
     return Attempts(
@@ -147,89 +130,32 @@ async def aattempts(claim_id: str) -> Attempts:
     )
 
 
-def attempts(claim_id: str) -> Attempts:
-    """How often the claim was tried, its last failure, and each attempt with its pid."""
-    return run_sync(aattempts(claim_id))
-
-
-# -- the journal, decoded ----------------------------------------------------------------------
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return value / 1000 if value > 1e11 else float(value)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _bytes_text(value: Any) -> str | None:
-    if isinstance(value, list):
-        try:
-            return bytes(value).decode()
-        except (ValueError, TypeError):
-            return None
-    return None
-
-
-async def _journal(admin: RestateAdmin, invocation_id: str) -> list[dict[str, Any]]:
-    return await admin.aquery(
-        "SELECT index, entry_type, name, entry_json, appended_at FROM sys_journal "
-        f"WHERE id = {_literal(invocation_id)} ORDER BY index"
-    )
-
-
-def journaled_results(entries: list[dict[str, Any]], model_step: str | None) -> list[dict]:
-    """The results Restate recorded, in order: one dict (step, ok, at) per completed `ctx.run`.
-    A "call LLM" is named after the step the workflow was in (its `step` state), or
-    `model_step` (the judge's)."""
-    names: dict[int, str] = {}
-    current: str | None = None
-    results = []
-    for entry in entries:
-        try:
-            body = json.loads(entry.get("entry_json") or "{}")
-        except ValueError:
-            continue
-        command = body.get("Command") or {}
-        if "SetState" in command and command["SetState"].get("key") == "step":
-            text = _bytes_text(command["SetState"].get("value"))
-            current = json.loads(text) if text else current
-        if "Run" in command:
-            name = command["Run"].get("name") or entry.get("name") or "run"
-            if name == "call LLM":
-                name = model_step or current or "model"
-            names[command["Run"].get("completion_id")] = name
-        run = ((body.get("Notification") or {}).get("Completion") or {}).get("Run")
-        if run is not None:
-            result = run.get("result") or {}
-            results.append(
-                {
-                    "step": names.get(run.get("completion_id"), "run"),
-                    "ok": "Success" in result,
-                    "at": _epoch(entry.get("appended_at")),
-                }
-            )
-    return results
-
-
 # -- the report ----------------------------------------------------------------------------------
-async def aresumption_report(claim_id: str, *, judge_wait_s: float = 10.0) -> pd.DataFrame:
-    admin = _admin()
-    workflow = await _invocation(admin, WORKFLOW, claim_id, "run")
+async def aresumption_report(
+    session: Session, claim_id: str, *, judge_wait_s: float = 10.0
+) -> pd.DataFrame:
+    """Per step of a claim: how often its body really `executed` (for a model step: requests
+    sent), how many results Restate `journaled`, how often a later attempt `replayed` the
+    journaled result instead of running the step again (the judge's attempts are not counted),
+    and the `attempts` (executions plus tries a fault ended before the work). Waits (at most
+    `judge_wait_s`) for the judge, which scores the claim after it ended."""
+    from .errors import ClaimNotFoundError
+
+    restate = session.restate
+    workflow = await restate.invocation(names.WORKFLOW, claim_id)
     if workflow is None:
-        raise KeyError(f"No claim {claim_id!r} was submitted to this Restate server.")
-    results = journaled_results(await _journal(admin, workflow["id"]), None)
-    judge = await _invocation(admin, JUDGE, claim_id, "evaluate")
+        raise ClaimNotFoundError(f"No claim {claim_id!r} was submitted to this Restate server.")
+    results = journaled_results(await restate.journal(workflow["id"]), None)
+    judge = await restate.invocation(names.JUDGE, claim_id, names.EVALUATE)
     deadline = time.monotonic() + judge_wait_s
     # the judge runs after the claim ended: let it finish, so that its rows are final
     while judge and judge.get("status") != "completed" and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        judge = await _invocation(admin, JUDGE, claim_id, "evaluate")
-    judge_results = journaled_results(await _journal(admin, judge["id"]), "judge") if judge else []
-    events = _faults.store().events(claim_id)
-    return report_frame(claim_id, results, judge_results, events, payment_attempts(claim_id))
+        judge = await restate.invocation(names.JUDGE, claim_id, names.EVALUATE)
+    judge_results = journaled_results(await restate.journal(judge["id"]), "judge") if judge else []
+    events = session.fault_store.events(claim_id)
+    payments = session.ledger_store.attempts(claim_id)
+    return report_frame(claim_id, results, judge_results, events, payments)
 
 
 def report_frame(
@@ -309,43 +235,3 @@ def _note(step: str, mine: list[dict], fired: list[dict], payments: pd.DataFrame
     if len(pids) > 1:
         parts.append(f"ran in pids {', '.join(map(str, pids))}")
     return "; ".join(parts)
-
-
-def resumption_report(claim_id: str, *, judge_wait_s: float = 10.0) -> pd.DataFrame:
-    """Per step of a claim: how often its body really `executed` (for a model step: requests
-    sent), how many results Restate `journaled`, how often a later attempt `replayed` the
-    journaled result instead of running the step again (the judge's attempts are not counted),
-    and the `attempts` (executions plus tries a fault ended before the work). Waits (at most
-    `judge_wait_s`) for the judge, which scores the claim after it ended."""
-    return run_sync(aresumption_report(claim_id, judge_wait_s=judge_wait_s))
-
-
-# -- payments ------------------------------------------------------------------------------------
-PAYMENT_COLUMNS = ["attempt", "at", "accepted", "idempotency_key"]
-
-
-def payment_attempts(claim_id: str, home: Path | str | None = None) -> pd.DataFrame:
-    """Every payment attempt for a claim, accepted or refused as a duplicate (the ledger counts
-    them in the same transaction as the payment, so a crash cannot hide one)."""
-    from services.ledger import Ledger
-
-    from .ledger_view import _ledger_path
-
-    path = _ledger_path(Path(home) if home else _faults.home())
-    if not path.exists():
-        return pd.DataFrame(columns=PAYMENT_COLUMNS)
-    key = f"claim/{claim_id}/reimburse"  # services.flow.idempotency_key
-    rows = Ledger(path).attempts(key)
-    frame = pd.DataFrame(
-        [
-            {
-                "attempt": i + 1,
-                "at": r["at"],
-                "accepted": bool(r["accepted"]),
-                "idempotency_key": key,
-            }
-            for i, r in enumerate(rows)
-        ],
-        columns=PAYMENT_COLUMNS,
-    )
-    return frame

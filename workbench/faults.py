@@ -1,12 +1,14 @@
-"""Plan failures: which claim, which step, what goes wrong, how many times.
+"""Failure injection: plan failures per claim and step, watch the claim resume, read the evidence.
 
     import workbench as wb
-    from workbench import Fault, faults
+    from workbench import Fault
 
-    wb.submit_claim(doc, faults=[Fault("reimburse", "crash_after_effect")])  # this claim only
-    faults.arm(Fault("lookup policy", "crash"), claims=2)   # the next 2 claims reaching the step
-    faults.planned()                                        # what is planned, what fired
-    faults.history(claim_id)                                # what ran, what fired, which pid
+    wb.claims.submit(doc, faults=[Fault("reimburse", "crash_after_effect")])  # this claim only
+    wb.faults.arm(Fault("lookup policy", "crash"), claims=2)  # the next 2 claims at the step
+    wb.faults.planned()                 # what is planned, what fired
+    wb.faults.history(claim)            # what ran, what fired, in which pid
+    wb.faults.report(claim)             # per step: executed, journaled, replayed
+    wb.faults.panel()                   # the same, clicked
 
 Plans go to `faults.sqlite3` in the stack's home, where the services read them (a service killed
 by a fault finds the rest of its plan after its restart); each fault fires exactly `times` times.
@@ -15,16 +17,21 @@ The service side of the hooks is `services.faults`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from services._fault_store import FaultStore, Plan
 from services.faults import DEFAULT_SECONDS, KINDS, MODEL_KINDS, STEPS, check, is_model_step
+
+from ._aio import run_sync
+from .claims import Claim, ClaimsLike, claim_ids
+from .clients.faults import Plan
+from .session import Session, module_namespace, resolve
+
+if TYPE_CHECKING:
+    from .evidence import Attempts
+    from .widgets.panel import FaultPanel
 
 SECONDS_KINDS = frozenset(DEFAULT_SECONDS)
 """Kinds that take `seconds`: delay (how long), rate_limit (Retry-After), timeout (when)."""
@@ -69,100 +76,12 @@ class Fault:
         return f"{self.kind}{times} at {self.step!r}{extra}"
 
 
-# -- where the plans are --------------------------------------------------------------------------
-def home() -> Path:
-    """The stack's home (the one `workbench.start()` returned), else WORKBENCH_HOME, else the
-    project's `.workbench`."""
-    from . import _stack
-
-    if _stack is not None:
-        return Path(_stack.home)
-    from .stack import resolve_home
-
-    return resolve_home(os.environ.get("WORKBENCH_HOME"))
+PLAN_COLUMNS = ["id", "claim", "step", "kind", "times", "fired", "left", "seconds"]
+HISTORY_COLUMNS = ["t_s", "step", "event", "call", "kind", "detail", "pid"]
 
 
-def store_path(home_dir: Path | str | None = None) -> Path:
-    return Path(home_dir or home()) / "faults.sqlite3"
-
-
-@cache
-def _store(path: Path) -> FaultStore:
-    return FaultStore(path)
-
-
-def store(home_dir: Path | str | None = None) -> FaultStore:
-    return _store(store_path(home_dir))
-
-
-def _params(fault: Fault, home_dir: Path | str | None) -> dict[str, Any]:
-    params = fault.params
-    if fault.kind == "kill_restate":
-        params.update(_restate_process(home_dir))
-    return params
-
-
-def _restate_process(home_dir: Path | str | None) -> dict[str, Any]:
-    """The pid (and start time, against pid reuse) of the stack's restate-server, for the
-    service that will kill it. Refused when Restate is not run by this stack."""
-    import psutil
-
-    from . import _stack
-    from .stack import attach
-
-    stack = _stack if _stack is not None and home_dir is None else attach(home_dir or home())
-    if stack is None:
-        return {}
-    if "restate" not in stack.names:
-        raise ValueError(
-            "kill_restate needs the Restate server that the workbench runs; this stack uses an "
-            f"existing one at {stack.admin_url}, which it does not kill."
-        )
-    pid = stack.pid("restate")
-    if pid is None:
-        return {}
-    try:
-        return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
-    except psutil.Error:
-        return {"pid": pid}
-
-
-# -- planning -------------------------------------------------------------------------------------
-def plan(
-    claim_id: str, faults: list[Fault] | tuple[Fault, ...], *, home_dir: Any = None
-) -> list[Plan]:
-    """Attach faults to one claim (before it is submitted: `submit_claim(..., faults=[...])`)."""
-    return _add(_faults(faults), home_dir, claim_id=claim_id)
-
-
-def arm(*faults: Fault, claims: int = 1, home_dir: Any = None) -> list[Plan]:
-    """Arm faults for the next `claims` claims that reach their step (each such claim takes one
-    copy, which fires `times` times in it)."""
-    if not isinstance(claims, int) or claims < 1:
-        raise ValueError(f"claims={claims!r} is not valid: arm a fault for 1 or more claims.")
-    return _add(_faults(faults), home_dir, claims=claims)
-
-
-def _add(faults: list[Fault], home_dir: Any, **target: Any) -> list[Plan]:
-    """Store each fault for its target: one claim (`claim_id=`) or the next N (`claims=`)."""
-    db = store(home_dir)
-    return [
-        db.add(**target, step=f.step, kind=f.kind, times=f.times, params=_params(f, home_dir))
-        for f in faults
-    ]
-
-
-def disarm(*, home_dir: Any = None) -> int:
-    """Forget the armed faults that no claim took yet; returns how many were armed."""
-    return store(home_dir).disarm()
-
-
-def clear(claim_id: str | None = None, *, home_dir: Any = None) -> int:
-    """Forget every fault not fired yet (of one claim, or all, armed ones included)."""
-    return store(home_dir).clear(claim_id)
-
-
-def _faults(faults: Any) -> list[Fault]:
+def as_faults(faults: Any) -> list[Fault]:
+    """A Fault or an iterable of them, checked."""
     if isinstance(faults, Fault):
         return [faults]
     items = list(faults)
@@ -175,77 +94,236 @@ def _faults(faults: Any) -> list[Fault]:
     return items
 
 
-# -- reading back ---------------------------------------------------------------------------------
-PLAN_COLUMNS = ["id", "claim", "step", "kind", "times", "fired", "left", "seconds"]
+class Faults:
+    """Failure injection (`wb.faults`): plan faults for a claim or arm them for the next claims,
+    see what is planned and what fired, and read the evidence that a claim resumed (attempts,
+    the per-step report, payment attempts). `Fault`, `kinds()` and `steps()` describe what can
+    be planned; `panel()` is the same as a widget."""
 
+    Fault = Fault
 
-def planned(claim_id: str | None = None, *, home_dir: Any = None) -> pd.DataFrame:
-    """The planned faults: for one claim, or all (armed ones show "next N claims")."""
-    rows = []
-    for p in store(home_dir).plans(claim_id):
-        rows.append(
-            {
-                "id": p.id,
-                "claim": p.claim_id or f"next {p.claims_left} claims",
-                "step": p.step,
-                "kind": p.kind,
-                "times": p.times,
-                "fired": p.fired if p.claim_id else None,
-                "left": p.remaining if p.claim_id else None,
-                "seconds": p.params.get("seconds"),
-            }
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
+
+    @property
+    def session(self) -> Session:
+        return resolve(self._bound)
+
+    def __repr__(self) -> str:
+        return (
+            "<wb.faults: Fault, kinds, steps, plan, arm, disarm, clear, planned, history, "
+            "attempts, report, payments, panel>"
         )
-    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+    # -- what can be planned -------------------------------------------------------------------
+    @staticmethod
+    def kinds() -> pd.DataFrame:
+        """Every fault kind, what it does, and where it can be planned.
+
+        Example:
+            >>> wb.faults.kinds()
+        """
+        return pd.DataFrame(
+            [
+                {
+                    "kind": kind,
+                    "what happens": what,
+                    "steps": "parse, analyze, judge, model call N"
+                    if kind in MODEL_KINDS
+                    else "any",
+                    "seconds": DEFAULT_SECONDS.get(kind),
+                }
+                for kind, what in KINDS.items()
+            ]
+        )
+
+    @staticmethod
+    def steps() -> list[str]:
+        """The steps a fault can name (and "model call N").
+
+        Example:
+            >>> wb.faults.steps()[:3]
+            ['fetch prompts', 'parse', 'convert to EUR']
+        """
+        return [*STEPS, "model call 1", "model call 2", "model call 3"]
+
+    # -- planning ------------------------------------------------------------------------------
+    def plan(self, claim: Claim | str, faults: Fault | list[Fault]) -> list[Plan]:
+        """Attach faults to one claim before it is submitted (what
+        `wb.claims.submit(..., faults=[...])` does).
+
+        Example:
+            >>> wb.faults.plan("claim-x", [Fault("parse", "error", times=2)])
+        """
+        claim_id = claim_ids(claim)[0]
+        return [self._add(f, claim_id=claim_id) for f in as_faults(faults)]
+
+    def arm(self, *faults: Fault, claims: int = 1) -> list[Plan]:
+        """Arm faults for the next `claims` claims that reach their step (each such claim takes
+        one copy, which fires `times` times in it).
+
+        Example:
+            >>> wb.faults.arm(Fault("reimburse", "crash_after_effect"), claims=2)
+        """
+        if not isinstance(claims, int) or isinstance(claims, bool) or claims < 1:
+            raise ValueError(f"claims={claims!r} is not valid: arm a fault for 1 or more claims.")
+        return [self._add(f, claims=claims) for f in as_faults(faults)]
+
+    def _add(self, fault: Fault, **target: Any) -> Plan:
+        params = fault.params
+        if fault.kind == "kill_restate":
+            params.update(self._restate_process())
+        return self.session.fault_store.add(
+            **target, step=fault.step, kind=fault.kind, times=fault.times, params=params
+        )
+
+    def _restate_process(self) -> dict[str, Any]:
+        """The pid (and start time, against pid reuse) of the stack's restate-server, for the
+        service that will kill it. Refused when the workbench does not run Restate."""
+        import psutil
+
+        stack = self.session.stack
+        if stack is None or "restate" not in stack.names:
+            raise ValueError(
+                "kill_restate needs the Restate server that the workbench runs; this session "
+                f"uses one at {self.session.endpoints.admin_url}, which it does not kill."
+            )
+        pid = stack.pid("restate")
+        if pid is None:
+            return {}
+        try:
+            return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+        except psutil.Error:
+            return {"pid": pid}
+
+    def disarm(self) -> int:
+        """Forget the armed faults that no claim took yet; returns how many were armed.
+
+        Example:
+            >>> wb.faults.disarm()
+            1
+        """
+        return self.session.fault_store.disarm()
+
+    def clear(self, claim: Claim | str | None = None) -> int:
+        """Forget every fault not fired yet (of one claim, or all, armed ones included); returns
+        how many were planned.
+
+        Example:
+            >>> wb.faults.clear(c)
+        """
+        return self.session.fault_store.clear(None if claim is None else claim_ids(claim)[0])
+
+    # -- reading back --------------------------------------------------------------------------
+    def planned(self, claim: Claim | str | None = None, *, spent: bool = False) -> pd.DataFrame:
+        """The planned faults: of one claim, or all. An armed fault shows "next N claims" while
+        claims may still take it (and how many took it under `fired`); with `spent=True`, also
+        the armed faults every claim took.
+
+        Example:
+            >>> wb.faults.planned()
+        """
+        plans = self.session.fault_store.plans(None if claim is None else claim_ids(claim)[0])
+        taken: dict[int, int] = {}
+        for p in plans:
+            if p.armed_from is not None:
+                taken[p.armed_from] = taken.get(p.armed_from, 0) + 1
+        rows = []
+        for p in plans:
+            armed = p.claim_id is None
+            if armed and not spent and not p.claims_left:
+                continue
+            rows.append(
+                {
+                    "id": p.id,
+                    "claim": f"next {p.claims_left} claims" if armed else p.claim_id,
+                    "step": p.step,
+                    "kind": p.kind,
+                    "times": p.times,
+                    "fired": taken.get(p.id, 0) if armed else p.fired,
+                    "left": p.claims_left if armed else p.remaining,
+                    "seconds": p.params.get("seconds"),
+                }
+            )
+        frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+        for column in ("id", "times", "fired", "left"):
+            frame[column] = frame[column].astype("Int64")
+        return frame
+
+    def history(self, claim: Claim | str) -> pd.DataFrame:
+        """What the services did for a claim, in order: each attempt of its workflow, each step
+        body executed and completed, each model request sent and answered, each fault fired,
+        with the pid of the process that did it (a new pid after a crash) and the time since the
+        first.
+
+        Example:
+            >>> wb.faults.history(c).query("event == 'fault'")
+        """
+        events = self.session.fault_store.events(claim_ids(claim)[0])
+        if not events:
+            return pd.DataFrame(columns=HISTORY_COLUMNS)
+        start = events[0]["at"]
+        frame = pd.DataFrame(events)
+        frame["t_s"] = (frame["at"] - start).round(3)
+        frame["call"] = frame["call"].astype("Int64")
+        return frame[HISTORY_COLUMNS]
+
+    def attempts(self, claim: Claim | str) -> Attempts:
+        """How often Restate tried the claim, its last failure, and each attempt the services
+        saw start (with its pid: a new pid means a new process, after a crash).
+
+        Example:
+            >>> wb.faults.attempts(c)
+        """
+        from .evidence import aattempts
+
+        return run_sync(aattempts(self.session, claim_ids(claim)[0]))
+
+    def report(self, claim: Claim | str, *, judge_wait_s: float = 10.0) -> pd.DataFrame:
+        """Per step of a claim: how often its body really `executed` (model steps: requests
+        sent), how many results Restate `journaled`, how often a later attempt `replayed` a
+        journaled result instead of running the step again, and the `attempts`. Waits (at most
+        `judge_wait_s`) for the judge, which scores the claim after it ended.
+
+        Example:
+            >>> wb.faults.report(c).set_index("step").loc["parse", "executed"]
+            1
+        """
+        from .evidence import aresumption_report
+
+        return run_sync(
+            aresumption_report(self.session, claim_ids(claim)[0], judge_wait_s=judge_wait_s)
+        )
+
+    def payments(self, claims: ClaimsLike) -> pd.DataFrame:
+        """Every payment attempt of the claims, accepted or refused as a duplicate (the ledger
+        counts them in the same transaction as the payment, so a crash cannot hide one).
+
+        Example:
+            >>> wb.faults.payments(c)["accepted"].sum()
+            1
+        """
+        frames = []
+        for claim_id in claim_ids(claims):
+            frame = self.session.ledger_store.attempts(claim_id)
+            frame.insert(0, "claim_id", claim_id)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def panel(self, **options: Any) -> FaultPanel:
+        """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,
+        kill or restart processes, read the outcome and the evidence. Options: refresh_s,
+        timeout_s.
+
+        Example:
+            >>> wb.faults.panel()
+        """
+        from .widgets.panel import FaultPanel
+
+        return FaultPanel(self.session, **options)
 
 
-HISTORY_COLUMNS = ["t_s", "step", "event", "call", "kind", "detail", "pid"]
+__all__ = ["KINDS", "STEPS", "Fault", "Faults", "as_faults", "is_model_step"]
 
 
-def history(claim_id: str, *, home_dir: Any = None) -> pd.DataFrame:
-    """What the services did for a claim, in order: each attempt of its workflow, each step body
-    executed and completed, each model request sent and answered, each fault fired, with the
-    pid of the process that did it (a new pid after a crash) and the time since the first."""
-    events = store(home_dir).events(claim_id)
-    if not events:
-        return pd.DataFrame(columns=HISTORY_COLUMNS)
-    start = events[0]["at"]
-    frame = pd.DataFrame(events)
-    frame["t_s"] = (frame["at"] - start).round(3)
-    frame["call"] = frame["call"].astype("Int64")
-    return frame[HISTORY_COLUMNS]
-
-
-def kinds() -> pd.DataFrame:
-    """Every fault kind, what it does, and where it can be planned."""
-    return pd.DataFrame(
-        [
-            {
-                "kind": kind,
-                "what happens": what,
-                "steps": "parse, analyze, judge, model call N" if kind in MODEL_KINDS else "any",
-                "seconds": DEFAULT_SECONDS.get(kind),
-            }
-            for kind, what in KINDS.items()
-        ]
-    )
-
-
-def steps() -> list[str]:
-    """The steps a fault can name (and "model call N")."""
-    return [*STEPS, "model call 1", "model call 2", "model call 3"]
-
-
-__all__ = [
-    "KINDS",
-    "STEPS",
-    "Fault",
-    "arm",
-    "clear",
-    "disarm",
-    "history",
-    "is_model_step",
-    "kinds",
-    "plan",
-    "planned",
-    "steps",
-]
+__getattr__, __dir__ = module_namespace(__name__, Faults)

@@ -1,5 +1,5 @@
-"""Prompts in Langfuse, with versions and labels: what a notebook lists, reads, creates, promotes
-and compares.
+"""Prompts in Langfuse, with versions and labels: what a notebook lists, reads, creates,
+promotes and compares (`wb.prompts`).
 
     import workbench as wb
     wb.prompts.list()                              # every version of every prompt, with labels
@@ -7,10 +7,10 @@ and compares.
     wb.prompts.diff("claim-analyst", 1, 2)         # coloured in Jupyter
     wb.prompts.promote("claim-analyst", 2)         # `production` moves from v1 to v2
     wb.prompts.labels()                            # {"production": ["claim-analyst v2", ...]}
+    wb.prompts.switcher("claim-analyst")           # the same as a widget
 
-The client is the real `langfuse` SDK pointed at `workbench.session.langfuse_endpoints()` (the
-embedded Langfuse by default). Reads never use the SDK's prompt cache, so a promotion is visible
-at once. A label lives on one version of a prompt at a time; `latest` always marks the newest.
+Reads never use the SDK's prompt cache, so a promotion is visible at once. A label lives on one
+version of a prompt at a time; `latest` always marks the newest.
 """
 
 from __future__ import annotations
@@ -19,42 +19,25 @@ import builtins
 import difflib
 import html
 import json
-import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import _langfuse_client as lf
-from ._langfuse_client import LangfuseError
+from .clients.langfuse import describe_error
+from .errors import LangfuseError, PromptError, PromptNotFoundError
+from .session import Session, module_namespace, resolve
 
-__all__ = [
-    "Prompt",
-    "PromptDiff",
-    "PromptError",
-    "PromptNotFoundError",
-    "create",
-    "diff",
-    "get",
-    "labels",
-    "list",
-    "promote",
-]
+if TYPE_CHECKING:
+    from .widgets.label_switcher import LabelSwitcher
+
+__all__ = ["LATEST", "PRODUCTION", "Prompt", "PromptDiff", "Prompts"]
 
 LATEST = "latest"
 PRODUCTION = "production"
 LIST_COLUMNS = ["name", "version", "labels", "commit_message", "created", "type", "tags"]
-
-
-class PromptError(LangfuseError):
-    """Langfuse refused a prompt operation; the message says what was wrong and how to fix it."""
-
-
-class PromptNotFoundError(PromptError, LookupError):
-    """No such prompt, version or label."""
 
 
 @dataclass(frozen=True)
@@ -171,16 +154,11 @@ def _as_text(content: Any) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def _quiet_sdk() -> Iterator[None]:
-    """The SDK logs a warning/error for every prompt it cannot find; we raise a clearer error."""
-    logger = logging.getLogger("langfuse")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
+def _labels_moved(name: str) -> None:
+    """Switchers on show in this kernel refresh (only if any was ever made)."""
+    switchers = sys.modules.get("workbench.widgets.label_switcher")
+    if switchers is not None:
+        switchers.refresh_switchers(name)
 
 
 def _check_name(name: Any) -> str:
@@ -189,49 +167,6 @@ def _check_name(name: Any) -> str:
             f"A prompt name is a non-empty string such as 'claim-analyst'; got {name!r}."
         )
     return name
-
-
-def _meta(name: str) -> Any | None:
-    """The prompt's list entry (versions and labels), or None when it does not exist."""
-    with lf.guard(f"Reading prompt {name!r}"):
-        answer = lf.sdk().api.prompts.list(name=name, limit=1)
-    return next((p for p in answer.data if p.name == name), None)
-
-
-def _all_meta() -> builtins.list[Any]:
-    out: builtins.list[Any] = []
-    page = 1
-    while True:
-        with lf.guard("Listing prompts"):
-            answer = lf.sdk().api.prompts.list(page=page, limit=100)
-        out.extend(answer.data)
-        if page >= (answer.meta.total_pages or 1):
-            return out
-        page += 1
-
-
-def _known_names() -> str:
-    names = sorted(p.name for p in _all_meta())
-    return ", ".join(names) if names else "none yet"
-
-
-def _not_found(name: str, wanted: str, hint: str | None = None) -> PromptNotFoundError:
-    meta = _meta(name)
-    if meta is None:
-        return PromptNotFoundError(
-            f"No prompt named {name!r} in Langfuse (known prompts: {_known_names()}). "
-            f"Create it with workbench.prompts.create({name!r}, text)."
-        )
-    versions = ", ".join(str(v) for v in sorted(meta.versions))
-    return PromptNotFoundError(
-        f"Prompt {name!r} has no {wanted} (versions: {versions}; labels: "
-        f"{', '.join(sorted(meta.labels)) or 'none'}). "
-        + (
-            hint
-            or "Use one of those, or move a label to a version with "
-            f"workbench.prompts.promote({name!r}, version, label)."
-        )
-    )
 
 
 def _from_client(client: Any) -> Prompt:
@@ -257,127 +192,6 @@ def _ref(ref: int | str) -> dict[str, Any]:
     return {"version": ref} if isinstance(ref, int) else {"label": ref}
 
 
-def get(name: str, label: str | None = None, version: int | None = None) -> Prompt:
-    """One version of a prompt: by `version`, by `label`, or (neither) the `production` one."""
-    _check_name(name)
-    if label is not None and version is not None:
-        raise ValueError(
-            f"Pass either label= or version= for prompt {name!r}, not both "
-            f"(got label={label!r}, version={version!r})."
-        )
-    wanted = f"version {version}" if version is not None else f"label {label or PRODUCTION!r}"
-    from langfuse.api import NotFoundError
-
-    try:
-        with lf.guard(f"Reading prompt {name!r} ({wanted})"), _quiet_sdk():
-            client = lf.sdk().get_prompt(
-                name, label=label, version=version, cache_ttl_seconds=0, max_retries=0
-            )
-    except NotFoundError:
-        raise _not_found(name, wanted) from None
-    return _from_client(client)
-
-
-def create(
-    name: str,
-    text: str | Sequence[dict[str, Any]],
-    labels: Iterable[str] = (),
-    commit_message: str | None = None,
-    *,
-    config: dict[str, Any] | None = None,
-    tags: Iterable[str] | None = None,
-) -> Prompt:
-    """A new version of `name` (version = newest + 1; `latest` moves to it). `text` is a string
-    (a text prompt) or a list of chat messages `{"role", "content"}`; `labels` (such as
-    `["staging"]`) move to the new version."""
-    from langfuse.api.core import ApiError
-
-    _check_name(name)
-    chat = not isinstance(text, str)
-    if chat:
-        messages = builtins.list(text)
-        if not messages or not all(isinstance(m, dict) for m in messages):
-            raise ValueError(
-                f"Prompt {name!r}: the text is a string, or a non-empty list of messages such "
-                f'as [{{"role": "system", "content": "..."}}]; got {text!r}.'
-            )
-    elif not text.strip():
-        raise ValueError(f"Prompt {name!r}: the text is empty. Write the prompt's instructions.")
-    if isinstance(labels, str):
-        labels = [labels]
-    wanted = [*dict.fromkeys(labels)]
-    if LATEST in wanted:
-        raise ValueError(
-            "The label 'latest' is set by Langfuse on the newest version; leave it out."
-        )
-    try:
-        with lf.guard(f"Creating a version of prompt {name!r}"):
-            client = lf.sdk().create_prompt(
-                name=name,
-                prompt=messages if chat else text,
-                labels=wanted,
-                tags=[*tags] if tags is not None else None,
-                type="chat" if chat else "text",
-                config=config,
-                commit_message=commit_message,
-            )
-    except ApiError as e:
-        raise PromptError(
-            f"Langfuse refused the new version of prompt {name!r}: {lf.describe_error(e)}"
-        ) from None
-    return _from_client(client)
-
-
-def promote(name: str, version: int, label: str = PRODUCTION) -> Prompt:
-    """Move `label` to `version` of `name` (off the version that had it). New claims fetching
-    that label get this version; claims that already fetched keep theirs."""
-    from langfuse.api.core import ApiError
-
-    _check_name(name)
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise TypeError(f"A prompt version is an int such as 2; got {version!r}.")
-    if not isinstance(label, str) or not label:
-        raise ValueError(f"A label is a non-empty string such as 'production'; got {label!r}.")
-    if label == LATEST:
-        raise ValueError(
-            "The label 'latest' always marks the newest version and cannot be moved: create a "
-            "new version instead, or promote to another label (e.g. 'production')."
-        )
-    meta = _meta(name)
-    if meta is None or version not in meta.versions:
-        raise _not_found(
-            name,
-            f"version {version}",
-            "Promote one of those versions, or add a version with "
-            f"workbench.prompts.create({name!r}, text).",
-        )
-    try:
-        with lf.guard(f"Promoting {name} v{version} to {label!r}"):
-            lf.sdk().update_prompt(name=name, version=version, new_labels=[label])
-    except ApiError as e:
-        raise PromptError(
-            f"Langfuse refused to move label {label!r} to {name} v{version}: {lf.describe_error(e)}"
-        ) from None
-    return get(name, version=version)
-
-
-def diff(name: str, a: int | str, b: int | str, *, context: int = 3) -> PromptDiff:
-    """A unified diff from `a` to `b`: each a version number or a label (`"production"`)."""
-    first, second = get(name, **_ref(a)), get(name, **_ref(b))
-    old, new = f"{name} v{first.version}", f"{name} v{second.version}"
-    before, after = first.as_text().splitlines(), second.as_text().splitlines()
-    if first.config != second.config:
-        before += ["", f"config: {json.dumps(first.config, sort_keys=True)}"]
-        after += ["", f"config: {json.dumps(second.config, sort_keys=True)}"]
-    lines = difflib.unified_diff(before, after, old, new, n=context, lineterm="")
-    return PromptDiff(name, f"v{first.version}", f"v{second.version}", tuple(lines))
-
-
-def _raw_version(name: str, version: int) -> Any:
-    with lf.guard(f"Reading prompt {name!r} version {version}"):
-        return lf.sdk().api.prompts.get(quote(name, safe=""), version=version)
-
-
 def _created(raw: Any) -> pd.Timestamp | None:
     """Langfuse answers `createdAt` beside the documented fields (the embedded one may not)."""
     extra = getattr(raw, "model_extra", None) or {}
@@ -385,38 +199,250 @@ def _created(raw: Any) -> pd.Timestamp | None:
     return pd.Timestamp(value) if value else None
 
 
-def list(name: str | None = None) -> pd.DataFrame:
-    """Every version of every prompt (or of `name`): version, labels, commit message, created."""
-    metas = _all_meta() if name is None else [m for m in [_meta(_check_name(name))] if m]
-    if name is not None and not metas:
-        raise PromptNotFoundError(
-            f"No prompt named {name!r} in Langfuse (known prompts: {_known_names()}). "
-            f"Create it with workbench.prompts.create({name!r}, text)."
-        )
-    rows = []
-    for meta in sorted(metas, key=lambda m: m.name):
-        for version in sorted(meta.versions):
-            raw = _raw_version(meta.name, version)
-            rows.append(
-                {
-                    "name": meta.name,
-                    "version": version,
-                    "labels": sorted(raw.labels or []),
-                    "commit_message": raw.commit_message,
-                    "created": _created(raw),
-                    "type": getattr(raw, "type", None) or meta.type,
-                    "tags": builtins.list(raw.tags or []),
-                }
+class Prompts:
+    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, promote, diff,
+    labels, switcher."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
+
+    @property
+    def session(self) -> Session:
+        return resolve(self._bound)
+
+    def __repr__(self) -> str:
+        return "<wb.prompts: list, get, create, promote, diff, labels, switcher>"
+
+    def _known_names(self) -> str:
+        names = sorted(p.name for p in self.session.langfuse.prompt_metas())
+        return ", ".join(names) if names else "none yet"
+
+    def _not_found(self, name: str, wanted: str, hint: str | None = None) -> PromptNotFoundError:
+        meta = self.session.langfuse.prompt_meta(name)
+        if meta is None:
+            return PromptNotFoundError(
+                f"No prompt named {name!r} in Langfuse (known prompts: {self._known_names()}). "
+                f"Create it with wb.prompts.create({name!r}, text)."
             )
-    frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
-    frame["created"] = pd.to_datetime(frame["created"], utc=True)
-    return frame
+        versions = ", ".join(str(v) for v in sorted(meta.versions))
+        return PromptNotFoundError(
+            f"Prompt {name!r} has no {wanted} (versions: {versions}; labels: "
+            f"{', '.join(sorted(meta.labels)) or 'none'}). "
+            + (
+                hint
+                or "Use one of those, or move a label to a version with "
+                f"wb.prompts.promote({name!r}, version, label)."
+            )
+        )
+
+    def get(self, name: str, label: str | None = None, version: int | None = None) -> Prompt:
+        """One version of a prompt: by `version`, by `label`, or (neither) the `production` one.
+
+        Example:
+            >>> print(wb.prompts.get("claim-analyst", label="staging"))
+        """
+        _check_name(name)
+        if label is not None and version is not None:
+            raise ValueError(
+                f"Pass either label= or version= for prompt {name!r}, not both "
+                f"(got label={label!r}, version={version!r})."
+            )
+        wanted = f"version {version}" if version is not None else f"label {label or PRODUCTION!r}"
+        from langfuse.api import NotFoundError
+
+        try:
+            client = self.session.langfuse.prompt(name, label=label, version=version)
+        except NotFoundError:
+            raise self._not_found(name, wanted) from None
+        return _from_client(client)
+
+    def create(
+        self,
+        name: str,
+        text: str | Sequence[dict[str, Any]],
+        labels: Iterable[str] = (),
+        commit_message: str | None = None,
+        *,
+        config: dict[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Prompt:
+        """A new version of `name` (version = newest + 1; `latest` moves to it). `text` is a
+        string (a text prompt) or a list of chat messages `{"role", "content"}`; `labels` (such
+        as `["staging"]`) move to the new version.
+
+        Example:
+            >>> v3 = wb.prompts.create("claim-analyst", text, labels=["staging"],
+            ...                        commit_message="review every travel claim")
+        """
+        from langfuse.api.core import ApiError
+
+        _check_name(name)
+        chat = not isinstance(text, str)
+        if chat:
+            messages = builtins.list(text)
+            if not messages or not all(isinstance(m, dict) for m in messages):
+                raise ValueError(
+                    f"Prompt {name!r}: the text is a string, or a non-empty list of messages "
+                    f'such as [{{"role": "system", "content": "..."}}]; got {text!r}.'
+                )
+        elif not text.strip():
+            raise ValueError(
+                f"Prompt {name!r}: the text is empty. Write the prompt's instructions."
+            )
+        if isinstance(labels, str):
+            labels = [labels]
+        wanted = [*dict.fromkeys(labels)]
+        if LATEST in wanted:
+            raise ValueError(
+                "The label 'latest' is set by Langfuse on the newest version; leave it out."
+            )
+        try:
+            client = self.session.langfuse.create_prompt(
+                name=name,
+                prompt=messages if chat else text,
+                labels=wanted,
+                tags=[*tags] if tags is not None else None,
+                config=config,
+                commit_message=commit_message,
+            )
+        except ApiError as e:
+            raise PromptError(
+                f"Langfuse refused the new version of prompt {name!r}: {describe_error(e)}"
+            ) from None
+        _labels_moved(name)
+        return _from_client(client)
+
+    def promote(self, name: str, version: int, label: str = PRODUCTION) -> Prompt:
+        """Move `label` to `version` of `name` (off the version that had it). New claims fetching
+        that label get this version; claims that already fetched keep theirs.
+
+        Example:
+            >>> wb.prompts.promote("claim-analyst", 2, "production")
+        """
+        from langfuse.api.core import ApiError
+
+        _check_name(name)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"A prompt version is an int such as 2; got {version!r}.")
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"A label is a non-empty string such as 'production'; got {label!r}.")
+        if label == LATEST:
+            raise ValueError(
+                "The label 'latest' always marks the newest version and cannot be moved: create "
+                "a new version instead, or promote to another label (e.g. 'production')."
+            )
+        meta = self.session.langfuse.prompt_meta(name)
+        if meta is None or version not in meta.versions:
+            raise self._not_found(
+                name,
+                f"version {version}",
+                "Promote one of those versions, or add a version with "
+                f"wb.prompts.create({name!r}, text).",
+            )
+        try:
+            self.session.langfuse.move_labels(name, version, [label])
+        except ApiError as e:
+            raise PromptError(
+                f"Langfuse refused to move label {label!r} to {name} v{version}: "
+                f"{describe_error(e)}"
+            ) from None
+        _labels_moved(name)
+        return self.get(name, version=version)
+
+    def diff(self, name: str, a: int | str, b: int | str, *, context: int = 3) -> PromptDiff:
+        """A unified diff from `a` to `b`: each a version number or a label (`"production"`).
+
+        Example:
+            >>> wb.prompts.diff("claim-analyst", 1, "staging")
+        """
+        first, second = self.get(name, **_ref(a)), self.get(name, **_ref(b))
+        old, new = f"{name} v{first.version}", f"{name} v{second.version}"
+        before, after = first.as_text().splitlines(), second.as_text().splitlines()
+        if first.config != second.config:
+            before += ["", f"config: {json.dumps(first.config, sort_keys=True)}"]
+            after += ["", f"config: {json.dumps(second.config, sort_keys=True)}"]
+        lines = difflib.unified_diff(before, after, old, new, n=context, lineterm="")
+        return PromptDiff(name, f"v{first.version}", f"v{second.version}", tuple(lines))
+
+    def list(self, name: str | None = None) -> pd.DataFrame:
+        """Every version of every prompt (or of `name`): version, labels, commit message,
+        created, type, tags.
+
+        Example:
+            >>> wb.prompts.list("claim-analyst")
+        """
+        langfuse = self.session.langfuse
+        if name is None:
+            metas = langfuse.prompt_metas()
+        else:
+            meta = langfuse.prompt_meta(_check_name(name))
+            if meta is None:
+                raise PromptNotFoundError(
+                    f"No prompt named {name!r} in Langfuse (known prompts: "
+                    f"{self._known_names()}). Create it with wb.prompts.create({name!r}, text)."
+                )
+            metas = [meta]
+        rows = []
+        for meta in sorted(metas, key=lambda m: m.name):
+            for version in sorted(meta.versions):
+                raw = langfuse.prompt_version(meta.name, version)
+                rows.append(
+                    {
+                        "name": meta.name,
+                        "version": version,
+                        "labels": sorted(raw.labels or []),
+                        "commit_message": raw.commit_message,
+                        "created": _created(raw),
+                        "type": getattr(raw, "type", None) or meta.type,
+                        "tags": builtins.list(raw.tags or []),
+                    }
+                )
+        frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
+        frame["created"] = pd.to_datetime(frame["created"], utc=True)
+        return frame
+
+    def labels(self, name: str | None = None) -> dict[str, builtins.list[str]]:
+        """Each label and the prompt versions that carry it: {"production": ["claim-analyst v1"]}.
+
+        Example:
+            >>> wb.prompts.labels("claim-analyst")
+            {'latest': ['claim-analyst v2'], 'production': ['claim-analyst v1'], ...}
+        """
+        out: dict[str, builtins.list[str]] = {}
+        for row in self.list(name).itertuples():
+            for label in row.labels:
+                out.setdefault(label, []).append(f"{row.name} v{row.version}")
+        return dict(sorted(out.items()))
+
+    def known_labels(self) -> set[str]:
+        """The labels some prompt carries (one request): what a claim's `prompt_label` may be.
+        From Langfuse when the stack has one and it answers; else from data/prompts/, as the
+        services do.
+
+        Example:
+            >>> "production" in wb.prompts.known_labels()
+            True
+        """
+        session = self.session
+        if session.has_langfuse:
+            try:
+                return {x for m in session.langfuse.prompt_metas() for x in m.labels}
+            except LangfuseError:
+                pass  # Langfuse unreachable: the services fall back to the seed prompts too
+        from services.prompts import labels as seed_labels
+
+        return set(seed_labels())
+
+    def switcher(self, name: str = "claim-analyst", label: str = PRODUCTION) -> LabelSwitcher:
+        """A widget: the versions of `name` and where each label points, with a [Promote]
+        button that moves a label to the selected version.
+
+        Example:
+            >>> wb.prompts.switcher("claim-analyst")
+        """
+        from .widgets.label_switcher import LabelSwitcher
+
+        return LabelSwitcher(name, label, prompts=self)
 
 
-def labels(name: str | None = None) -> dict[str, builtins.list[str]]:
-    """Each label and the prompt versions that carry it: {"production": ["claim-analyst v1"]}."""
-    out: dict[str, builtins.list[str]] = {}
-    for row in list(name).itertuples():
-        for label in row.labels:
-            out.setdefault(label, []).append(f"{row.name} v{row.version}")
-    return dict(sorted(out.items()))
+__getattr__, __dir__ = module_namespace(__name__, Prompts)

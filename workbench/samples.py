@@ -1,4 +1,11 @@
-"""The synthetic claim documents in data/claims/, with the outcome each is expected to have."""
+"""The sample claim documents in data/claims/, with the outcome each is expected to have
+(`wb.samples`).
+
+    wb.samples.pick(20)                  # 20 spread over the whole set (every kind in a batch)
+    wb.samples.pick(status="review")     # those expected to wait for a human
+    wb.samples.get("claim-001")          # one by id
+    wb.samples.table()                   # all of them, with expected outcomes
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,14 @@ import pandas as pd
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
+__all__ = ["Sample", "get", "pick", "table"]
+
+
 @dataclass(frozen=True)
 class Sample:
+    """A sample claim: its id, file, text (`document`), the fields and outcome expected of it
+    (`expected`), and its expected status under analyst prompt v1 and v2."""
+
     id: str
     file: str
     document: str = field(repr=False)
@@ -41,10 +54,14 @@ def _all(data_dir: Path = DATA_DIR) -> tuple[Sample, ...]:
     )
 
 
-def samples(n: int | None = None, *, status: str | None = None) -> list[Sample]:
+def pick(n: int | None = None, *, status: str | None = None) -> list[Sample]:
     """`n` sample claims (all by default) spread evenly over the manifest, so that a small batch
     holds every kind; optionally only those expected to end with `status` (paid, rejected,
-    review, invalid) under the production prompts."""
+    review, invalid) under the production prompts (analyst v1).
+
+    Example:
+        >>> [s.id for s in wb.samples.pick(3, status="paid")]
+    """
     chosen = [s for s in _all() if status is None or s.status_v1 == status]
     if status is not None and not chosen:
         known = sorted({s.status_v1 for s in _all()})
@@ -56,14 +73,24 @@ def samples(n: int | None = None, *, status: str | None = None) -> list[Sample]:
     return [chosen[i * len(chosen) // n] for i in range(n)]
 
 
-def sample(sample_id: str) -> Sample:
+def get(sample_id: str) -> Sample:
+    """One sample by id.
+
+    Example:
+        >>> print(wb.samples.get("claim-001").document)
+    """
     for s in _all():
         if s.id == sample_id:
             return s
-    raise KeyError(f"No sample {sample_id!r}; see workbench.samples_table() for the ids.")
+    raise KeyError(f"No sample {sample_id!r}; see wb.samples.table() for the ids.")
 
 
-def samples_table() -> pd.DataFrame:
+def table() -> pd.DataFrame:
+    """Every sample: id, file, expected status under analyst v1 and v2, notes.
+
+    Example:
+        >>> wb.samples.table().groupby("expected_v1").size()
+    """
     return pd.DataFrame(
         [
             {

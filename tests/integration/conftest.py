@@ -140,15 +140,17 @@ def options(standin: Path) -> dict[str, Any]:
 
 @contextmanager
 def claims_stack(home: Path, **options: Any) -> Iterator[Any]:
-    """A real stack in `home`, made this session's stack (the helpers talk to it), stopped at
-    the end with a check that none of its processes is left running."""
+    """A real stack in `home`, its session made the current one (the module-level helpers a
+    notebook calls talk to it), stopped at the end with a check that none of its processes is
+    left running. Yields the stack (kill, restart, logs)."""
     import workbench as wb
 
-    stack = wb.start(home=home, persistent=False, **options)
+    session = wb.start(home=home, persistent=False, **options)
+    stack = session.stack
     try:
         yield stack
     finally:
         pids = stack.pids()
-        wb.stop()  # also drops the Langfuse client pointing at this stack
+        session.stop()  # also closes the clients pointing at this stack
         left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
         assert left == [], f"processes left running after stop(): {left}"

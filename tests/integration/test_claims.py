@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 import workbench as wb
-from workbench.claims import ClaimError
 
 from .conftest import claims_stack
 
@@ -25,7 +24,7 @@ def _payments(claim_id: str) -> int:
 
 
 def test_an_approvable_claim_is_paid_once_with_a_named_journal(stack) -> None:
-    sample = wb.samples(status="paid")[0]
+    sample = wb.samples.pick(status="paid")[0]
     c = wb.submit_claim(sample)
     assert c.status == "paid", c
     o = c.outcome
@@ -45,7 +44,7 @@ def test_an_approvable_claim_is_paid_once_with_a_named_journal(stack) -> None:
 
 
 def test_a_rejected_claim_pays_nothing_and_says_why(stack) -> None:
-    c = wb.submit_claim(wb.samples(status="rejected")[0])
+    c = wb.submit_claim(wb.samples.pick(status="rejected")[0])
     assert c.status == "rejected"
     assert c.outcome.paid_eur is None
     assert c.outcome.reason
@@ -74,58 +73,58 @@ def test_unknown_currency_is_invalid_naming_the_currency(stack) -> None:
 
 
 def test_review_waits_durably_then_approve_pays(stack) -> None:
-    c = wb.submit_claim(wb.samples(status="review")[0])
+    c = wb.submit_claim(wb.samples.pick(status="review")[0])
     assert c.status == "awaiting review"
     assert wb.claim(c.id).step == "awaiting review"
     assert _payments(c.id) == 0
-    done = wb.approve(c.id, reviewer="ana", note="checked")
+    done = wb.claims.approve(c.id, reviewer="ana", note="checked")
     assert done.status == "paid"
     assert done.outcome.reviewed_by == "ana"
     assert _payments(c.id) == 1
 
 
 def test_review_then_reject_pays_nothing(stack) -> None:
-    c = wb.submit_claim(wb.samples(status="review")[1])
+    c = wb.submit_claim(wb.samples.pick(status="review")[1])
     assert c.status == "awaiting review"
-    done = wb.reject(c.id, reviewer="ana", note="duplicate invoice")
+    done = wb.claims.reject(c.id, reviewer="ana", note="duplicate invoice")
     assert done.status == "rejected"
     assert "duplicate invoice" in done.outcome.reason
     assert _payments(c.id) == 0
 
 
 def test_approving_a_claim_that_does_not_wait_is_refused(stack) -> None:
-    c = wb.submit_claim(wb.samples(status="paid")[1])
-    with pytest.raises(ClaimError, match="is not waiting for review"):
-        wb.approve(c.id)
+    c = wb.submit_claim(wb.samples.pick(status="paid")[1])
+    with pytest.raises(wb.ClaimStateError, match="it ended paid; only a claim awaiting review"):
+        wb.claims.approve(c.id)
 
 
 def test_resubmitting_an_id_returns_the_same_outcome_and_pays_once(stack) -> None:
-    sample = wb.samples(status="paid")[2]
+    sample = wb.samples.pick(status="paid")[2]
     first = wb.submit_claim(sample, id="resubmitted-claim-1")
     second = wb.submit_claim(sample, id="resubmitted-claim-1")
-    batch = wb.submit_claims([("resubmitted-claim-1", sample)] * 3, progress=False)
+    batch = wb.claims.submit_many([("resubmitted-claim-1", sample)] * 3, progress=False)
     assert second.outcome == first.outcome
     assert all(c.outcome == first.outcome for c in batch)
     assert _payments("resubmitted-claim-1") == 1
 
 
 def test_a_killed_service_is_restarted_and_the_claim_completes(stack) -> None:
-    c = wb.submit_claim(wb.samples(status="review")[2])
+    c = wb.submit_claim(wb.samples.pick(status="review")[2])
     assert c.status == "awaiting review"
     old_pid = stack.pid("services")
     stack.kill("services")
     stack.wait_ready("services", timeout_s=30)
     assert stack.pid("services") != old_pid
-    done = wb.approve(c.id)
+    done = wb.claims.approve(c.id)
     assert done.status == "paid"
     assert _payments(c.id) == 1
 
 
 def test_a_batch_reports_every_claim(stack) -> None:
-    batch = wb.submit_claims(wb.samples(12), concurrency=4, progress=False)
+    batch = wb.claims.submit_many(wb.samples.pick(12), concurrency=4, progress=False)
     assert len(batch) == 12
     frame = batch.to_frame()
     assert set(frame["status"]) <= {"paid", "rejected", "invalid", "awaiting review"}
-    expected = [s.status_v1 for s in wb.samples(12)]
+    expected = [s.status_v1 for s in wb.samples.pick(12)]
     got = ["review" if s == "awaiting review" else s for s in frame["status"]]
     assert got == expected

@@ -10,7 +10,6 @@ import pytest
 
 import workbench as wb
 from workbench import Fault, faults
-from workbench.evidence import payment_attempts, resumption_report
 
 from .conftest import claims_stack
 
@@ -24,7 +23,7 @@ def stack(tmp_path_factory):
 
 
 def _doc(i: int = 0) -> wb.Sample:
-    return wb.samples(status="paid")[i]
+    return wb.samples.pick(status="paid")[i]
 
 
 def _row(report, step: str) -> dict:
@@ -34,7 +33,7 @@ def _row(report, step: str) -> dict:
 
 
 def _report(claim_id: str):
-    return resumption_report(claim_id)  # waits for the judge, which runs after the outcome
+    return wb.faults.report(claim_id)  # waits for the judge, which runs after the outcome
 
 
 def _paid_once(claim_id: str) -> None:
@@ -63,7 +62,7 @@ def test_an_error_that_never_stops_fails_the_claim_after_the_step_budget(stack) 
     assert c.status == "failed", c
     assert "Injected error" in c.outcome.reason
     assert faults.planned(c.id)["fired"].tolist() == [5], "5 tries per step, then terminal"
-    assert payment_attempts(c.id).empty
+    assert wb.faults.payments(c.id).empty
 
 
 @pytest.mark.parametrize(
@@ -83,7 +82,7 @@ def test_terminal_ends_the_claim_with_the_reason_and_pays_nothing(stack, step, r
     row = _row(_report(c.id), step)
     assert (row["executed"], row["attempts"]) == (0, 1), row
     assert c.attempts.count == 1, "a terminal failure is not retried"
-    assert payment_attempts(c.id).empty
+    assert wb.faults.payments(c.id).empty
 
 
 def test_crash_restarts_the_service_and_replays_without_rerunning_model_calls(stack) -> None:
@@ -106,7 +105,7 @@ def test_crash_restarts_the_service_and_replays_without_rerunning_model_calls(st
 def test_crash_after_the_payment_pays_again_and_the_ledger_refuses_it(stack) -> None:
     c = wb.submit_claim(_doc(), faults=[Fault("reimburse", "crash_after_effect")])
     assert c.status == "paid", c
-    payments = payment_attempts(c.id)
+    payments = wb.faults.payments(c.id)
     assert payments["accepted"].tolist() == [True, False], payments
     _paid_once(c.id)
     row = _row(_report(c.id), "reimburse")
@@ -199,12 +198,13 @@ def test_armed_faults_hit_the_next_claims_once_each(stack) -> None:
     finally:
         faults.disarm()
     assert [c.status for c in batch] == ["paid"] * 3
-    refused = [int((~payment_attempts(c.id)["accepted"]).sum()) for c in batch]
+    refused = [int((~wb.faults.payments(c.id)["accepted"]).sum()) for c in batch]
     assert refused == [1, 1, 0]
     for c in batch:
         _paid_once(c.id)
-    armed = faults.planned().query("claim.str.startswith('next')")
-    assert armed.iloc[-1]["claim"] == "next 0 claims"
+    spent = faults.planned(spent=True).query("claim.str.startswith('next')")
+    assert spent.iloc[-1]["claim"] == "next 0 claims" and spent.iloc[-1]["fired"] == 2
+    assert faults.planned().query("claim.str.startswith('next')").empty, "spent ones hidden"
 
 
 def test_failed_attempts_show_as_error_spans_on_the_trace(stack) -> None:
@@ -213,8 +213,8 @@ def test_failed_attempts_show_as_error_spans_on_the_trace(stack) -> None:
         faults=[Fault("convert to EUR", "error", times=2), Fault("model call 2", "server_error")],
     )
     assert c.status == "paid", c
-    trace = wb.wait_for_trace(
-        c.id, expect=lambda f: (f["name"] == "convert to EUR").sum() >= 3, timeout_s=15
+    trace = wb.traces.wait(
+        c, expect=lambda f: (f["name"] == "convert to EUR").sum() >= 3, timeout_s=15
     )
     errors = trace[trace["level"] == "ERROR"]
     convert = errors[errors["name"] == "convert to EUR"]["status_message"].tolist()

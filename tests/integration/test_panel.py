@@ -7,7 +7,7 @@ import time
 import pytest
 
 import workbench as wb
-from workbench.panel import NO_FAULT, FaultPanel
+from workbench.widgets.panel import NO_FAULT, FaultPanel
 
 from .conftest import claims_stack
 
@@ -22,7 +22,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture
 def panel(stack) -> FaultPanel:
-    p = wb.panel(refresh_s=0.2)
+    p = wb.faults.panel(refresh_s=0.2)
     yield p
     p.wait(60)
 
@@ -46,7 +46,7 @@ def test_model_faults_are_offered_only_at_model_steps(panel) -> None:
 
 def test_a_crash_after_the_payment_shows_one_payment_and_the_refused_duplicate(panel) -> None:
     panel.source.value = "sample"
-    panel.sample.value = wb.samples(status="paid")[0].id
+    panel.sample.value = wb.samples.pick(status="paid")[0].id
     panel.step.value = "reimburse"
     panel.kind.value = "crash_after_effect"
     panel.submit.click()
@@ -103,7 +103,7 @@ def test_no_fault_and_a_bad_document(panel) -> None:
     panel.submit.click()
     assert "empty" in panel.message.value and not panel.busy
     panel.source.value = "sample"
-    panel.sample.value = wb.samples(status="rejected")[0].id
+    panel.sample.value = wb.samples.pick(status="rejected")[0].id
     panel.submit.click()
     assert panel.wait(60).status == "rejected"
     assert "faults:" not in panel.evidence.value

@@ -31,7 +31,7 @@ def stack(tmp_path_factory):
 
 def _batch() -> list[tuple[str, wb.Sample]]:
     """50 claims with a known ending (the ones waiting for a human are left out)."""
-    known = [s for s in wb.samples() if s.status_v1 in ("paid", "rejected", "invalid")]
+    known = [s for s in wb.samples.pick() if s.status_v1 in ("paid", "rejected", "invalid")]
     return [(f"soak-{i:02d}", known[i % len(known)]) for i in range(CLAIMS)]
 
 
@@ -41,7 +41,7 @@ def test_every_claim_completes_and_pays_once_under_repeated_kills(stack) -> None
 
     def submit() -> None:
         try:
-            results["claims"] = wb.submit_claims(batch, concurrency=6, progress=False)
+            results["claims"] = wb.claims.submit_many(batch, concurrency=6, progress=False)
         except BaseException as e:  # reported by the assertion below
             results["error"] = e
 

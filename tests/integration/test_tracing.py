@@ -15,11 +15,11 @@ STEP_SPANS = {"fetch prompts", "convert to EUR", "check fraud", "lookup policy",
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = wb.start(home=tmp_path_factory.mktemp("tracing-home"), persistent=False)
+    session = wb.start(home=tmp_path_factory.mktemp("tracing-home"), persistent=False)
     try:
-        yield s
+        yield session.stack
     finally:
-        wb.stop()
+        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,10 @@ def production_v1(stack):
 
 
 def test_a_claim_leaves_one_trace_with_restate_agent_and_step_spans(stack, langfuse) -> None:
-    c = wb.submit_claim(wb.samples(status="paid")[0])
+    c = wb.submit_claim(wb.samples.pick(status="paid")[0])
     trace_id = c.outcome.trace_id
     assert trace_id and len(trace_id) == 32
-    wb.wait_for_trace(
+    wb.traces.wait(
         trace_id=trace_id, expect=["reimburse", "invocation-end ClaimWorkflow/{key}/run"]
     )
     observations = langfuse.api.observations.get_many(
@@ -71,8 +71,8 @@ def test_a_claim_leaves_one_trace_with_restate_agent_and_step_spans(stack, langf
 
 
 def test_the_judge_scores_the_claim_trace(stack, langfuse) -> None:
-    c = wb.submit_claim(wb.samples(status="rejected")[0])
-    wb.wait_for_scores([c.outcome.trace_id], timeout_s=20)
+    c = wb.submit_claim(wb.samples.pick(status="rejected")[0])
+    wb.scores.wait(c, timeout_s=20)
     scores = langfuse.api.scores.get_many(
         trace_id=c.outcome.trace_id, name="quality", fields="details,subject"
     ).data
@@ -86,8 +86,8 @@ def test_the_judge_scores_the_claim_trace(stack, langfuse) -> None:
 def test_new_claims_follow_the_label_and_a_waiting_claim_keeps_its_versions(
     stack, production_v1
 ) -> None:
-    no_receipt = next(s for s in wb.samples(status="paid") if s.status_v2 == "rejected")
-    waiting = wb.submit_claim(wb.samples(status="review")[0])
+    no_receipt = next(s for s in wb.samples.pick(status="paid") if s.status_v2 == "rejected")
+    waiting = wb.submit_claim(wb.samples.pick(status="review")[0])
     assert waiting.status == "awaiting review"
 
     wb.prompts.promote("claim-analyst", 2, "production")
@@ -95,7 +95,7 @@ def test_new_claims_follow_the_label_and_a_waiting_claim_keeps_its_versions(
     assert after.outcome.prompt_versions["claim-analyst"] == 2
     assert after.status == "rejected"
 
-    done = wb.approve(waiting.id)
+    done = wb.claims.approve(waiting.id)
     assert done.status == "paid"
     assert done.outcome.prompt_versions["claim-analyst"] == 1, "replay reuses the fetched prompts"
 
@@ -104,7 +104,7 @@ def test_a_label_known_only_to_langfuse_is_accepted_and_an_unknown_one_refused(
     stack, production_v1
 ) -> None:
     wb.prompts.promote("claim-analyst", 2, "candidate")
-    c = wb.submit_claim(wb.samples(status="paid")[1], prompt_label="candidate")
+    c = wb.submit_claim(wb.samples.pick(status="paid")[1], prompt_label="candidate")
     assert c.outcome.prompt_versions["claim-analyst"] == 2
     assert c.outcome.prompt_versions["claim-parser"] == 1  # falls back to production
     with pytest.raises(ValueError, match="label 'nonexistent' is on no prompt"):
@@ -113,7 +113,7 @@ def test_a_label_known_only_to_langfuse_is_accepted_and_an_unknown_one_refused(
 
 def test_claims_complete_while_langfuse_is_down(stack) -> None:
     with stack.stopped("langfuse"):
-        c = wb.submit_claim(wb.samples(status="paid")[2])
+        c = wb.submit_claim(wb.samples.pick(status="paid")[2])
         assert c.status == "paid"
         assert c.outcome.prompt_versions["claim-analyst"] == 1  # the seed prompts stood in
     assert "Langfuse prompts unreachable" in stack.logs("services", 400)

@@ -18,12 +18,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("versions-home")
-    s = wb.start(home=home, persistent=False)
+    session = wb.start(home=home, persistent=False)
+    s = session.stack
     try:
         yield s
     finally:
         pids = s.pids()
-        wb.stop()
+        session.stop()
         left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
         assert left == [], f"processes left running after stop(): {left}"
         assert processes_of(home) == []
@@ -32,9 +33,9 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def waiting_on_v1(stack):
     """Two claims waiting for review on v1, then v2 deployed beside it."""
-    claims = [wb.submit_claim(s) for s in wb.samples(status="review")[:2]]
+    claims = [wb.submit_claim(s) for s in wb.samples.pick(status="review")[:2]]
     assert [c.status for c in claims] == ["awaiting review"] * 2
-    table = wb.deploy("v2")
+    table = wb.deployments.deploy("v2")
     assert list(table["version"]) == ["v1", "v2"]
     return claims
 
@@ -46,23 +47,23 @@ def _row(table, version):
 
 
 def test_new_claims_run_on_v2_and_waiting_claims_finish_on_v1(stack, waiting_on_v1) -> None:
-    table = wb.deployments()
+    table = wb.deployments.list()
     v1, v2 = _row(table, "v1"), _row(table, "v2")
     assert v2["latest"] and not v1["latest"]
     assert v1["process"] == "services" and v2["process"] == "services-v2"
     assert {c.id for c in waiting_on_v1} <= set(v1["pinned_claims"])
     assert "services-v2" in set(stack.status()["name"])
 
-    new = wb.submit_claim(wb.samples(status="paid")[0])
+    new = wb.submit_claim(wb.samples.pick(status="paid")[0])
     assert new.status == "paid" and new.outcome.service_version == "v2"
     assert "verify documents" in set(new.journal["name"])
 
     waiting = waiting_on_v1[0]
-    done = wb.approve(waiting.id)
+    done = wb.claims.approve(waiting.id)
     assert done.status == "paid" and done.outcome.service_version == "v1"
     assert "verify documents" not in set(done.journal["name"])
 
-    pins = wb.pinning([done, new]).set_index("claim_id")
+    pins = wb.deployments.pinning([done, new]).set_index("claim_id")
     assert pins.loc[done.id, "deployment_id"] == v1["id"]
     assert pins.loc[new.id, "deployment_id"] == v2["id"]
     assert list(pins["deployment_version"]) == ["v1", "v2"]
@@ -74,37 +75,39 @@ def test_retire_refuses_while_claims_are_pinned_and_succeeds_once_drained(
 ) -> None:
     still_waiting = waiting_on_v1[1]
     with pytest.raises(wb.DeploymentInUseError, match=f"pinned to it.*{still_waiting.id}"):
-        wb.retire("v1")
+        wb.deployments.retire("v1")
     with pytest.raises(wb.DeploymentInUseError, match="latest deployment"):
-        wb.retire("v2")
-    flights = wb.in_flight()
+        wb.deployments.retire("v2")
+    flights = wb.deployments.in_flight()
     assert still_waiting.id in set(flights[flights["version"] == "v1"]["claim_id"])
 
-    assert wb.approve(still_waiting.id).outcome.service_version == "v1"
-    table = wb.retire("v1")
+    assert wb.claims.approve(still_waiting.id).outcome.service_version == "v1"
+    table = wb.deployments.retire("v1")
     assert list(table["version"]) == ["v2"]
     assert "services" not in set(stack.status()["name"])
-    assert wb.pinning(still_waiting.id, trace=False)["deployment_version"].iloc[0] == "v1"
+    assert (
+        wb.deployments.pinning(still_waiting.id, trace=False)["deployment_version"].iloc[0] == "v1"
+    )
 
 
 def test_new_code_under_the_same_deployment_is_a_journal_mismatch_and_recovers(stack) -> None:
-    latest = wb.deployments().query("latest").iloc[0]
+    latest = wb.deployments.list().query("latest").iloc[0]
     version, other = latest["version"], "v1" if latest["version"] != "v1" else "v2"
-    waiting = wb.submit_claim(wb.samples(status="review")[2])
+    waiting = wb.submit_claim(wb.samples.pick(status="review")[2])
     assert waiting.status == "awaiting review"
 
-    replaced = wb.replace_code(version, with_version=other)
+    replaced = wb.deployments.replace_code(version, with_version=other)
     row = _row(replaced, version)
     assert row["id"] == latest["id"] and row["code"] == other  # same deployment, new code
-    wb.approve(waiting.id, wait=False)
-    failure = wb.wait_for_failure(waiting.id, timeout_s=60)
+    wb.claims.approve(waiting.id, wait=False)
+    failure = wb.deployments.wait_for_failure(waiting.id, timeout_s=60)
     assert "[570 Journal mismatch]" in failure.last_failure
     assert "verify documents" in failure.last_failure and "convert to EUR" in failure.last_failure
     assert wb.claim(waiting.id).outcome is None
     assert (wb.ledger()["claim_id"] == waiting.id).sum() == 0
 
-    restored = wb.restore_code(version)
+    restored = wb.deployments.restore_code(version)
     assert _row(restored, version)["code"] == version
-    done = wb.wait_for_claim(waiting.id, timeout_s=60)
+    done = wb.claims.wait(waiting.id, timeout_s=60)
     assert done.status == "paid" and done.outcome.service_version == version
     assert (wb.ledger()["claim_id"] == waiting.id).sum() == 1

@@ -14,9 +14,10 @@ import pytest
 from restate import TerminalError
 
 from services import faults as hooks
-from services._fault_store import FaultStore
+from services.fault_store import FaultStore
 from workbench import evidence
 from workbench.faults import Fault, kinds, steps
+from workbench.frames import journaled_results
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -360,7 +361,7 @@ def test_the_journal_names_model_calls_after_the_workflow_step() -> None:
         _entry(6, _run("check fraud", 3), t + 2),
         _entry(7, _done(3, ok=False), t + 3),
     ]
-    results = evidence.journaled_results(entries, None)
+    results = journaled_results(entries, None)
     assert [(r["step"], r["ok"]) for r in results] == [
         ("parse", True),
         ("analyze", True),
@@ -449,7 +450,15 @@ def test_the_report_counts_executions_replays_and_attempts() -> None:
     assert "refused as duplicates 1" in reimburse["note"] and "lost in a crash" in reimburse["note"]
 
 
-def test_the_payment_key_is_the_flows() -> None:
-    from services.flow import idempotency_key
+def test_the_ledger_client_reads_what_the_flow_pays(tmp_path: Path) -> None:
+    """The workflow pays under `services.names.payment_key`; the workbench reads by the same."""
+    from services.ledger import Ledger
+    from services.names import payment_key
+    from workbench.clients import LedgerClient
 
-    assert idempotency_key("c-1") == "claim/c-1/reimburse"
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    ledger.pay(payment_key("c-1"), "c-1", "C-1001", 10.0)
+    ledger.pay(payment_key("c-1"), "c-1", "C-1001", 10.0)  # a retry after a crash
+    attempts = LedgerClient(tmp_path).attempts("c-1")
+    assert attempts["accepted"].tolist() == [True, False]
+    assert LedgerClient(tmp_path).payments(["c-1"])["amount_eur"].tolist() == [10.0]

@@ -26,14 +26,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-import workbench as wb
-from workbench import _langfuse_client, session
+from workbench import ScoresTimeoutError, Session, TraceNotFoundError, TraceTimeoutError
+from workbench.charts import score_chart, scores_over_time
 from workbench.local.langfuse.testing import LocalLangfuse, running_server
-from workbench.observability import (
-    ScoresTimeoutError,
-    TraceNotFoundError,
-    TraceTimeoutError,
-)
+from workbench.session import Endpoints
 
 matplotlib.use("Agg")  # render off-screen: the charts are saved to PNG files
 
@@ -48,6 +44,7 @@ class Seeded:
     tracers: dict[str, Any]
     trace_a: str
     trace_b: str
+    session: Session
 
 
 class TraceBuilder:
@@ -164,9 +161,10 @@ def export_claim_trace(
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Iterator[Seeded]:
-    saved = session._current
-    with running_server(tmp_path_factory.mktemp("observe") / "langfuse.db", PK, SK) as local:
-        session.use("http://unused", "http://unused", local.base_url, PK, SK)
+    home = tmp_path_factory.mktemp("observe")
+    with running_server(home / "langfuse.db", PK, SK) as local:
+        endpoints = Endpoints("http://127.0.0.1:9", "http://127.0.0.1:9", local.base_url, PK, SK)
+        session = Session(endpoints, home=home)  # Restate is not there: only Langfuse answers
         token = base64.b64encode(f"{PK}:{SK}".encode()).decode()
         providers = {}
         for origin, resource in (
@@ -193,21 +191,20 @@ def seeded(tmp_path_factory) -> Iterator[Seeded]:
             flush_interval=0.1,
         )
         try:
-            yield Seeded(local, sdk, tracers, trace_a, trace_b)
+            yield Seeded(local, sdk, tracers, trace_a, trace_b, session)
         finally:
             sdk.shutdown()
             for provider in providers.values():
                 provider.shutdown()
-            _langfuse_client.close()
+            session.close()
             LangfuseResourceManager._instances.pop(PK, None)
-            session._current = saved
 
 
 # --- traces --------------------------------------------------------------------------------------
 
 
 def test_traces_of_a_claim(seeded) -> None:
-    obs = wb.traces(claim_id="claim-A")
+    obs = seeded.session.traces.get("claim-A")
     assert set(obs["trace_id"]) == {seeded.trace_a}
     assert obs["start"].is_monotonic_increasing
     assert obs.iloc[0]["name"] == "ingress ClaimWorkflow/run" and obs.iloc[0]["is_root"]
@@ -238,7 +235,7 @@ def test_traces_of_a_claim(seeded) -> None:
 
 
 def test_failed_and_retried_steps_are_marked(seeded) -> None:
-    obs = wb.traces(trace_id=seeded.trace_a)
+    obs = seeded.session.traces.get(trace_id=seeded.trace_a)
     fx = obs[obs["name"] == "convert to EUR"]
     assert fx["level"].tolist() == ["ERROR", "DEFAULT"]
     assert fx["status_message"].iloc[0] == "FX table unavailable"
@@ -250,18 +247,19 @@ def test_failed_and_retried_steps_are_marked(seeded) -> None:
 
 
 def test_traces_with_filters(seeded) -> None:
-    errors = wb.traces(level="ERROR")
+    traces = seeded.session.traces
+    errors = traces.get(level="ERROR")
     assert set(errors["name"]) == {"convert to EUR", "invocation-attempt"}
-    v2 = wb.traces(version="v2", type="GENERATION")
+    v2 = traces.get(version="v2", type="GENERATION")
     assert set(v2["trace_id"]) == {seeded.trace_b}
     assert v2["prompt_version"].tolist() == [1, 2, 2]  # parser v1, analyst v2 twice
     assert "input" not in v2.columns
-    with_io = wb.traces(trace_id=seeded.trace_b, io=True, limit=3)
+    with_io = traces.get(trace_id=seeded.trace_b, io=True, limit=3)
     assert len(with_io) == 3 and {"input", "output"} <= set(with_io.columns)
     with pytest.raises(TypeError, match=r"unknown filter 'colour'.*environment"):
-        wb.traces(colour="red")
+        traces.get(colour="red")
     with pytest.raises(ValueError, match=r"Trace id 'abc' is not a W3C trace id"):
-        wb.traces(trace_id="abc")
+        traces.get(trace_id="abc")
 
 
 def test_unknown_claim_says_what_was_tried(seeded) -> None:
@@ -270,14 +268,15 @@ def test_unknown_claim_says_what_was_tried(seeded) -> None:
         match=r"No trace found for claim 'claim-Z': Langfuse at .* has no trace with metadata "
         r"claim_id='claim-Z'; Restate could not be asked",
     ):
-        wb.traces(claim_id="claim-Z")
+        seeded.session.traces.get("claim-Z")
 
 
 def test_wait_for_trace_by_claim_id(seeded) -> None:
-    frame = wb.wait_for_trace("claim-A", timeout_s=5)  # default: a root and a generation
+    traces = seeded.session.traces
+    frame = traces.wait("claim-A", timeout_s=5)  # default: root, generation, parents
     assert frame.iloc[0]["name"] == "ingress ClaimWorkflow/run"
     assert (frame["type"] == "GENERATION").any()
-    named = wb.wait_for_trace(seeded.trace_b, expect=["reimburse", "check fraud"], timeout_s=5)
+    named = traces.wait(trace_id=seeded.trace_b, expect=["reimburse", "check fraud"], timeout_s=5)
     assert set(named["trace_id"]) == {seeded.trace_b}
 
 
@@ -295,35 +294,38 @@ def test_wait_for_trace_polls_until_the_span_is_there(seeded) -> None:
             return False
         return list(frame["name"]) == ["slow root"]
 
-    result = wb.wait_for_trace(trace_id=trace_id, expect=done, timeout_s=5, poll_interval_s=0.02)
+    result = seeded.session.traces.wait(
+        trace_id=trace_id, expect=done, timeout_s=5, poll_interval_s=0.02
+    )
     assert result["name"].tolist() == ["slow root"]
 
 
 def test_wait_for_trace_timeout_says_what_it_found(seeded) -> None:
+    traces = seeded.session.traces
     with pytest.raises(
         TraceTimeoutError,
         match=r"claim 'claim-A' \(trace [0-9a-f]{32}\) is not complete after 0.2 s: missing "
         r"spans \['judge'\]; it holds 18 observations \(ingress ClaimWorkflow/run, ",
     ):
-        wb.wait_for_trace(claim_id="claim-A", expect=["judge"], timeout_s=0.2, poll_interval_s=0.05)
+        traces.wait("claim-A", expect=["judge"], timeout_s=0.2, poll_interval_s=0.05)
     with pytest.raises(TraceTimeoutError, match=r"No trace for claim 'claim-Q' after 0.1 s"):
-        wb.wait_for_trace("claim-Q", timeout_s=0.1, poll_interval_s=0.05)
+        traces.wait("claim-Q", timeout_s=0.1, poll_interval_s=0.05)
     missing = uuid.uuid4().hex
     with pytest.raises(
         TraceTimeoutError, match=r"missing a root span and a generation; it holds no observations"
     ):
-        wb.wait_for_trace(missing, timeout_s=0.1, poll_interval_s=0.05)
+        traces.wait(trace_id=missing, timeout_s=0.1, poll_interval_s=0.05)
     unexported = TracerProvider().get_tracer("elsewhere").start_span("never exported")
     orphan = seeded.tracers["service"].start_span("orphan", context=set_span_in_context(unexported))
     orphan.end()
     with pytest.raises(
         TraceTimeoutError,
-        match=r"missing a root span and a generation \(the parent of 1 span\(s\) is not in the "
-        r"trace yet: Restate exports",
+        match=r"missing a root span and a generation; the parent of 1 span\(s\) is not in the "
+        r"trace yet \(Restate exports",
     ):
-        wb.wait_for_trace(trace_hex(orphan), timeout_s=0.1, poll_interval_s=0.05)
+        traces.wait(trace_id=trace_hex(orphan), timeout_s=0.1, poll_interval_s=0.05)
     with pytest.raises(ValueError, match="exactly one"):
-        wb.wait_for_trace()
+        traces.wait()
 
 
 # --- scores --------------------------------------------------------------------------------------
@@ -347,7 +349,10 @@ def test_scores_are_joined_with_prompt_and_service_versions(seeded) -> None:
     # a score whose metadata says little: the trace tells the rest
     sdk.create_score(name="quality", value=0.4, trace_id=seeded.trace_b, comment="Too strict.")
     sdk.create_score(name="helpfulness", value=1.0, trace_id=seeded.trace_b)
-    found = wb.wait_for_scores([seeded.trace_a, seeded.trace_b], timeout_s=5, poll_interval_s=0.05)
+    scores = seeded.session.scores
+    found = scores.wait(
+        trace_ids=[seeded.trace_a, seeded.trace_b], timeout_s=5, poll_interval_s=0.05
+    )
     assert found["name"].tolist() == ["quality", "quality"]
     rows = found.set_index("trace_id")
     a, b = rows.loc[seeded.trace_a], rows.loc[seeded.trace_b]
@@ -365,27 +370,28 @@ def test_scores_are_joined_with_prompt_and_service_versions(seeded) -> None:
     assert (b["prompt_version"], b["service_version"], b["comment"]) == (2, "v2", "Too strict.")
     assert pd.isna(b["prompt_label"])
     assert b["prompts"] == "claim-analyst v2, claim-parser v1"
-    parser = wb.scores(prompt="claim-parser")  # not in the metadata: read from the traces
+    parser = scores.get(prompt="claim-parser")  # not in the metadata: read from the traces
     assert parser[["prompt_name", "prompt_version"]].values.tolist() == [
         ["claim-parser", 1],
         ["claim-parser", 1],
     ]
-    assert wb.scores("helpfulness")["value"].tolist() == [1.0]
-    assert wb.scores(claim_id="claim-A")["value"].tolist() == [0.9]
-    assert wb.scores(value_max=0.5)["trace_id"].tolist() == [seeded.trace_b]
+    assert scores.get(name="helpfulness")["value"].tolist() == [1.0]
+    assert scores.get("claim-A")["value"].tolist() == [0.9]
+    assert scores.get(value_max=0.5)["trace_id"].tolist() == [seeded.trace_b]
 
 
 def test_score_errors(seeded) -> None:
+    scores = seeded.session.scores
     nobody = uuid.uuid4().hex
     with pytest.raises(
         ScoresTimeoutError, match=rf"1 of 1 traces have no 'quality' score after 0.1 s: {nobody}"
     ):
-        wb.wait_for_scores(nobody, timeout_s=0.1, poll_interval_s=0.05)
+        scores.wait(trace_ids=nobody, timeout_s=0.1, poll_interval_s=0.05)
     with pytest.raises(TypeError, match=r"unknown filter 'colour'"):
-        wb.scores(colour="red")
-    with pytest.raises(ValueError, match="at least one trace id"):
-        wb.wait_for_scores([])
-    assert list(wb.scores("no-such-score").columns)[:5] == [
+        scores.get(colour="red")
+    with pytest.raises(ValueError, match="needs claims.*got none"):
+        scores.wait(trace_ids=[])
+    assert list(scores.get(name="no-such-score").columns)[:5] == [
         "id",
         "trace_id",
         "observation_id",
@@ -398,8 +404,9 @@ def test_score_errors(seeded) -> None:
 
 
 def test_waterfall_chart(seeded, tmp_path) -> None:
-    obs = wb.traces(trace_id=seeded.trace_a)
-    ax = wb.waterfall(obs)
+    traces = seeded.session.traces
+    obs = traces.get(trace_id=seeded.trace_a)
+    ax = traces.waterfall(obs)
     bars = [p for p in ax.patches if (p.get_gid() or "").startswith("obs-")]
     assert len(bars) == len(obs) == 18
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -420,11 +427,11 @@ def test_waterfall_chart(seeded, tmp_path) -> None:
     ax.figure.savefig(path, dpi=80)
     assert path.stat().st_size > 10_000
     plt.close(ax.figure)
-    by_id = wb.waterfall(seeded.trace_b)  # a trace id works too
+    by_id = traces.waterfall(trace_id=seeded.trace_b)  # a trace id works too
     assert len([p for p in by_id.patches if (p.get_gid() or "").startswith("obs-")]) == 14
     plt.close(by_id.figure)
     with pytest.raises(ValueError, match="draws one trace; these observations span 2 traces"):
-        wb.waterfall(wb.traces(type="GENERATION"))
+        traces.waterfall(traces.get(type="GENERATION"))
 
 
 def _score_frame() -> pd.DataFrame:
@@ -450,24 +457,24 @@ def _score_frame() -> pd.DataFrame:
 
 def test_score_chart(tmp_path) -> None:
     frame = _score_frame()
-    ax = wb.score_chart(frame, by="prompt_version")
+    ax = score_chart(frame, by="prompt_version")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["v1", "v2", "unknown"]
     assert ax.get_title() == "Judge quality by analyst prompt version (13 scores)"
     notes = [t.get_text() for t in ax.texts]
     assert notes[0] == "mean 0.60\nn=6" and notes[1] == "mean 0.85\nn=6"
     ax.figure.savefig(tmp_path / "scores.png", dpi=80)
     plt.close(ax.figure)
-    by_label = wb.score_chart(frame, by="prompt_label")
+    by_label = score_chart(frame, by="prompt_label")
     assert [t.get_text() for t in by_label.get_xticklabels()] == ["production", "staging"]
     plt.close(by_label.figure)
     with pytest.raises(ValueError, match=r"no column 'colour'.*prompt_version"):
-        wb.score_chart(frame, by="colour")
-    with pytest.raises(ValueError, match="no scores to chart.*wait_for_scores"):
-        wb.score_chart(frame.iloc[0:0], by="prompt_version")
+        score_chart(frame, by="colour")
+    with pytest.raises(ValueError, match=r"no scores to chart.*wb\.scores\.wait"):
+        score_chart(frame.iloc[0:0], by="prompt_version")
 
 
 def test_scores_over_time(tmp_path) -> None:
-    ax = wb.scores_over_time(_score_frame(), by="prompt_version", window=3)
+    ax = scores_over_time(_score_frame(), by="prompt_version", window=3)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["v1 (n=6, mean 0.60)", "v2 (n=6, mean 0.85)", "unknown (n=1, mean 0.10)"]
     assert len(ax.lines) == 3 and len(ax.collections) == 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.deployments import _check_version
-from workbench.stack.programs import _with_section
+from workbench.deployments import check_version
+from workbench.stack.programs import with_section
 
 CONFIG = """[supervisord]
 logfile=/h/logs/supervisord.log
@@ -21,13 +21,13 @@ command=restate-server
 
 
 def test_a_section_is_added_at_the_end() -> None:
-    text = _with_section(CONFIG, "services-v2", ["[program:services-v2]", "command=x", ""])
+    text = with_section(CONFIG, "services-v2", ["[program:services-v2]", "command=x", ""])
     assert text.startswith(CONFIG.rstrip("\n"))
     assert text.endswith("[program:services-v2]\ncommand=x\n\n")
 
 
 def test_a_section_is_replaced_in_place_of_the_old_one_and_the_others_kept() -> None:
-    text = _with_section(CONFIG, "services", ["[program:services]", "command=new", ""])
+    text = with_section(CONFIG, "services", ["[program:services]", "command=new", ""])
     assert text.count("[program:services]") == 1
     assert "SERVICE_VERSION" not in text and "command=new" in text
     assert "[program:restate]\ncommand=restate-server" in text
@@ -35,7 +35,7 @@ def test_a_section_is_replaced_in_place_of_the_old_one_and_the_others_kept() -> 
 
 
 def test_a_section_is_removed() -> None:
-    text = _with_section(CONFIG, "services", None)
+    text = with_section(CONFIG, "services", None)
     assert "[program:services]" not in text and "9080" not in text
     assert "[program:restate]" in text
 
@@ -43,4 +43,4 @@ def test_a_section_is_removed() -> None:
 @pytest.mark.parametrize("bad", ["", "v 2", "-v2", "v2;rm", "x" * 33], ids=repr)
 def test_a_version_name_is_checked(bad: str) -> None:
     with pytest.raises(ValueError, match="is not a version name"):
-        _check_version(bad)
+        check_version(bad)

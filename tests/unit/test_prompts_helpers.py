@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from langfuse import Langfuse
 from langfuse._client.resource_manager import LangfuseResourceManager
 from opentelemetry.sdk.trace import TracerProvider
 
-from workbench import _langfuse_client, prompts, session, widgets
+from workbench import LangfuseError, PromptError, PromptNotFoundError, Session
 from workbench.local.langfuse.testing import LocalLangfuse, free_port, running_server
-from workbench.prompts import PromptError, PromptNotFoundError
+from workbench.prompts import Prompts
+from workbench.session import Endpoints
 
 PK, SK = "pk-lf-prompts", "sk-lf-prompts"
 ANALYST_V1 = "You assess insurance claims.\nApprove up to 3000 EUR.\nA receipt is needed."
@@ -22,11 +24,27 @@ ANALYST_V2 = (
 )
 
 
+def session_on(home, url: str, secret_key: str = SK) -> Session:
+    return Session(
+        Endpoints("http://127.0.0.1:9", "http://127.0.0.1:9", url, PK, secret_key), home=home
+    )
+
+
+@dataclass
+class Server:
+    local: LocalLangfuse
+    session: Session
+
+    @property
+    def base_url(self) -> str:
+        return self.local.base_url
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[LocalLangfuse]:
-    saved = session._current
-    with running_server(tmp_path_factory.mktemp("prompts") / "langfuse.db", PK, SK) as local:
-        session.use("http://unused", "http://unused", local.base_url, PK, SK)
+def server(tmp_path_factory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("prompts")
+    with running_server(home / "langfuse.db", PK, SK) as local:
+        session = session_on(home, local.base_url)
         provider = TracerProvider()
         seed = Langfuse(
             public_key=PK, secret_key=SK, base_url=local.base_url, tracer_provider=provider
@@ -46,16 +64,20 @@ def server(tmp_path_factory) -> Iterator[LocalLangfuse]:
         )
         seed.create_prompt(name="claim-parser", prompt="Extract the fields.", labels=["production"])
         try:
-            yield local
+            yield Server(local, session)
         finally:
             seed.shutdown()
             provider.shutdown()
-            _langfuse_client.close()
+            session.close()
             LangfuseResourceManager._instances.pop(PK, None)
-            session._current = saved
 
 
-def test_list_has_one_row_per_version(server) -> None:
+@pytest.fixture
+def prompts(server) -> Prompts:
+    return server.session.prompts
+
+
+def test_list_has_one_row_per_version(prompts) -> None:
     frame = prompts.list()
     assert list(frame.columns[:5]) == ["name", "version", "labels", "commit_message", "created"]
     analyst = frame[frame["name"] == "claim-analyst"]
@@ -68,7 +90,7 @@ def test_list_has_one_row_per_version(server) -> None:
     assert prompts.list("claim-parser")["version"].tolist() == [1]
 
 
-def test_get_by_label_version_and_default(server) -> None:
+def test_get_by_label_version_and_default(prompts) -> None:
     assert prompts.get("claim-analyst").version == 1  # production by default
     staging = prompts.get("claim-analyst", label="staging")
     assert (staging.version, staging.text, staging.config) == (2, ANALYST_V2, {"temperature": 0})
@@ -78,7 +100,7 @@ def test_get_by_label_version_and_default(server) -> None:
     assert repr(staging).startswith("Prompt(claim-analyst v2 [latest, staging]: ")
 
 
-def test_get_errors_say_what_exists(server) -> None:
+def test_get_errors_say_what_exists(prompts) -> None:
     with pytest.raises(PromptNotFoundError, match=r"No prompt named 'claim-anlyst'.*claim-analyst"):
         prompts.get("claim-anlyst")
     with pytest.raises(
@@ -91,7 +113,7 @@ def test_get_errors_say_what_exists(server) -> None:
         prompts.get("claim-analyst", label="staging", version=2)
 
 
-def test_labels_map(server) -> None:
+def test_labels_map(prompts) -> None:
     assert prompts.labels() == {
         "latest": ["claim-analyst v2", "claim-parser v1"],
         "production": ["claim-analyst v1", "claim-parser v1"],
@@ -99,7 +121,7 @@ def test_labels_map(server) -> None:
     }
 
 
-def test_diff_marks_added_and_removed_lines(server) -> None:
+def test_diff_marks_added_and_removed_lines(prompts) -> None:
     change = prompts.diff("claim-analyst", "production", 2)
     text = str(change)
     assert text.startswith("--- claim-analyst v1\n+++ claim-analyst v2")
@@ -112,7 +134,7 @@ def test_diff_marks_added_and_removed_lines(server) -> None:
     assert not same.changed and str(same) == "claim-analyst: v1 and v1 are identical."
 
 
-def test_create_and_promote(server) -> None:
+def test_create_and_promote(prompts) -> None:
     first = prompts.create("promo", "Version one.", labels=["production"], commit_message="one")
     second = prompts.create("promo", "Version two.", commit_message="two")
     assert (first.version, second.version, second.labels) == (1, 2, ("latest",))
@@ -124,7 +146,7 @@ def test_create_and_promote(server) -> None:
     assert chat.type == "chat" and chat.compile(claim="C-1")[0]["content"] == "Judge C-1."
 
 
-def test_create_and_promote_errors(server) -> None:
+def test_create_and_promote_errors(prompts) -> None:
     with pytest.raises(PromptNotFoundError, match=r"'promo' has no version 7 \(versions: 1, 2"):
         prompts.promote("promo", 7)
     with pytest.raises(PromptNotFoundError, match=r"No prompt named 'nothing'"):
@@ -141,26 +163,23 @@ def test_create_and_promote_errors(server) -> None:
         prompts.create("promo", [{"role": "user", "content": "x"}])
 
 
-def test_wrong_keys_and_unreachable_server(server) -> None:
-    saved = session._current
+def test_wrong_keys_and_unreachable_server(server, tmp_path) -> None:
+    wrong = session_on(tmp_path, server.base_url, "sk-wrong")
+    gone = session_on(tmp_path, f"http://127.0.0.1:{free_port()}")
     try:
-        session.use("http://unused", "http://unused", server.base_url, PK, "sk-wrong")
-        with pytest.raises(_langfuse_client.LangfuseError, match="refused the keys.*pk-lf-prompts"):
-            prompts.list()
-        session.use("http://unused", "http://unused", f"http://127.0.0.1:{free_port()}", PK, SK)
-        with pytest.raises(
-            _langfuse_client.LangfuseError, match="does not answer.*workbench.start"
-        ):
-            prompts.get("claim-analyst")
+        with pytest.raises(LangfuseError, match="refused the keys.*pk-lf-prompts"):
+            wrong.prompts.list()
+        with pytest.raises(LangfuseError, match="does not answer.*workbench.start"):
+            gone.prompts.get("claim-analyst")
     finally:
-        session._current = saved
-        _langfuse_client.close()
+        wrong.close()
+        gone.close()
 
 
-def test_label_switcher_promotes_headless(server) -> None:
+def test_label_switcher_promotes_headless(prompts) -> None:
     prompts.create("switch", "One.", labels=["production"], commit_message="first")
     prompts.create("switch", "Two.", labels=["staging"], commit_message="second")
-    switcher = widgets.label_switcher("switch")
+    switcher = prompts.switcher("switch")
     assert "first" in switcher.table.value and "second" in switcher.table.value
     assert [value for _, value in switcher.version.options] == [1, 2]
     assert switcher.label.value == "production"
@@ -179,8 +198,8 @@ def test_label_switcher_promotes_headless(server) -> None:
     assert prompts.get("switch", label="latest").version == 2
 
 
-def test_label_switcher_shows_errors_in_the_widget(server) -> None:
-    switcher = widgets.label_switcher("no-such-prompt")
+def test_label_switcher_shows_errors_in_the_widget(prompts) -> None:
+    switcher = prompts.switcher("no-such-prompt")
     assert "No prompt named 'no-such-prompt'" in html.unescape(switcher.status.value)
     switcher.button.click()
     assert "Pick a version first." in switcher.status.value

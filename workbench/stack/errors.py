@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import WorkbenchError
 
-class StackError(RuntimeError):
+
+class StackError(WorkbenchError, RuntimeError):
     """Base class of every error the stack raises."""
 
 

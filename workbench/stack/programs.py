@@ -15,34 +15,16 @@ from __future__ import annotations
 
 import os
 import xmlrpc.client
-from pathlib import Path
 
 from .errors import StackError
 from .processes import ManagedProcess
 from .stack import Stack, home_lock, local_http
-from .state import StackState
 from .supervisor import STOP_WAIT_SECS, render_program
 
-__all__ = ["add_program", "refresh", "remove_program", "replace_program"]
+__all__ = ["add_program", "remove_program", "replace_program"]
 
 
-def refresh(stack: Stack) -> Stack:
-    """Re-read `stack.json`, so a handle made before another kernel changed the programs sees
-    them (same stack only: a handle on a stopped or replaced stack is left as it is)."""
-    state = StackState.load(stack.home)
-    if state is not None and state.stack_id == stack._state.stack_id:
-        stack._state = state
-        stack._processes = {
-            name: ManagedProcess.from_state(process) for name, process in state.processes.items()
-        }
-    return stack
-
-
-def _config_path(stack: Stack) -> Path:
-    return Path(stack._state.supervisor.get("config") or stack.home / "supervisord.conf")
-
-
-def _with_section(text: str, name: str, section: list[str] | None) -> str:
+def with_section(text: str, name: str, section: list[str] | None) -> str:
     """The config text without the `[program:name]` section, plus `section` when given."""
     header = f"[program:{name}]"
     kept: list[str] = []
@@ -57,13 +39,13 @@ def _with_section(text: str, name: str, section: list[str] | None) -> str:
 
 
 def _write_section(stack: Stack, process: ManagedProcess | None, name: str) -> None:
-    path = _config_path(stack)
+    path = stack.config_path
     section = (
-        render_program(process, home=stack.home, project=Path(stack._state.project))
+        render_program(process, home=stack.home, project=stack.project)
         if process is not None
         else None
     )
-    text = _with_section(path.read_text(), name, section)
+    text = with_section(path.read_text(), name, section)
     tmp = path.with_suffix(".conf.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the RPC password
     with os.fdopen(fd, "w") as file:
@@ -79,37 +61,27 @@ def _require_running(stack: Stack) -> None:
         )
 
 
-def _record(stack: Stack, process: ManagedProcess | None, name: str) -> None:
-    if process is None:
-        stack._processes.pop(name, None)
-        stack._state.processes.pop(name, None)
-    else:
-        stack._processes[name] = process
-        stack._state.processes[name] = {**process.to_state(), "pid": None}
-    stack._state.save()
-
-
 def add_program(stack: Stack, process: ManagedProcess, *, timeout_s: float = 30.0) -> None:
     """Run `process` as a new program of the running stack; return once it answers its probe
     (and, for a services process, once `after_ready` registered it if it registers itself).
     If it does not come up, it is removed again and the error says why."""
     with home_lock(stack.home):
-        refresh(stack)
+        stack.reload()
         _require_running(stack)
-        if process.name in stack._processes:
+        if process.name in stack.processes:
             raise StackError(
                 f"The stack already runs a program {process.name!r}: pick another name, or "
                 "replace_program() it."
             )
         _write_section(stack, process, process.name)
-        added, _, _ = stack._client.reload_config()
+        added, _, _ = stack.supervisor.reload_config()
         if process.name not in added:
             raise StackError(
                 f"supervisord did not see the new program {process.name!r} in "
-                f"{_config_path(stack)} (added: {added})"
+                f"{stack.config_path} (added: {added})"
             )
-        _record(stack, process, process.name)
-        stack._client.add_group(process.name)
+        stack.record_process(process)
+        stack.supervisor.add_group(process.name)
     try:
         _ready(stack, process, timeout_s)
     except BaseException:
@@ -121,44 +93,44 @@ def replace_program(stack: Stack, process: ManagedProcess, *, timeout_s: float =
     """Stop the program named `process.name` and run `process` in its place (same name, new
     command or environment); return once it answers (and re-registered, for services)."""
     with home_lock(stack.home):
-        refresh(stack)
+        stack.reload()
         _require_running(stack)
-        if process.name not in stack._processes:
+        if process.name not in stack.processes:
             raise StackError(f"No program {process.name!r} to replace; it runs {stack.names}.")
         _write_section(stack, process, process.name)
-        stack._client.reload_config()
-        _record(stack, process, process.name)
-        stack._client.stop_process(process.name, timeout_s=STOP_WAIT_SECS + 10)
-        stack._client.remove_group(process.name)
-        stack._client.add_group(process.name)  # from the section just written
+        stack.supervisor.reload_config()
+        stack.record_process(process)
+        stack.supervisor.stop_process(process.name, timeout_s=STOP_WAIT_SECS + 10)
+        stack.supervisor.remove_group(process.name)
+        stack.supervisor.add_group(process.name)  # from the section just written
     _ready(stack, process, timeout_s)
 
 
 def remove_program(stack: Stack, name: str) -> None:
     """Stop the program `name` (SIGINT, SIGKILL after the grace period) and forget it."""
     with home_lock(stack.home):
-        refresh(stack)
-        if name not in stack._processes:
+        stack.reload()
+        if name not in stack.processes:
             raise StackError(f"No program {name!r} to remove; it runs {stack.names}.")
         if stack.is_running():
             try:
-                stack._client.stop_process(name, timeout_s=STOP_WAIT_SECS + 10)
+                stack.supervisor.stop_process(name, timeout_s=STOP_WAIT_SECS + 10)
             except xmlrpc.client.Fault as fault:
                 if "BAD_NAME" not in fault.faultString:
                     raise
         _write_section(stack, None, name)
         if stack.is_running():
-            _, _, removed = stack._client.reload_config()
+            _, _, removed = stack.supervisor.reload_config()
             if name in removed:
-                stack._client.remove_group(name)
-        _record(stack, None, name)
+                stack.supervisor.remove_group(name)
+        stack.forget_process(name)
 
 
 def _ready(stack: Stack, process: ManagedProcess, timeout_s: float) -> None:
     # restarts count as starting (a new group may show STOPPED before its first spawn); only
     # FATAL (supervisord gave up) fails early
-    stack._wait([process.name], timeout_s=timeout_s, poll_interval_s=0.05, fresh=False)
+    stack.wait_up([process.name], timeout_s=timeout_s)
     with local_http() as http:
         process.after_ready(http, timeout_s=timeout_s, poll_interval_s=0.05)
     with home_lock(stack.home):
-        stack._record_pids()
+        stack.record_pids()

@@ -163,6 +163,76 @@ class Stack:
     def persistent(self) -> bool:
         return self._state.persistent
 
+    @property
+    def project(self) -> Path:
+        return Path(self._state.project)
+
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        """The processes supervisord runs for this stack, by name (a copy)."""
+        return dict(self._processes)
+
+    def process(self, name: str) -> ManagedProcess:
+        """One process's description (command, port, environment)."""
+        if name not in self._processes:
+            raise KeyError(f"no process {name!r} in this stack; it runs {self.names}")
+        return self._processes[name]
+
+    @property
+    def supervisor(self) -> SupervisorClient:
+        """The XML-RPC client of this stack's supervisord."""
+        return self._client
+
+    @property
+    def config_path(self) -> Path:
+        """The generated supervisord.conf."""
+        return Path(self._state.supervisor.get("config") or self.home / "supervisord.conf")
+
+    def reload(self) -> Stack:
+        """Re-read `stack.json`, so a handle made before another kernel changed the programs
+        sees them (same stack only: a handle on a stopped or replaced stack stays as it is)."""
+        state = StackState.load(self.home)
+        if state is not None and state.stack_id == self._state.stack_id:
+            self._state = state
+            self._processes = {
+                name: ManagedProcess.from_state(process)
+                for name, process in state.processes.items()
+            }
+        return self
+
+    def record_process(self, process: ManagedProcess) -> None:
+        """Record a process added or changed at runtime in `stack.json` (callers hold the
+        home lock); the `services` process's URL is the stack's services URL."""
+        self._processes[process.name] = process
+        self._state.processes[process.name] = {**process.to_state(), "pid": None}
+        if process.name == "services":
+            self._state.urls["services"] = process.url
+        self._state.save()
+
+    def add_program(self, process: ManagedProcess, *, timeout_s: float = 30.0) -> None:
+        """Run `process` as a new program of this running stack (see `stack.programs`)."""
+        from .programs import add_program
+
+        add_program(self, process, timeout_s=timeout_s)
+
+    def replace_program(self, process: ManagedProcess, *, timeout_s: float = 30.0) -> None:
+        """Stop the program named `process.name` and run `process` in its place."""
+        from .programs import replace_program
+
+        replace_program(self, process, timeout_s=timeout_s)
+
+    def remove_program(self, name: str) -> None:
+        """Stop the program `name` and forget it."""
+        from .programs import remove_program
+
+        remove_program(self, name)
+
+    def forget_process(self, name: str) -> None:
+        """Drop a removed process from `stack.json` (callers hold the home lock)."""
+        self._processes.pop(name, None)
+        self._state.processes.pop(name, None)
+        self._state.save()
+
     # -- inspection --------------------------------------------------------------------------
     def is_running(self) -> bool:
         return not self._stopped and self._is_ours()
@@ -397,6 +467,15 @@ class Stack:
                             poll_interval_s=poll_interval_s,
                         )
         self._record_pids()
+
+    def record_pids(self) -> None:
+        """Record every process's current pid in `stack.json`."""
+        self._record_pids()
+
+    def wait_up(self, names: Sequence[str], *, timeout_s: float = 30.0) -> None:
+        """Wait until the named processes run and answer their probes (restarts allowed;
+        a process supervisord gave up on fails at once, with its log)."""
+        self._wait(names, timeout_s=timeout_s, poll_interval_s=0.05, fresh=False)
 
     def _record_pids(self) -> None:
         infos = self._client.all_process_info()

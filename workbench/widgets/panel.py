@@ -1,7 +1,7 @@
 """The failure-injection panel (ipywidgets 8): break a claim, watch it resume, see the evidence.
 
-    panel = wb.panel()        # displays: claim + fault pickers, live journal, process buttons
-    panel.wait()              # (from code) until the claim submitted last has ended
+    panel = wb.faults.panel()   # displays: claim + fault pickers, live journal, process buttons
+    panel.wait()                # (from code) until the claim submitted last has ended
 
 Work runs in background threads, so the kernel stays free while a claim runs; the widgets are
 updated from there, which also makes the panel testable headless: set the pickers' values, call
@@ -21,48 +21,47 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
+from services import names
 from services.faults import KINDS, MODEL_KINDS, is_model_step
 
-from . import claims, evidence
-from .faults import SECONDS_KINDS, Fault, steps
-from .restate_admin import RestateAdmin
-from .samples import samples
-from .session import endpoints
+from .. import samples
+from ..claims import AsyncClaims, Claim, new_claim_id
+from ..evidence import aattempts, aresumption_report
+from ..faults import SECONDS_KINDS, Fault, Faults
+from ..frames import journal_frame
+from ..session import Session
+from .tables import note, table
 
 NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
 PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, na_rep="", border=0, classes="wb-table")
-
-
-def _note(text: str, color: str = "#555") -> str:
-    return f"<span style='color:{color}'>{html.escape(text)}</span>"
-
-
 class FaultPanel:
     """Pick a claim (a sample or a new document) and a fault, submit, watch the journal and the
     status live, kill or restart processes meanwhile, then read the outcome and the evidence."""
 
-    def __init__(self, stack: Any = None, *, refresh_s: float = 0.5, timeout_s: float = 180.0):
-        if stack is None:
-            from . import current
-
-            stack = current()
-        self.stack = stack
+    def __init__(self, session: Session, *, refresh_s: float = 0.5, timeout_s: float = 180.0):
+        if session.stack is None:
+            raise ValueError(
+                "The failure panel kills and restarts the stack's processes: it needs a stack "
+                "the workbench runs (wb.start()), not endpoints only."
+            )
+        self.session = session
+        self.stack = session.stack
         self.refresh_s = refresh_s
         self.timeout_s = timeout_s
-        self.claim: claims.Claim | None = None
+        self.claim: Claim | None = None
         self.report: pd.DataFrame | None = None
         self.error: str | None = None
         self._worker: threading.Thread | None = None
         self._actions: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-        options = [(f"{s.id}: {s.status_v1}, {s.notes or s.file}"[:70], s.id) for s in samples()]
-        first_paid = next(s.id for s in samples() if s.status_v1 == "paid")
+        options = [
+            (f"{s.id}: {s.status_v1}, {s.notes or s.file}"[:70], s.id) for s in samples.pick()
+        ]
+        first_paid = samples.pick(status="paid")[0].id
         self.source = widgets.ToggleButtons(
             options=[("sample claim", "sample"), ("new claim", "new")], value="sample"
         )
@@ -73,7 +72,7 @@ class FaultPanel:
             layout=widgets.Layout(width="520px", height="110px", display="none"),
         )
         self.step = widgets.Dropdown(
-            options=[NO_FAULT, *steps()], value="reimburse", description="step"
+            options=[NO_FAULT, *Faults.steps()], value="reimburse", description="step"
         )
         self.kind = widgets.Dropdown(
             options=list(KINDS), value="crash_after_effect", description="fault"
@@ -85,14 +84,14 @@ class FaultPanel:
         self.help = widgets.HTML()
         self.submit = widgets.Button(description="Submit", button_style="primary", icon="play")
 
-        self.status = widgets.HTML(_note("No claim yet: pick one and a fault, then Submit."))
+        self.status = widgets.HTML(note("No claim yet: pick one and a fault, then Submit."))
         self.journal = widgets.HTML()
         self.processes = widgets.HTML()
         self.kill_service = widgets.Button(description="Kill service", button_style="danger")
         self.kill_restate = widgets.Button(description="Kill Restate", button_style="danger")
         self.restart_target = widgets.Dropdown(
-            options=list(stack.names),
-            value="services" if "services" in stack.names else stack.names[0],
+            options=list(self.stack.names),
+            value="services" if "services" in self.stack.names else self.stack.names[0],
             layout=widgets.Layout(width="130px"),
         )
         self.restart = widgets.Button(description="Restart", button_style="warning")
@@ -170,7 +169,7 @@ class FaultPanel:
             self.kind.value = current if current in allowed else allowed[0]
         self.kind.disabled = self.times.disabled = no_fault
         self.seconds.disabled = no_fault or self.kind.value not in SECONDS_KINDS
-        self.help.value = "" if no_fault else _note(f"{self.kind.value}: {KINDS[self.kind.value]}")
+        self.help.value = "" if no_fault else note(f"{self.kind.value}: {KINDS[self.kind.value]}")
 
     def faults(self) -> list[Fault]:
         """The fault the pickers describe (none when the step is "(no fault)")."""
@@ -184,7 +183,7 @@ class FaultPanel:
     def document_text(self) -> str:
         if self.source.value == "new":
             return self.document.value
-        return next(s.document for s in samples() if s.id == self.sample.value)
+        return samples.get(self.sample.value).document
 
     # -- running a claim -------------------------------------------------------------------------
     @property
@@ -193,19 +192,19 @@ class FaultPanel:
 
     def _submit(self) -> None:
         if self.busy:
-            self.message.value = _note("A claim is still running: wait for its outcome.", "#b00")
+            self.message.value = note("A claim is still running: wait for its outcome.", "#b00")
             return
         try:
             faults = self.faults()
-            request = claims.as_request(self.document_text())
+            request = AsyncClaims(self.session).request(self.document_text())
         except (ValueError, TypeError) as e:
-            self.message.value = _note(str(e), "#b00")
+            self.message.value = note(str(e), "#b00")
             return
-        claim_id = claims.new_claim_id("panel")
+        claim_id = new_claim_id("panel")
         self.claim, self.report, self.error = None, None, None
         self.outcome.value = self.evidence.value = self.journal.value = ""
         what = ", ".join(map(str, faults)) or "no fault"
-        self.message.value = _note(f"Submitting {claim_id} with {what}.")
+        self.message.value = note(f"Submitting {claim_id} with {what}.")
         self._worker = threading.Thread(
             target=self._follow, args=(claim_id, request, faults), daemon=True, name=claim_id
         )
@@ -216,38 +215,41 @@ class FaultPanel:
             asyncio.run(self._afollow(claim_id, request, faults))
         except Exception as e:  # shown in the panel: a background thread has no one to raise to
             self.error = f"{type(e).__name__}: {e}"
-            self.status.value = _note(f"{claim_id}: {self.error}", "#b00")
+            self.status.value = note(f"{claim_id}: {self.error}", "#b00")
             traceback.print_exc()
 
     async def _afollow(self, claim_id: str, request: Any, faults: list[Fault]) -> None:
-        submitted = await claims.asubmit_claim(request, claim_id, wait=False, faults=faults)
         started = time.monotonic()
-        admin = RestateAdmin(endpoints().admin_url)
+        claims = AsyncClaims(self.session)
+        submitted = await claims.submit(request, claim_id, wait=False, faults=faults)
         invocation_id = submitted.invocation_id
         while True:
-            claim = await self._snapshot(claim_id, admin, invocation_id, started)
+            claim = await self._snapshot(claim_id, invocation_id, started)
             if claim is not None:
                 invocation_id = claim.invocation_id or invocation_id
-                if claim.done or claim.status == claims.AWAITING_REVIEW:
+                if claim.done or claim.awaiting_review or claim.status == "paused":
                     break
             if time.monotonic() - started > self.timeout_s:
                 raise TimeoutError(f"the claim did not end within {self.timeout_s:.0f} s")
             await asyncio.sleep(self.refresh_s)
         self.claim = claim
-        await self._finish(claim)
+        final = await self._snapshot(claim_id, invocation_id, started)  # elapsed at the end
+        await self._finish(final or claim, time.monotonic() - started)
 
     async def _snapshot(
-        self, claim_id: str, admin: RestateAdmin, invocation_id: str | None, started: float
-    ) -> claims.Claim | None:
+        self, claim_id: str, invocation_id: str | None, started: float
+    ) -> Claim | None:
         """One refresh of the live view; None while Restate does not answer (restarting)."""
         elapsed = time.monotonic() - started
         self._show_processes()
+        restate = self.session.restate
         try:
-            claim = await claims.aclaim(claim_id)
-            attempts = await evidence.aattempts(claim_id)
-            journal = await _ajournal(admin, claim.invocation_id or invocation_id)
+            claim = await AsyncClaims(self.session).get(claim_id)
+            attempts = await aattempts(self.session, claim_id)
+            journal_id = claim.invocation_id or invocation_id
+            journal = journal_frame(await restate.journal(journal_id) if journal_id else [])
         except Exception as e:  # Restate killed and restarting: keep watching
-            self.status.value = _note(
+            self.status.value = note(
                 f"{claim_id} · {elapsed:.1f} s · Restate does not answer ({type(e).__name__}); "
                 "it is probably restarting",
                 "#b60",
@@ -262,23 +264,28 @@ class FaultPanel:
             f"<br>last failure: {html.escape(failure)}"
         )
         if len(journal):
-            self.journal.value = _table(journal.tail(JOURNAL_ROWS))
+            self.journal.value = table(journal.tail(JOURNAL_ROWS))
         return claim
 
-    async def _finish(self, claim: claims.Claim) -> None:
+    async def _finish(self, claim: Claim, elapsed_s: float) -> None:
         outcome = claim.outcome
-        color = {"paid": "#070", "rejected": "#555"}.get(claim.status, "#b00")
+        color = {"paid": "#070", "rejected": "#555", names.AWAITING_REVIEW: "#b60"}.get(
+            claim.status, "#b00"
+        )
         text = repr(outcome) if outcome is not None else f"{claim.id}: {claim.status}"
-        self.outcome.value = f"<b style='color:{color}'>{html.escape(text)}</b>"
-        self.report = await evidence.aresumption_report(claim.id)
-        payments = evidence.payment_attempts(claim.id)
-        parts = ["<b>Resumption report</b>", _table(self.report)]
+        self.outcome.value = (
+            f"<b style='color:{color}'>{html.escape(text)}</b>"
+            f"<br>{note(f'{claim.status} after {elapsed_s:.1f} s')}"
+        )
+        self.report = await aresumption_report(self.session, claim.id)
+        payments = self.session.ledger_store.attempts(claim.id)
+        parts = ["<b>Resumption report</b>", table(self.report)]
         if len(payments):
-            parts += ["<b>Payment attempts</b> (the ledger)", _table(payments)]
+            parts += ["<b>Payment attempts</b> (the ledger)", table(payments)]
         self.evidence.value = "".join(parts)
         self._show_processes()
 
-    def wait(self, timeout_s: float | None = None) -> claims.Claim | None:
+    def wait(self, timeout_s: float | None = None) -> Claim | None:
         """Block until the claim submitted last has ended (or waits for review), and until the
         process actions started have finished; returns the claim."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s + 30)
@@ -297,7 +304,7 @@ class FaultPanel:
             try:
                 fn(*args)
             except Exception as e:
-                self.message.value = _note(f"{what} failed: {type(e).__name__}: {e}", "#b00")
+                self.message.value = note(f"{what} failed: {type(e).__name__}: {e}", "#b00")
 
         thread = threading.Thread(target=run, daemon=True, name=what)
         self._actions = [t for t in self._actions if t.is_alive()] + [thread]
@@ -305,15 +312,15 @@ class FaultPanel:
 
     def _kill(self, name: str) -> None:
         pid = self.stack.kill(name)
-        self.message.value = _note(
+        self.message.value = note(
             f"Killed {name} (pid {pid}, SIGKILL); supervisord restarts it.", "#b00"
         )
         self._show_processes()
 
     def _restart(self, name: str) -> None:
-        self.message.value = _note(f"Restarting {name} ...")
+        self.message.value = note(f"Restarting {name} ...")
         self.stack.restart(name)
-        self.message.value = _note(f"Restarted {name}: pid {self.stack.pid(name)}, ready.")
+        self.message.value = note(f"Restarted {name}: pid {self.stack.pid(name)}, ready.")
         self._show_processes()
 
     def _show_processes(self) -> None:
@@ -321,26 +328,6 @@ class FaultPanel:
             try:
                 frame = self.stack.status()[PROCESS_COLUMNS]
             except Exception as e:
-                self.processes.value = _note(f"status unavailable: {e}", "#b00")
+                self.processes.value = note(f"status unavailable: {e}", "#b00")
                 return
-            self.processes.value = _table(frame)
-
-
-async def _ajournal(admin: RestateAdmin, invocation_id: str | None) -> pd.DataFrame:
-    if not invocation_id:
-        return pd.DataFrame()
-    from .restate_admin import _detail, _literal
-
-    rows = await admin.aquery(
-        "SELECT index, entry_type, name, entry_lite_json FROM sys_journal "
-        f"WHERE id = {_literal(invocation_id)} ORDER BY index"
-    )
-    for row in rows:
-        row["detail"] = _detail(row.pop("entry_lite_json", None))
-    return pd.DataFrame(rows, columns=["index", "entry_type", "name", "detail"])
-
-
-def panel(stack: Any = None, **options: Any) -> FaultPanel:
-    """The failure-injection panel for the current stack (display it: last expression of a
-    cell, or `display(panel)`)."""
-    return FaultPanel(stack, **options)
+            self.processes.value = table(frame)

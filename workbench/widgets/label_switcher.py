@@ -1,21 +1,37 @@
-"""ipywidgets for the notebooks: the prompt-label switcher.
+"""The prompt-label switcher (ipywidgets 8).
 
-    wb.widgets.label_switcher("claim-analyst")
+    wb.prompts.switcher("claim-analyst")
 
 shows the versions of a prompt and where each label points; pick a version and a label and press
-Promote to move the label (what `workbench.prompts.promote` does), then the table refreshes.
+Promote to move the label (what `wb.prompts.promote` does). The table refreshes after a
+promotion made here, after one made in code through `wb.prompts` in this kernel, and on Refresh.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from . import prompts
+if TYPE_CHECKING:
+    from ..prompts import Prompts
 
-__all__ = ["LabelSwitcher", "label_switcher"]
+__all__ = ["LabelSwitcher", "refresh_switchers"]
+
+_live: weakref.WeakSet[LabelSwitcher] = weakref.WeakSet()
+_live_lock = threading.Lock()
+PRODUCTION, LATEST = "production", "latest"
+
+
+def refresh_switchers(name: str) -> None:
+    """Refresh every switcher of this kernel that shows prompt `name` (a label moved)."""
+    with _live_lock:
+        shown = [s for s in _live if s.prompt_name == name]
+    for switcher in shown:
+        switcher.refresh()
 
 
 class LabelSwitcher(widgets.VBox):
@@ -25,38 +41,57 @@ class LabelSwitcher(widgets.VBox):
     `version` (Dropdown of version numbers), `label` (Combobox, any label), `button`, `table`
     (HTML) and `status` (HTML, the last result or error)."""
 
-    def __init__(self, name: str = "claim-analyst", label: str = prompts.PRODUCTION) -> None:
+    def __init__(
+        self,
+        name: str = "claim-analyst",
+        label: str = PRODUCTION,
+        *,
+        prompts: Prompts | None = None,
+    ) -> None:
+        if prompts is None:
+            from ..prompts import Prompts
+
+            prompts = Prompts()
+        self.prompts = prompts
         self.prompt_name = name
         self.labels_now: dict[str, int] = {}
         """Where each label points, as last read."""
         self.table = widgets.HTML()
-        self.version = widgets.Dropdown(description="version", layout={"width": "260px"})
+        wide = {"description_width": "60px"}
+        self.version = widgets.Dropdown(
+            description="version", layout={"width": "380px"}, style=wide
+        )
         self.label = widgets.Combobox(
             value=label,
             placeholder="label, e.g. production",
             description="label",
             ensure_option=False,
             layout={"width": "260px"},
+            style=wide,
         )
         self.button = widgets.Button(
             description="Promote", button_style="primary", icon="arrow-up", tooltip="Move label"
         )
+        self.reload = widgets.Button(description="Refresh", icon="refresh", tooltip="Read again")
         self.status = widgets.HTML()
         self.button.on_click(self._on_promote)
+        self.reload.on_click(lambda _: self.refresh())
         super().__init__(
             [
                 widgets.HTML(f"<b>Prompt <code>{html.escape(name)}</code></b>"),
                 self.table,
-                widgets.HBox([self.version, self.label, self.button]),
+                widgets.HBox([self.version, self.label, self.button, self.reload]),
                 self.status,
             ]
         )
         self.refresh()
+        with _live_lock:
+            _live.add(self)
 
     def refresh(self) -> None:
         """Read the versions and labels again from Langfuse."""
         try:
-            frame = prompts.list(self.prompt_name)
+            frame = self.prompts.list(self.prompt_name)
         except Exception as e:  # shown in the widget: a callback's exception would be lost
             self._say(str(e), error=True)
             return
@@ -74,7 +109,7 @@ class LabelSwitcher(widgets.VBox):
                 f"<td style='text-align:left'>{message}</td></tr>"
             )
         self.table.value = (
-            "<table><tr><th style='text-align:left'>version</th>"
+            "<table style='border-collapse:collapse'><tr><th style='text-align:left'>version</th>"
             "<th style='text-align:left'>labels</th>"
             "<th style='text-align:left'>commit message</th></tr>" + "".join(rows) + "</table>"
         )
@@ -91,7 +126,7 @@ class LabelSwitcher(widgets.VBox):
             self.version.value = current
         elif versions:
             self.version.value = versions[-1]
-        known = sorted({x for labels in frame["labels"] for x in labels} - {prompts.LATEST})
+        known = sorted({x for labels in frame["labels"] for x in labels} - {LATEST})
         self.label.options = tuple(known)
         self.labels_now = {x: row.version for row in frame.itertuples() for x in row.labels}
 
@@ -105,11 +140,10 @@ class LabelSwitcher(widgets.VBox):
             return
         before = self.labels_now.get(label)
         try:
-            prompts.promote(self.prompt_name, int(version), label)
+            self.prompts.promote(self.prompt_name, int(version), label)
         except Exception as e:  # shown in the widget: a callback's exception would be lost
             self._say(str(e), error=True)
             return
-        self.refresh()
         moved = f"v{before} \u2192 v{version}" if before and before != version else f"v{version}"
         self._say(
             f"{self.prompt_name}: {label} is now {moved}. New claims with label {label!r} use it."
@@ -128,9 +162,3 @@ def _label_color(label: str) -> str:
     return {"production": "#2e7d32", "staging": "#ef6c00", "latest": "#757575"}.get(
         label, "#1565c0"
     )
-
-
-def label_switcher(name: str = "claim-analyst", label: str = prompts.PRODUCTION) -> LabelSwitcher:
-    """A widget showing the versions of `name` and where each label points, with a [Promote]
-    button that moves a label to the selected version."""
-    return LabelSwitcher(name, label)

@@ -65,7 +65,7 @@ def _tree_order(frame: pd.DataFrame) -> pd.DataFrame:
 def waterfall_rows(observations: pd.DataFrame) -> pd.DataFrame:
     """The rows the waterfall draws: tree order, `depth`, and `offset_ms`/`length_ms` from the
     trace's first start."""
-    from .observability import mark_retries
+    from ..frames import mark_retries
 
     frame = observations.copy()
     if "retried" not in frame.columns:
@@ -115,39 +115,34 @@ def _left_align_labels(ax: Any) -> None:
 
 
 def waterfall(
-    trace: str | pd.DataFrame,
+    observations: pd.DataFrame,
     *,
     ax: Any = None,
     max_rows: int = 80,
     title: str | None = None,
 ) -> Any:
-    """Draw a trace (a trace id, or the observations DataFrame of `traces()`) as a waterfall;
-    returns the Axes."""
+    """Draw one trace's observations (the DataFrame of `wb.traces.get(...)`) as a waterfall;
+    returns the Axes. `wb.traces.waterfall(claim)` reads the trace and calls this."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    if isinstance(trace, str):
-        from .observability import traces
-
-        observations = traces(trace_id=trace)
-    elif isinstance(trace, pd.DataFrame):
-        observations = trace
-    else:
+    if not isinstance(observations, pd.DataFrame):
         raise TypeError(
-            "waterfall() takes a trace id or the DataFrame of workbench.traces(...); "
-            f"got {type(trace).__name__}."
+            "waterfall() draws the DataFrame of wb.traces.get(...); got "
+            f"{type(observations).__name__}. For a claim or a trace id, use "
+            "wb.traces.waterfall(claim)."
         )
     if observations.empty:
         raise ValueError(
             "This trace has no observations to draw (yet): wait for it with "
-            "workbench.wait_for_trace(...) and pass what it returns."
+            "wb.traces.wait(claim) and pass what it returns."
         )
     trace_ids = observations["trace_id"].dropna().unique()
     if len(trace_ids) > 1:
         raise ValueError(
             f"waterfall() draws one trace; these observations span {len(trace_ids)} traces. "
-            "Pass traces(trace_id=...) or filter the frame on one trace_id."
+            "Filter the frame on one trace_id."
         )
     rows = waterfall_rows(observations)
     hidden = max(0, len(rows) - max_rows)

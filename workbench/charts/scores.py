@@ -1,8 +1,8 @@
 """Charts of judge scores: how a prompt version, a label or a service version scores.
 
-df = wb.scores()
-wb.score_chart(df, by="prompt_version")     # box + every score + the mean, per version
-wb.scores_over_time(df, by="prompt_label")  # each score in time, with a rolling mean
+df = wb.scores.get(batch)
+wb.scores.chart(df, by="prompt_version")      # box + every score + the mean, per version
+wb.scores.over_time(df, by="prompt_label")    # each score in time, with a rolling mean
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ def _color(i: int, group: str) -> str:
 
 def _check(frame: pd.DataFrame, by: str) -> None:
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"Pass the DataFrame of workbench.scores(...); got {type(frame).__name__}.")
+        raise TypeError(f"Pass the DataFrame of wb.scores.get(...); got {type(frame).__name__}.")
     missing = [c for c in ("value", by) if c not in frame.columns]
     if missing:
         raise ValueError(
             f"The scores frame has no column {missing[0]!r}: group by one of "
             f"{', '.join(c for c in GROUPINGS if c in frame.columns) or 'its columns'} "
-            "(a frame from workbench.scores() has them all)."
+            "(a frame from wb.scores.get() has them all)."
         )
     if frame["value"].dropna().empty:
         raise ValueError(
             "There are no scores to chart: submit claims, then wait for the judge with "
-            "workbench.wait_for_scores(trace_ids) and pass workbench.scores()."
+            "wb.scores.wait(claims) and pass what it returns."
         )
 
 
@@ -145,7 +145,7 @@ def scores_over_time(
 
     _check(scores, by)
     if "timestamp" not in scores.columns:
-        raise ValueError("The scores frame has no 'timestamp' column; pass workbench.scores().")
+        raise ValueError("The scores frame has no 'timestamp' column; pass wb.scores.get().")
     if window < 1:
         raise ValueError(f"window must be at least 1 score; got {window}.")
     frame = scores.dropna(subset=["value", "timestamp"]).copy()

@@ -1,0 +1,23 @@
+"""Charts (matplotlib), display only: each takes the DataFrame a helper returned and draws it.
+
+- `outcome_bars(frame)`: claims per status, EUR paid on the bars (`ClaimBatch.plot()`);
+- `waterfall(frame)`: a trace's spans on one time axis (`wb.traces.waterfall(claim)`);
+- `score_chart(frame, by=)`, `scores_over_time(frame, by=)`: judge scores by prompt version,
+  label or service version (`wb.scores.chart`, `wb.scores.over_time`).
+"""
+
+from __future__ import annotations
+
+from .outcomes import STATUS_COLORS, outcome_bars
+from .scores import GROUPINGS, score_chart, scores_over_time
+from .waterfall import waterfall, waterfall_rows
+
+__all__ = [
+    "GROUPINGS",
+    "STATUS_COLORS",
+    "outcome_bars",
+    "score_chart",
+    "scores_over_time",
+    "waterfall",
+    "waterfall_rows",
+]

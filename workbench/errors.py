@@ -1,0 +1,95 @@
+"""Every error the workbench raises, under one base: `except wb.WorkbenchError` catches them all.
+
+Each message names what was wrong and what to do about it. The specific errors also derive from
+the built-in they refine (a `TraceTimeoutError` is a `TimeoutError`, a `PromptNotFoundError` a
+`LookupError`), so code written against the built-ins keeps working. The stack's own errors
+(`workbench.stack.StackError` and its subclasses: a port taken, a process that exited, a start
+that timed out) derive from `WorkbenchError` too.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClaimError",
+    "ClaimNotFoundError",
+    "ClaimStateError",
+    "ClaimTimeoutError",
+    "DeploymentInUseError",
+    "DeploymentNotFoundError",
+    "LangfuseError",
+    "NoSessionError",
+    "PromptError",
+    "PromptNotFoundError",
+    "RestateError",
+    "ScoresTimeoutError",
+    "TraceNotFoundError",
+    "TraceTimeoutError",
+    "UnknownPromptLabelError",
+    "WorkbenchError",
+]
+
+
+class WorkbenchError(Exception):
+    """Base class of every error the workbench raises."""
+
+
+class NoSessionError(WorkbenchError, RuntimeError):
+    """A helper needs a stack and none is known: call `workbench.start()` first."""
+
+
+class RestateError(WorkbenchError, RuntimeError):
+    """Restate's admin API or ingress answered with an error, or did not answer."""
+
+
+class ClaimError(RestateError):
+    """Restate refused or failed a claim request; the message says why and what to do."""
+
+
+class ClaimNotFoundError(ClaimError, LookupError):
+    """No claim with that id was submitted to this Restate server."""
+
+
+class ClaimStateError(ClaimError):
+    """The claim is not in a state that allows the operation (e.g. approving a claim that was
+    cancelled, killed or already decided)."""
+
+
+class ClaimTimeoutError(ClaimError, TimeoutError):
+    """A claim did not reach the awaited state in time."""
+
+
+class LangfuseError(WorkbenchError, RuntimeError):
+    """Langfuse could not be reached, refused the keys, or refused the request."""
+
+
+class PromptError(LangfuseError):
+    """Langfuse refused a prompt operation; the message says what was wrong and how to fix it."""
+
+
+class PromptNotFoundError(PromptError, LookupError):
+    """No such prompt, version or label."""
+
+
+class UnknownPromptLabelError(WorkbenchError, ValueError):
+    """A claim names a prompt label that no prompt carries."""
+
+
+class TraceNotFoundError(WorkbenchError, LookupError):
+    """No trace for that claim (or trace id) yet; the message says what was tried."""
+
+
+class TraceTimeoutError(WorkbenchError, TimeoutError):
+    """A trace did not reach the expected state in time; the message says what it held."""
+
+
+class ScoresTimeoutError(WorkbenchError, TimeoutError):
+    """Scores did not land in time; the message names the traces still without one."""
+
+
+class DeploymentInUseError(WorkbenchError, RuntimeError):
+    """A deployment cannot be retired yet: invocations are pinned to it, or it serves new
+    claims. The message names them and says what to do."""
+
+
+class DeploymentNotFoundError(WorkbenchError, LookupError):
+    """No deployment runs that version; the message lists the versions there are."""
