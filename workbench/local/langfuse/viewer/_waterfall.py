@@ -104,14 +104,13 @@ def _tree_order(rows: list[sqlite3.Row]) -> list[tuple[sqlite3.Row, int, int]]:
     return ordered
 
 
-def _axis_label(seconds: float, step: float) -> str:
+def _axis_label(seconds: float, step: float, span_s: float) -> str:
+    """In ms below a second of span, else in s; with as many decimals as the step has."""
     if seconds == 0:
         return "0"
-    if step < 1:
-        decimals = max(0, len(f"{step * 1000:g}".partition(".")[2]))
-        return f"{seconds * 1000:.{decimals}f} ms"
-    decimals = max(0, len(f"{step:g}".partition(".")[2]))
-    return f"{seconds:.{decimals}f} s"
+    scale, unit = (1000.0, "ms") if span_s < 1 else (1.0, "s")
+    decimals = len(f"{step * scale:.6g}".partition(".")[2])
+    return f"{seconds * scale:.{decimals}f} {unit}"
 
 
 def ticks(span_s: float) -> list[Tick]:
@@ -122,7 +121,7 @@ def ticks(span_s: float) -> list[Tick]:
     out = []
     n = 0
     while n * step <= span_s * 1.0000001:
-        out.append(Tick(100.0 * n * step / span_s, _axis_label(n * step, step)))
+        out.append(Tick(100.0 * n * step / span_s, _axis_label(n * step, step, span_s)))
         n += 1
     return out
 
