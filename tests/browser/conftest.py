@@ -75,8 +75,14 @@ _FAILED = pytest.StashKey[bool]()
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
+        configured = os.environ.get("WORKBENCH_CHROMIUM")
+        where = (
+            f"WORKBENCH_CHROMIUM={configured} is not an executable"
+            if configured
+            else "Chromium not found"
+        )
         pytest.skip(
-            "Chromium not found, so the browser tests are skipped: install it "
+            f"{where}, so the browser tests are skipped: install it "
             "(Debian/Ubuntu: apt-get install -y chromium) or set WORKBENCH_CHROMIUM to its path."
         )
     try:
