@@ -166,6 +166,7 @@ def test_forged_expired_or_other_keys_sessions_are_refused(client) -> None:
         keys.issue(now_s=time.time() - 8 * 24 * 3600),  # a week and a day old
         Keys(PK, "sk-lf-previous").issue(),  # signed by the keys the server had before
         "not-a-token",
+        "9" * 5000 + ".00",
     ):
         client.cookies.set(keys.cookie_name, token)
         assert client.get(TRACES, follow_redirects=False).status_code == 303, token
@@ -275,9 +276,12 @@ def test_traces_list_and_its_filters(client, stocked) -> None:
     assert "No trace matches these filters." in empty
     wildcard = client.get(f"{TRACES}?claim=%25").text  # LIKE wildcards are literal
     assert trace_ids(wildcard) == []
-    bad = client.get(f"{TRACES}?page=zero")
-    assert bad.status_code == 400
-    assert "&#39;page&#39; has value &#39;zero&#39;. Use a whole number from 1" in bad.text
+    for page_number in ("zero", "0", "²", "1" * 12):
+        bad = client.get(f"{TRACES}?page={page_number}")
+        assert bad.status_code == 400
+        assert f"'page' has value '{page_number}'. Use a whole number from 1" in text(bad)
+    huge = client.get(f"{TRACES}?prompt=claim-analyst%7C{'9' * 30}")
+    assert huge.status_code == 200 and trace_ids(huge.text) == []  # no such prompt name
     bad_level = client.get(f"{TRACES}?level=fatal")
     assert bad_level.status_code == 400 and "Use one of: ERROR, WARNING, OK" in bad_level.text
 
@@ -349,6 +353,10 @@ def test_prompt_pages_versions_labels_and_diff(client, stocked) -> None:
     assert "<mark>5000</mark>" in diff and "<mark>2000</mark>" in diff
     missing = client.get("/project/local-workbench/prompts/claim-analyst?version=9")
     assert missing.status_code == 404 and "has no version 9" in missing.text
+    api(client, "POST", "/api/public/v2/prompts", {"name": "team/a b?c", "prompt": "in a folder"})
+    listing = client.get("/project/local-workbench/prompts").text
+    assert 'href="/project/local-workbench/prompts/team%2Fa%20b%3Fc"' in listing
+    assert "in a folder" in client.get("/project/local-workbench/prompts/team%2Fa%20b%3Fc").text
 
 
 def test_dataset_pages_put_runs_side_by_side(client, stocked) -> None:

@@ -60,7 +60,7 @@ class TraceFilters:
         if not self.prompt:
             return None
         name, sep, version = self.prompt.rpartition("|")
-        if sep and version.isdigit():
+        if sep and version.isascii() and version.isdigit() and len(version) <= 9:
             return name, int(version)
         return self.prompt, None
 

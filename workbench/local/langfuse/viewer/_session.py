@@ -59,7 +59,7 @@ class Keys:
         if not token:
             return False
         raw_expires, _, signature = token.partition(".")
-        if not raw_expires.isdigit():
+        if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 12):
             return False
         expires = int(raw_expires)
         if expires < (time.time() if now_s is None else now_s):

@@ -121,8 +121,10 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
     raw = _text(request, name)
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1 or int(raw) > 2**31:
-        raise BadRequest(f"'{name}' has value '{raw}'. Use a whole number from 1 (e.g. {name}=1).")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or int(raw) < 1:
+        raise BadRequest(
+            f"'{name}' has value '{raw}'. Use a whole number from 1 to 999999999 (e.g. {name}=1)."
+        )
     return int(raw)
 
 
