@@ -125,8 +125,16 @@ def context(browser: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def page_errors() -> list[str]:
-    """Uncaught script errors of `page`, in order (a test asserts there are none)."""
+    """Uncaught script errors of `page` and the errors its console shows (a blocked script, a
+    policy violation), in order; a test asserts there are none. HTTP error statuses, which the
+    console also reports, are left out: tests assert those on the page."""
     return []
+
+
+def _console_error(message: Any) -> str | None:
+    if message.type != "error" or message.text.startswith("Failed to load resource"):
+        return None
+    return f"console: {message.text}"
 
 
 @pytest.fixture
@@ -135,6 +143,10 @@ def page(
 ) -> Iterator[Any]:
     opened = context.new_page()
     opened.on("pageerror", lambda error: page_errors.append(str(error)))
+    opened.on(
+        "console",
+        lambda message: page_errors.extend(filter(None, [_console_error(message)])),
+    )
     try:
         yield opened
     finally:

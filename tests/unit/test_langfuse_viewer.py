@@ -107,7 +107,14 @@ def test_login_with_the_keys_sets_a_session_and_goes_back(client) -> None:
     cookie = answer.headers["set-cookie"]
     assert re.match(r"workbench_viewer_[0-9a-f]{10}=\d+\.[0-9a-f]{64};", cookie)
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Max-Age=604800" in cookie
-    assert client.get(TRACES).status_code == 200
+    page = client.get(TRACES)
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    nonce = re.search(r"script-src 'nonce-([^']+)'", policy)
+    assert nonce is not None and "default-src 'none'" in policy
+    scripts = re.findall(r"<script([^>]*)>", page.text)
+    assert scripts and all(f'nonce="{nonce.group(1)}"' in attrs for attrs in scripts)
+    assert page.headers["cache-control"] == "no-store"
     again = client.get("/login?next=/project/local-workbench/scores", follow_redirects=False)
     assert again.headers["location"] == "/project/local-workbench/scores"  # already in
     out = client.post("/logout", follow_redirects=False)

@@ -4,6 +4,7 @@ datasets with their runs side by side. Each handler reads in a worker thread and
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -103,9 +104,21 @@ class _Viewer:
         self.env = _environment()
 
     def render(self, template_name: str, /, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """The page, with a policy that runs only the page's own scripts (a nonce per response):
+        text that escaped the escaping still could not run."""
+        nonce = secrets.token_urlsafe(16)
         template = self.env.get_template(template_name)
-        text = template.render(u=self.links, project_name=self.project_name, **context)
-        return HTMLResponse(text, status_code=status_code)
+        text = template.render(u=self.links, project_name=self.project_name, nonce=nonce, **context)
+        headers = {
+            "Content-Security-Policy": (
+                f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+                "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        }
+        return HTMLResponse(text, status_code=status_code, headers=headers)
 
 
 def _viewer(request: Request) -> _Viewer:
