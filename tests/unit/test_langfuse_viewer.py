@@ -379,6 +379,14 @@ def test_dataset_pages_put_runs_side_by_side(client, stocked) -> None:
     assert row.count('class="run-trace"') == 2
     assert stocked["run_traces"]["candidate", "doc-2"] in row
     assert "&#34;decision&#34;: &#34;review&#34;" in row
+    again, _ = experiment_item(dataset_id, "baseline", "doc-1", {"decision": "approve"})
+    ingest(client, again)  # doc-1 ran a second time in the baseline run
+    client.delete("/api/public/dataset-items/doc-2", headers=API)  # and doc-2 left the dataset
+    page = text(client.get(f"/project/local-workbench/datasets/{dataset_id}"))
+    doc1 = page[page.index('data-item-id="doc-1"') :].split("</tr>")[0]
+    assert "ran 2×" in doc1 and doc1.count("ran 2×") == 1
+    doc2 = page[page.index('data-item-id="doc-2"') :].split("</tr>")[0]
+    assert "not in the dataset any more" in doc2 and doc2.count('class="run-trace"') == 2
     one = client.get(f"/project/local-workbench/datasets/{dataset_id}?runs=run-candidate").text
     assert re.findall(r'<th class="run">([^<]*)</th>', one) == ["candidate"]
     results = client.get(

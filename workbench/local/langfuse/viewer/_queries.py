@@ -19,11 +19,11 @@ TRACES_PER_PAGE = 50
 SCORES_PER_PAGE = 100
 LEVELS = ("ERROR", "WARNING", "OK")
 """The traces list's level filter: has an ERROR / a WARNING observation, or has no ERROR."""
-EXPERIMENT = "langfuse.experiment."
-"""Span attributes the langfuse SDK (5) sets on an experiment's spans: `id` (the run),
-`name` (the run name), `dataset.id`, `item.id`, `description`. Dataset runs are read from them,
-as Langfuse v4 does; `db.py` indexes the dataset id."""
-_DATASET_ID = "json_extract(o.attributes, '$.\"langfuse.experiment.dataset.id\"')"
+_EXPERIMENT = "json_extract(o.attributes, '$.\"langfuse.experiment.{}\"')"
+"""A span attribute the langfuse SDK (5) sets on an experiment's spans: `id` (the run), `name`
+(the run's name), `dataset.id`, `item.id`, `description`. Dataset runs are read from them, as
+Langfuse v4 does; `db.py` indexes the dataset id."""
+_DATASET_ID = _EXPERIMENT.format("dataset.id")
 _EXPERIMENT_ROWS = "instr(o.attributes, 'langfuse.experiment.dataset.id') > 0"
 """The partial index's condition: repeated verbatim so that SQLite uses the index."""
 
@@ -164,7 +164,10 @@ def trace_filter_options(db: Database) -> dict[str, list[Any]]:
     """Choices for the traces list's filters: every prompt version, and the service versions seen
     in the latest 500 traces (bounded, so the list stays fast on a large store)."""
     conn = db.connection()
-    prompts = [(r["name"], r["version"]) for r in conn.execute(PROMPT_VERSIONS)]
+    prompts = [
+        (r["name"], r["version"])
+        for r in conn.execute("SELECT name, version FROM prompts ORDER BY name, version")
+    ]
     versions = [
         r[0]
         for r in conn.execute(
@@ -174,9 +177,6 @@ def trace_filter_options(db: Database) -> dict[str, list[Any]]:
         )
     ]
     return {"prompts": prompts, "versions": versions}
-
-
-PROMPT_VERSIONS = "SELECT name, version FROM prompts ORDER BY name, version"
 
 
 def _latency(start_ns: int | None, end_ns: int | None) -> float | None:
@@ -355,8 +355,8 @@ def list_datasets(db: Database, project_id: str) -> list[dict[str, Any]]:
     runs = {
         row["dataset_id"]: row["runs"]
         for row in conn.execute(
-            f"SELECT {_DATASET_ID} AS dataset_id, COUNT(DISTINCT "
-            "json_extract(o.attributes, '$.\"langfuse.experiment.id\"')) AS runs "
+            f"SELECT {_DATASET_ID} AS dataset_id, COUNT(DISTINCT {_EXPERIMENT.format('id')}) "
+            "AS runs "
             f"FROM observations o WHERE {_EXPERIMENT_ROWS} AND {_DATASET_ID} IS NOT NULL "
             "GROUP BY 1"
         )
@@ -383,6 +383,8 @@ class RunItem:
     latency: float | None
     errors: int
     scores: list[dict[str, Any]] = field(default_factory=list)
+    times_run: int = 1
+    """How often the run ran this item (the latest is shown)."""
 
 
 @dataclass
@@ -412,6 +414,12 @@ class DatasetDetail:
     items: list[dict[str, Any]]
     runs: list[Run]
 
+    def unlisted_items(self) -> list[str]:
+        """Ids of items some run ran that the dataset no longer holds (deleted since)."""
+        listed = {item["id"] for item in self.items}
+        ran = {item_id for run in self.runs for item_id in run.items}
+        return sorted(ran - listed)
+
 
 def dataset_detail(db: Database, project_id: str, dataset_id: str) -> DatasetDetail:
     conn = db.connection()
@@ -433,7 +441,7 @@ def dataset_detail(db: Database, project_id: str, dataset_id: str) -> DatasetDet
 def dataset_runs(db: Database, dataset_id: str) -> list[Run]:
     """The runs of a dataset (oldest first), each with its items' traces and scores."""
     conn = db.connection()
-    attr = "json_extract(o.attributes, '$.\"langfuse.experiment.{}\"')"
+    attr = _EXPERIMENT
     links = conn.execute(
         f"SELECT o.trace_id, {attr.format('id')} AS run_id, {attr.format('name')} AS run_name, "
         f"{attr.format('item.id')} AS item_id, "
@@ -453,6 +461,9 @@ def dataset_runs(db: Database, dataset_id: str) -> list[Run]:
                 run_id, str(link["run_name"] or run_id), link["description"], link["start_ns"]
             )
         item = RunItem(link["trace_id"], link["item_id"], None, link["start_ns"], None, 0)
+        earlier = run.items.get(str(link["item_id"]))
+        if earlier is not None:  # the item ran again in this run: show the latest, count all
+            item.times_run = earlier.times_run + 1
         run.items[str(link["item_id"])] = item
         by_trace.setdefault(link["trace_id"], []).append(item)
     trace_ids = list(by_trace)
@@ -494,7 +505,7 @@ def experiment_dataset(db: Database, experiment_id: str) -> str | None:
         db.connection()
         .execute(
             f"SELECT {_DATASET_ID} FROM observations o WHERE {_EXPERIMENT_ROWS} AND "
-            "json_extract(o.attributes, '$.\"langfuse.experiment.id\"') = ? LIMIT 1",
+            f"{_EXPERIMENT.format('id')} = ? LIMIT 1",
             (experiment_id,),
         )
         .fetchone()

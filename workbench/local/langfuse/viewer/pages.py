@@ -363,7 +363,9 @@ def _dataset(request: Request, viewer: _Viewer) -> Response:
     detail = _queries.dataset_detail(viewer.db, viewer.project_id, request.path_params["id"])
     chosen = request.query_params.getlist("runs")
     runs = [run for run in detail.runs if run.id in chosen] if chosen else detail.runs
-    return viewer.render("dataset.html", detail=detail, runs=runs, chosen=chosen)
+    gone = {"status": "not in the dataset any more", "input": None, "expectedOutput": None}
+    rows = [*detail.items, *({"id": item_id, **gone} for item_id in detail.unlisted_items())]
+    return viewer.render("dataset.html", detail=detail, runs=runs, chosen=chosen, rows=rows)
 
 
 def _experiment_results(request: Request, viewer: _Viewer) -> Response:
