@@ -2,8 +2,8 @@
 package); Playwright's own browser download is never used.
 
 Fixtures:
-- `browser`: one headless Chromium for the session (skipped, saying why, when Chromium or
-  Playwright is missing);
+- `browser`: one headless Chromium for the tests of this folder (skipped, saying why, when
+  Chromium or Playwright is missing);
 - `context` / `page`: a fresh browser context (cookies, storage) and page per test;
 - `screenshot(page, name)`: saves a full-page PNG into the test's output folder,
   `test-output/browser/<test name>/` (ignored by git; `WORKBENCH_TEST_OUTPUT` moves it), and a
@@ -71,8 +71,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 _FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    # Package scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, which would stop later asyncio tests (pytest-asyncio) from running.
     executable = chromium_path()
     if executable is None:
         configured = os.environ.get("WORKBENCH_CHROMIUM")
