@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
+# The browser tests drive the system's Chromium (Debian: apt-get install -y chromium)
+CHROMIUM := $(or $(WORKBENCH_CHROMIUM),$(shell command -v chromium || command -v chromium-browser))
 # JupyterLab refuses to run as root unless told (containers, CI machines)
 JUPYTER_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-unit test-integration test-notebooks lint format bench up down status clean
+.PHONY: setup lab test test-unit test-integration test-notebooks test-browser lint format bench up \
+	down status clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -31,6 +34,8 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(JUPYTER_ARGS)
 
 test: setup lint
+	@$(if $(CHROMIUM),,echo "NOTE: Chromium not found: the browser tests (tests/browser) are SKIPPED." \
+		"Install it (apt-get install -y chromium) or set WORKBENCH_CHROMIUM to run them.")
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup
@@ -41,6 +46,11 @@ test-integration: setup
 
 test-notebooks: setup
 	$(BIN)/pytest tests/notebooks $(PYTEST_ARGS)
+
+test-browser: setup
+	@$(if $(CHROMIUM),,echo "NOTE: Chromium not found: the browser tests are SKIPPED." \
+		"Install it (apt-get install -y chromium) or set WORKBENCH_CHROMIUM to run them.")
+	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check workbench services tests

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nRestate UI: {running.ui_url}")
             print(f"Ingress:    {running.ingress_url}")
             print(f"Model API:  {running.llm_url}")
+            _print_viewer(running.viewer_url)
         elif args.command == "down":
             stopped = wb.stop(home, grace_s=args.grace)
             print(f"stopped the stack in {home}" if stopped else f"no stack running in {home}")
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no stack running in {home}")
                 return 1
             print(table.to_string(index=False))
+            _print_viewer(_recorded_viewer_url(home))
         elif args.command == "logs":
             return _logs(home, args.name, args.lines)
         elif args.command == "reset":
@@ -59,6 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_viewer(url: str | None) -> None:
+    if url:
+        print(f"Traces:     {url}  (log in with the stack's Langfuse keys)")
+
+
+def _recorded_viewer_url(home: Path) -> str | None:
+    from workbench.stack import Stack
+    from workbench.stack.state import StackState
+
+    state = StackState.load(home)
+    return Stack(state).viewer_url if state else None
 
 
 def _logs(home: Path, name: str | None, lines: int) -> int:

@@ -64,6 +64,8 @@ def test_start_makes_every_process_answer(stack: wb.Stack, home: Path) -> None:
     assert http.get(f"{stack.ingress_url}/restate/health").status_code == 200
     assert http.get(stack.llm_url.removesuffix("/v1") + "/health").status_code == 200
     assert greet(stack, "world") == "hello world"  # services registered with the admin API
+    viewer = http.get(stack.viewer_url, follow_redirects=False)  # a browser gets the login page
+    assert (viewer.status_code, viewer.headers["location"]) == (303, "/login?next=%2F")
 
     recorded = json.loads((home / "stack.json").read_text())
     assert recorded["urls"]["ingress"] == stack.ingress_url
@@ -235,6 +237,7 @@ def test_cli_status_and_logs(stack: wb.Stack, home: Path) -> None:
     status = cli("status")
     assert status.returncode == 0, status.stderr
     assert "restate" in status.stdout and str(stack.pid("restate")) in status.stdout
+    assert f"Traces:     {stack.viewer_url}  (log in" in status.stdout
     logs = cli("logs", "services", "-n", "5")
     assert "stand-in services listening" in logs.stdout
 

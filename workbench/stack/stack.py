@@ -116,7 +116,7 @@ class Stack:
     # -- addresses ---------------------------------------------------------------------------
     @property
     def urls(self) -> dict[str, str | None]:
-        return {**self._state.urls, "ui": self._state.urls.get("admin")}
+        return {**self._state.urls, "ui": self._state.urls.get("admin"), "viewer": self.viewer_url}
 
     @property
     def ingress_url(self) -> str:
@@ -140,6 +140,13 @@ class Stack:
     def langfuse_url(self) -> str | None:
         """The Langfuse the stack traces into (embedded, or the one configured)."""
         return self._state.urls.get("langfuse")
+
+    @property
+    def viewer_url(self) -> str | None:
+        """Where a browser reads the traces: the embedded Langfuse's viewer (log in with
+        `langfuse_keys`), or the configured Langfuse's own UI; None with tracing off."""
+        url = self._state.urls.get("langfuse")
+        return f"{url.rstrip('/')}/" if url else None
 
     @property
     def langfuse_keys(self) -> tuple[str, str] | None:

@@ -20,6 +20,7 @@ from . import datasets, observations, otlp, prompts, scores, traces
 from ._auth import BasicAuth
 from ._errors import ApiError, Json, error_response
 from .db import Database
+from .viewer import BrowserPages, create_viewer
 
 SERVER_VERSION = "3.0.0-workbench"
 """Reported by /api/public/health: Langfuse-API-compatible, served by the workbench."""
@@ -100,8 +101,11 @@ def create_app(
     secret_key: str,
     project_name: str = "workbench",
 ) -> Starlette:
-    """The Langfuse-API-compatible app storing into the SQLite file `db_path`."""
+    """The Langfuse-API-compatible app storing into the SQLite file `db_path`, with the
+    read-only viewer for browsers at every path outside /api/."""
     db = Database(db_path)
+    project = project_for(project_name)
+    viewer = create_viewer(db, project.id, project.name, public_key, secret_key)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -143,7 +147,10 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BasicAuth, public_key=public_key, secret_key=secret_key)],
+        middleware=[
+            Middleware(BrowserPages, viewer=viewer),
+            Middleware(BasicAuth, public_key=public_key, secret_key=secret_key),
+        ],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
@@ -152,5 +159,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.db = db
-    app.state.project = project_for(project_name)
+    app.state.project = project
     return app

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS observations (
     PRIMARY KEY (trace_id, id)
 );
 CREATE INDEX IF NOT EXISTS observations_start ON observations (start_ns);
+-- the spans of experiments (dataset runs), by dataset: the viewer's dataset pages read them
+CREATE INDEX IF NOT EXISTS observations_experiment ON observations
+    (json_extract(attributes, '$."langfuse.experiment.dataset.id"'))
+    WHERE instr(attributes, 'langfuse.experiment.dataset.id') > 0;
 
 CREATE TABLE IF NOT EXISTS traces (
     id TEXT PRIMARY KEY,
