@@ -42,7 +42,7 @@ from .errors import (
     RestateError,
     UnknownPromptLabelError,
 )
-from .frames import journal_frame
+from .frames import as_table, journal_frame
 from .progress import Progress
 from .samples import Sample
 from .session import Session, module_namespace, resolve
@@ -210,12 +210,12 @@ class ClaimBatch(list):
     def to_frame(self) -> pd.DataFrame:
         """One row per claim: id, status, customer, category, amounts, reason."""
         columns = list(Claim("", "").row())
-        return pd.DataFrame([c.row() for c in self], columns=columns)
+        return as_table(pd.DataFrame([c.row() for c in self], columns=columns))
 
     def summary(self) -> pd.DataFrame:
         """Claims and EUR paid per status."""
         frame = self.to_frame()
-        return (
+        return as_table(
             frame.groupby("status", dropna=False)
             .agg(claims=("id", "count"), paid_eur=("paid_eur", "sum"))
             .sort_values("claims", ascending=False)

@@ -36,6 +36,7 @@ from services import names
 from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .errors import DeploymentInUseError, DeploymentNotFoundError, RestateError
+from .frames import as_table
 from .session import Session, module_namespace, resolve
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class Deployments:
             )
         if changed:
             self._save_history(history)
-        frame = pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS)
+        frame = as_table(pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS))
         return frame.sort_values("created", kind="stable").reset_index(drop=True)
 
     def in_flight(self) -> pd.DataFrame:
@@ -222,7 +223,7 @@ class Deployments:
             }
             for u in run_sync(self.session.restate.invocations(unfinished=True))
         ]
-        frame = pd.DataFrame(rows, columns=IN_FLIGHT_COLUMNS)
+        frame = as_table(pd.DataFrame(rows, columns=IN_FLIGHT_COLUMNS))
         frame["retry_count"] = pd.to_numeric(frame["retry_count"]).astype("Int64")
         return frame.sort_values(["version", "claim_id"], kind="stable").reset_index(drop=True)
 
@@ -255,7 +256,7 @@ class Deployments:
                     "trace_version": self._trace_version(current, timeout_s) if trace else None,
                 }
             )
-        return pd.DataFrame(rows, columns=PINNING_COLUMNS)
+        return as_table(pd.DataFrame(rows, columns=PINNING_COLUMNS))
 
     def _trace_version(self, claim: Claim, timeout_s: float) -> str | None:
         """The service version on the trace's own (non-Restate) observations, once exported."""

@@ -25,7 +25,7 @@ import pandas as pd
 from services import names
 from services.faults import PREVENTING, STEPS, WORKFLOW_MODEL_STEPS
 
-from .frames import journaled_results
+from .frames import as_table, journaled_results
 from .session import Session
 
 __all__ = ["Attempts", "aattempts", "aresumption_report", "report_frame"]
@@ -207,7 +207,7 @@ def report_frame(
     for column in ("executed", "replayed", "attempts"):
         frame[column] = frame[column].astype("Int64")
     frame.attrs["claim_id"] = claim_id
-    return frame
+    return as_table(frame)
 
 
 def _note(step: str, mine: list[dict], fired: list[dict], payments: pd.DataFrame) -> str:

@@ -27,6 +27,7 @@ from services.faults import DEFAULT_SECONDS, KINDS, MODEL_KINDS, STEPS, check, i
 from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .clients.faults import Plan
+from .frames import as_table
 from .session import Session, module_namespace, resolve
 
 if TYPE_CHECKING:
@@ -123,18 +124,20 @@ class Faults:
         Example:
             >>> wb.faults.kinds()
         """
-        return pd.DataFrame(
-            [
-                {
-                    "kind": kind,
-                    "what happens": what,
-                    "steps": "parse, analyze, judge, model call N"
-                    if kind in MODEL_KINDS
-                    else "any",
-                    "seconds": DEFAULT_SECONDS.get(kind),
-                }
-                for kind, what in KINDS.items()
-            ]
+        return as_table(
+            pd.DataFrame(
+                [
+                    {
+                        "kind": kind,
+                        "what happens": what,
+                        "steps": "parse, analyze, judge, model call N"
+                        if kind in MODEL_KINDS
+                        else "any",
+                        "seconds": DEFAULT_SECONDS.get(kind),
+                    }
+                    for kind, what in KINDS.items()
+                ]
+            )
         )
 
     @staticmethod
@@ -248,7 +251,7 @@ class Faults:
         frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
         for column in ("id", "times", "fired", "left"):
             frame[column] = frame[column].astype("Int64")
-        return frame
+        return as_table(frame)
 
     def history(self, claim: Claim | str) -> pd.DataFrame:
         """What the services did for a claim, in order: each attempt of its workflow, each step
@@ -261,12 +264,12 @@ class Faults:
         """
         events = self.session.fault_store.events(claim_ids(claim)[0])
         if not events:
-            return pd.DataFrame(columns=HISTORY_COLUMNS)
+            return as_table(pd.DataFrame(columns=HISTORY_COLUMNS))
         start = events[0]["at"]
         frame = pd.DataFrame(events)
         frame["t_s"] = (frame["at"] - start).round(3)
         frame["call"] = frame["call"].astype("Int64")
-        return frame[HISTORY_COLUMNS]
+        return as_table(frame[HISTORY_COLUMNS])
 
     def attempts(self, claim: Claim | str) -> Attempts:
         """How often Restate tried the claim, its last failure, and each attempt the services
@@ -308,7 +311,7 @@ class Faults:
             frame = self.session.ledger_store.attempts(claim_id)
             frame.insert(0, "claim_id", claim_id)
             frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        return as_table(pd.concat(frames, ignore_index=True))
 
     def panel(self, **options: Any) -> FaultPanel:
         """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,

@@ -1,5 +1,7 @@
 """DataFrames built from what the clients return: pure functions, no I/O.
 
+- `Table`: the DataFrame the helpers return: all of pandas, shown in a notebook as a table that
+  reads well (`workbench.widgets.tables.frame_html`); `as_table(frame)` makes one;
 - `observations_frame(items)`: Langfuse observations, one row each, with retries marked;
 - `score_rows(items)`: Langfuse scores;
 - `journal_frame(rows)`: a Restate journal (`sys_journal` rows), one row per entry, decoded;
@@ -24,6 +26,8 @@ __all__ = [
     "JOURNAL_COLUMNS",
     "OBSERVATION_COLUMNS",
     "SCORE_BASE_COLUMNS",
+    "Table",
+    "as_table",
     "epoch_s",
     "is_restate_span",
     "journal_frame",
@@ -60,6 +64,31 @@ OBSERVATION_COLUMNS = [
     "metadata",
 ]
 _RESTATE_NAME = re.compile(r"^(ingress |invocation-)")
+
+
+class Table(pd.DataFrame):
+    """A DataFrame as the helpers return it: everything pandas does, and a notebook display
+    that reads well: missing values blank (no NaN, `<NA>` or None), text in full and
+    left-aligned, numbers right-aligned, no 0..n-1 index (`frame_html`). Frames made from it
+    (`query`, `head`, `set_index`, `groupby(...).agg`, `pd.concat`) are Tables too."""
+
+    @property
+    def _constructor(self) -> type[Table]:
+        return Table
+
+    def _repr_html_(self) -> str | None:
+        from .widgets.tables import frame_html
+
+        return frame_html(self)
+
+
+def as_table(frame: pd.DataFrame) -> Table:
+    """`frame` as a Table (its data shared, its `attrs` kept)."""
+    if isinstance(frame, Table):
+        return frame
+    table = Table(frame)
+    table.attrs = dict(frame.attrs)
+    return table
 
 
 # -- observations -----------------------------------------------------------------------------
@@ -145,7 +174,7 @@ def observations_frame(items: Iterable[Any], io: bool = False) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     frame = frame.sort_values(["trace_id", "start", "end"], kind="stable").reset_index(drop=True)
     frame = mark_retries(frame)
-    return frame[OBSERVATION_COLUMNS + extra]
+    return as_table(frame[OBSERVATION_COLUMNS + extra])
 
 
 # -- scores -----------------------------------------------------------------------------------
@@ -196,7 +225,7 @@ def score_rows(items: Iterable[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=SCORE_BASE_COLUMNS)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
-    return frame
+    return as_table(frame)
 
 
 # -- journals ---------------------------------------------------------------------------------
@@ -258,7 +287,7 @@ def journal_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         }
         for row in rows
     ]
-    return pd.DataFrame(out, columns=JOURNAL_COLUMNS)
+    return as_table(pd.DataFrame(out, columns=JOURNAL_COLUMNS))
 
 
 def _bytes_text(value: Any) -> str | None:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .clients.langfuse import describe_error
 from .errors import LangfuseError, PromptError, PromptNotFoundError
+from .frames import as_table
 from .session import Session, module_namespace, resolve
 
 if TYPE_CHECKING:
@@ -399,7 +400,7 @@ class Prompts:
                 )
         frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
         frame["created"] = pd.to_datetime(frame["created"], utc=True)
-        return frame
+        return as_table(frame)
 
     def labels(self, name: str | None = None) -> dict[str, builtins.list[str]]:
         """Each label and the prompt versions that carry it: {"production": ["claim-analyst v1"]}.

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .claims import ClaimsLike
 from .errors import ScoresTimeoutError
-from .frames import SCORE_BASE_COLUMNS, is_restate_span, score_rows
+from .frames import SCORE_BASE_COLUMNS, as_table, is_restate_span, score_rows
 from .session import Session, module_namespace, resolve
 from .traces import check_trace_id, trace_ids_of
 
@@ -111,7 +111,7 @@ class Scores:
         frame = score_rows(found)
         if frame.empty:
             empty = pd.DataFrame(columns=SCORE_COLUMNS)
-            return empty.astype({"value": "float64", "prompt_version": "Int64"})
+            return as_table(empty.astype({"value": "float64", "prompt_version": "Int64"}))
         frame = self._join(frame, prompt) if join else _from_metadata(frame, prompt)
         frame["prompt_version"] = pd.to_numeric(frame["prompt_version"]).astype("Int64")
         frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

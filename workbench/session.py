@@ -187,8 +187,9 @@ class Session:
             >>> session.ledger(batch)["amount_eur"].sum()
         """
         from .claims import claim_ids
+        from .frames import as_table
 
-        return self.ledger_store.payments(None if claims is None else claim_ids(claims))
+        return as_table(self.ledger_store.payments(None if claims is None else claim_ids(claims)))
 
     # -- the stack -----------------------------------------------------------------------------
     def _require_stack(self) -> Stack:
@@ -201,15 +202,19 @@ class Session:
 
     def status(self) -> pd.DataFrame:
         """One row per process: name, state, pid, port, url, uptime, restarts, log."""
-        if self.stack is not None:
-            return self.stack.status()
         import pandas as pd
 
-        return pd.DataFrame(
-            [
-                {"name": "restate", "state": "EXTERNAL", "url": self.endpoints.ingress_url},
-                {"name": "langfuse", "state": "EXTERNAL", "url": self.endpoints.langfuse_url},
-            ]
+        from .frames import as_table
+
+        if self.stack is not None:
+            return as_table(self.stack.status())
+        return as_table(
+            pd.DataFrame(
+                [
+                    {"name": "restate", "state": "EXTERNAL", "url": self.endpoints.ingress_url},
+                    {"name": "langfuse", "state": "EXTERNAL", "url": self.endpoints.langfuse_url},
+                ]
+            )
         )
 
     @property

@@ -331,6 +331,9 @@ _RUN_ALL_DONE = """panel => {
 _WIDGETS_SETTLED = """panel => [...panel.querySelectorAll('.jp-OutputArea-output')].every(out =>
     !/Loading widget/.test(out.textContent || ''))"""
 
+_SCROLL_TO = (
+    "(e, top) => { e.scrollTop = top; return [e.scrollTop, e.scrollHeight - e.clientHeight]; }"
+)
 _NEXT_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
@@ -475,19 +478,29 @@ class Notebook:
         self._wait_ran(index, timeout_s)
         return self.cells()[index]
 
+    def save(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Save (Ctrl+S, into the lab's copy), wait until the tab is no longer dirty, and return
+        the notebook as saved."""
+        self.panel.locator(".jp-Notebook").click(position={"x": 5, "y": 5})  # focus, no edit
+        self.page.keyboard.press("Control+s")
+        tab = self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current")
+        from playwright.sync_api import expect
+
+        expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"), timeout=timeout_s * 1000)
+        return json.loads(self.path.read_text())
+
     def count(self) -> int:
         return self.panel.locator(".jp-Notebook .jp-Cell").count()
 
-    def screenshots(self, take: Callable[[Any, str], Path], stem: str) -> list[Path]:
-        """Screenshots of the whole notebook, one per screen, top to bottom."""
+    def screenshots(self, take: Callable[[Any, str], Path], name: str) -> list[Path]:
+        """Screenshots of the whole notebook, one per screen (overlapping a little), top to
+        bottom."""
         scroller = self.panel.locator(".jp-WindowedPanel-outer")
-        height = scroller.evaluate("e => e.scrollHeight")
-        step = max(scroller.evaluate("e => e.clientHeight") - 40, 200)
         paths, top = [], 0
         while True:
-            scroller.evaluate(f"e => {{ e.scrollTop = {top}; }}")
+            top, bottom = scroller.evaluate(_SCROLL_TO, top)
             self.page.evaluate(_NEXT_FRAMES)  # what scrolled in is painted
-            paths.append(take(self.page, f"{stem}-{len(paths) + 1:02d}"))
-            top += step
-            if top >= height - 40:
+            paths.append(take(self.page, name))
+            if top >= bottom:
                 return paths
+            top += max(scroller.evaluate("e => e.clientHeight") - 60, 200)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import textwrap
 import threading
 import time
 import traceback
@@ -30,7 +31,7 @@ from ..evidence import aattempts, aresumption_report
 from ..faults import SECONDS_KINDS, Fault, Faults
 from ..frames import journal_frame
 from ..session import Session
-from .tables import note, table
+from .tables import STYLE, WIDGET_CLASS, note, table
 
 NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
@@ -59,13 +60,19 @@ class FaultPanel:
         self._lock = threading.Lock()
 
         options = [
-            (f"{s.id}: {s.status_v1}, {s.notes or s.file}"[:70], s.id) for s in samples.pick()
+            (textwrap.shorten(f"{s.id}: {s.status_v1}, {s.notes or s.file}", 90), s.id)
+            for s in samples.pick()
         ]
         first_paid = samples.pick(status="paid")[0].id
         self.source = widgets.ToggleButtons(
             options=[("sample claim", "sample"), ("new claim", "new")], value="sample"
         )
-        self.sample = widgets.Dropdown(options=options, value=first_paid, description="sample")
+        self.sample = widgets.Dropdown(
+            options=options,
+            value=first_paid,
+            description="sample",
+            layout=widgets.Layout(width="640px"),
+        )
         self.document = widgets.Textarea(
             placeholder="Customer ID: C-1001\nAmount: 120 EUR\nCategory: pharmacy\n...",
             description="document",
@@ -118,7 +125,7 @@ class FaultPanel:
         heading = "<h4 style='margin:4px 0'>{}</h4>".format
         self.widget = widgets.VBox(
             [
-                widgets.HTML(heading("1 · Claim and fault")),
+                widgets.HTML(STYLE + heading("1 · Claim and fault")),
                 widgets.HBox([self.source, self.sample]),
                 self.document,
                 widgets.HBox([self.step, self.kind]),
@@ -144,6 +151,7 @@ class FaultPanel:
                 self.evidence,
             ]
         )
+        self.widget.add_class(WIDGET_CLASS)
 
     # -- display ---------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -222,6 +230,8 @@ class FaultPanel:
         started = time.monotonic()
         claims = AsyncClaims(self.session)
         submitted = await claims.submit(request, claim_id, wait=False, faults=faults)
+        what = ", ".join(map(str, faults)) or "no fault"
+        self.message.value = note(f"Submitted {claim_id} with {what}.")
         invocation_id = submitted.invocation_id
         while True:
             claim = await self._snapshot(claim_id, invocation_id, started)
@@ -268,14 +278,13 @@ class FaultPanel:
         return claim
 
     async def _finish(self, claim: Claim, elapsed_s: float) -> None:
-        outcome = claim.outcome
         color = {"paid": "#070", "rejected": "#555", names.AWAITING_REVIEW: "#b60"}.get(
             claim.status, "#b00"
         )
-        text = repr(outcome) if outcome is not None else f"{claim.id}: {claim.status}"
         self.outcome.value = (
-            f"<b style='color:{color}'>{html.escape(text)}</b>"
-            f"<br>{note(f'{claim.status} after {elapsed_s:.1f} s')}"
+            f"<b style='color:{color}'>{html.escape(claim.status.upper())}</b> "
+            f"<b>{html.escape(claim.id)}</b> · {note(f'{claim.status} after {elapsed_s:.1f} s')}"
+            + table(_outcome_rows(claim))
         )
         self.report = await aresumption_report(self.session, claim.id)
         payments = self.session.ledger_store.attempts(claim.id)
@@ -331,3 +340,12 @@ class FaultPanel:
                 self.processes.value = note(f"status unavailable: {e}", "#b00")
                 return
             self.processes.value = table(frame)
+
+
+def _outcome_rows(claim: Claim) -> pd.DataFrame:
+    """The claim's outcome as field/value rows (what `Claim`'s table shows in a notebook)."""
+    fields = {k: v for k, v in claim.row().items() if k not in ("id", "status") and v is not None}
+    if claim.outcome is not None and claim.outcome.prompt_versions:
+        versions = sorted(claim.outcome.prompt_versions.items())
+        fields["prompts"] = ", ".join(f"{name} v{version}" for name, version in versions)
+    return pd.DataFrame({"field": list(fields), "value": [str(v) for v in fields.values()]})
