@@ -45,6 +45,8 @@ SETTINGS = {
         "checkForUpdates": False,
     },
 }
+PAGE_CONFIG = {"buildCheck": False, "buildAvailable": False}
+"""No "a build is needed" check at each page load: the extensions are prebuilt (ipywidgets')."""
 
 
 def widget_repr() -> re.Pattern[str]:
@@ -109,6 +111,7 @@ class JupyterLab:
             f"--LabApp.user_settings_dir={self.state / 'settings'}",
             f"--LabApp.workspaces_dir={self.state / 'workspaces'}",
             "--LabApp.extension_manager=readonly",  # no PyPI look-ups from a closed network
+            "--ServerApp.jpserver_extensions=jupyter_lsp=False",  # no language server here
         ]
         if os.geteuid() == 0:
             command.append("--allow-root")  # CI containers run as root
@@ -120,9 +123,15 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         (self.state / "workspaces").mkdir(parents=True, exist_ok=True)
+        labconfig = self.state / "config" / "labconfig"
+        labconfig.mkdir(parents=True, exist_ok=True)
+        (labconfig / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
         env = {
             **os.environ,  # WORKBENCH_HOME (the root conftest's) reaches the kernels
             "JUPYTER_RUNTIME_DIR": str(self.state / "runtime"),
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(
+                [str(self.state / "config"), os.environ.get("JUPYTER_CONFIG_PATH", "")]
+            ).rstrip(os.pathsep),
             "PATH": os.pathsep.join([str(Path(self.python).parent), os.environ.get("PATH", "")]),
         }
         with open(self.log_path, "wb") as log:
@@ -331,9 +340,14 @@ _RUN_ALL_DONE = """panel => {
 _WIDGETS_SETTLED = """panel => [...panel.querySelectorAll('.jp-OutputArea-output')].every(out =>
     !/Loading widget/.test(out.textContent || ''))"""
 
-_SCROLL_TO = (
-    "(e, top) => { e.scrollTop = top; return [e.scrollTop, e.scrollHeight - e.clientHeight]; }"
-)
+_SCROLL_TO = """(e, top) => {
+    e.scrollTop = top;
+    const cells = e.querySelectorAll('.jp-Cell');
+    const last = cells[cells.length - 1];
+    const end = last ? last.getBoundingClientRect().bottom - e.getBoundingClientRect().top
+        + e.scrollTop : e.scrollHeight;
+    return [e.scrollTop, e.clientHeight, Math.min(end + 20, e.scrollHeight)];
+}"""
 _NEXT_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
@@ -481,7 +495,7 @@ class Notebook:
     def save(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Save (Ctrl+S, into the lab's copy), wait until the tab is no longer dirty, and return
         the notebook as saved."""
-        self.panel.locator(".jp-Notebook").click(position={"x": 5, "y": 5})  # focus, no edit
+        self.page.keyboard.press("Escape")  # command mode (no editor keeps the keys)
         self.page.keyboard.press("Control+s")
         tab = self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current")
         from playwright.sync_api import expect
@@ -494,13 +508,13 @@ class Notebook:
 
     def screenshots(self, take: Callable[[Any, str], Path], name: str) -> list[Path]:
         """Screenshots of the whole notebook, one per screen (overlapping a little), top to
-        bottom."""
+        bottom, down to its last cell."""
         scroller = self.panel.locator(".jp-WindowedPanel-outer")
         paths, top = [], 0
         while True:
-            top, bottom = scroller.evaluate(_SCROLL_TO, top)
+            top, height, end = scroller.evaluate(_SCROLL_TO, top)
             self.page.evaluate(_NEXT_FRAMES)  # what scrolled in is painted
             paths.append(take(self.page, name))
-            if top >= bottom:
+            if top + height >= end:
                 return paths
-            top += max(scroller.evaluate("e => e.clientHeight") - 60, 200)
+            top += max(height - 60, 200)
