@@ -289,7 +289,7 @@ class CellView:
                 found.append(f"{self.head}: tagged {RAISES} but showed no error")
         else:
             shows = "shows an error or stderr block"
-            found += [f"{self.head}: {shows}: {_cut(o.text)}" for o in stderr]
+            found += [f"{self.head}: {shows}: {_cut(o.text, tail=True)}" for o in stderr]
         for output in self.outputs:
             if output.mime == "widget":
                 if not output.widgets or WIDGET_ERROR.search(output.text):
@@ -303,9 +303,13 @@ class CellView:
         return found
 
 
-def _cut(text: str, limit: int = 600) -> str:
+def _cut(text: str, limit: int = 600, *, tail: bool = False) -> str:
+    """`text` on one line, at most `limit` characters: its start, or its end (`tail`: where a
+    traceback says what was raised)."""
     text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    return "..." + text[3 - limit :] if tail else text[: limit - 3] + "..."
 
 
 # -- a notebook in a page -----------------------------------------------------------------------
