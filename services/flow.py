@@ -73,9 +73,9 @@ def _missing(claim: ClaimData) -> list[str]:
     return missing
 
 
-async def _fetch_prompts(label: str) -> PromptSet:
+async def _fetch_prompts(label: str, versions: dict[str, int]) -> PromptSet:
     try:
-        return await step("fetch prompts", prompt_set, label)
+        return await step("fetch prompts", prompt_set, label, versions)
     except (UnknownPromptLabelError, TerminalError) as e:
         raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
 
@@ -116,7 +116,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
     prompts: PromptSet | None = None
     try:
         env.set_step("fetch prompts")
-        prompts = await _fetch_prompts(request.prompt_label)
+        prompts = await _fetch_prompts(request.prompt_label, request.prompt_versions)
         base["prompt_versions"] = prompts.versions()
 
         env.set_step("parse")

@@ -6,6 +6,7 @@ Steps, as the journal names them: fetch prompts -> parse (call LLM) -> convert t
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -41,8 +42,9 @@ claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_
 class DurableEnv:
     """Runs the claim's steps with Restate's durability."""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
+    def __init__(self, ctx: WorkflowContext, request: ClaimRequest | None = None) -> None:
         self.ctx = ctx
+        self.request = request
 
     def trace_id(self) -> str | None:
         # the same on every attempt (only the span id changes), so replays send the same payload
@@ -55,6 +57,21 @@ class DurableEnv:
         self.ctx.set(names.STEP_KEY, name)
 
     async def await_review(self) -> Review:
+        request = self.request
+        if request is not None and request.review_policy is not None:  # an experiment's policy
+            approved = request.review_policy == "approve"
+            return Review(
+                approved=approved,
+                reviewer=f"experiment {request.experiment or ''}".strip(),
+                note=f"the experiment's review policy ({request.review_policy})",
+            )
+        if request is not None and request.experiment:  # it frees the claim's slot meanwhile
+            self.ctx.generic_send(
+                names.EXPERIMENT,
+                names.ITEM_WAITING,
+                json.dumps(self.ctx.key()).encode(),
+                key=request.experiment,
+            )
         return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
 
     def send_evaluation(self, request: EvaluationRequest) -> None:
@@ -63,7 +80,7 @@ class DurableEnv:
 
 @claim_workflow.main()
 async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
-    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
+    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx, request))
     ctx.set(names.OUTCOME_KEY, outcome)
     return outcome
 

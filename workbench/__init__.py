@@ -8,7 +8,8 @@
     wb.faults.panel()
 
 The helpers are grouped by what they work on: `wb.claims`, `wb.samples`, `wb.traces`,
-`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, and `wb.aio` (async twins). Each uses
+`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, `wb.experiments`, and `wb.aio` (async
+twins). Each uses
 the current session (the one `start()` returned); `Session` objects have the same namespaces for
 code that wants its own. Everything runs offline by default (embedded model, embedded Langfuse,
 the real Restate server); arguments of `start()` or environment variables point the same code at
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import claims, deployments, faults, prompts, samples, scores, traces
+from . import claims, deployments, experiments, faults, prompts, samples, scores, traces
 from .claims import Claim, ClaimBatch
 from .errors import (
     ClaimError,
@@ -29,6 +30,10 @@ from .errors import (
     ClaimTimeoutError,
     DeploymentInUseError,
     DeploymentNotFoundError,
+    ExperimentError,
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    ExperimentTimeoutError,
     LangfuseError,
     NoSessionError,
     PromptError,
@@ -40,6 +45,7 @@ from .errors import (
     UnknownPromptLabelError,
     WorkbenchError,
 )
+from .experiments import Comparison, Experiment
 from .faults import Fault
 from .samples import Sample
 from .session import Aio, Session, current
@@ -52,8 +58,14 @@ __all__ = [
     "ClaimNotFoundError",
     "ClaimStateError",
     "ClaimTimeoutError",
+    "Comparison",
     "DeploymentInUseError",
     "DeploymentNotFoundError",
+    "Experiment",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
     "Fault",
     "LangfuseError",
     "NoSessionError",
@@ -73,6 +85,7 @@ __all__ = [
     "claims",
     "current",
     "deployments",
+    "experiments",
     "faults",
     "ledger",
     "prompts",

@@ -16,6 +16,10 @@ __all__ = [
     "ClaimTimeoutError",
     "DeploymentInUseError",
     "DeploymentNotFoundError",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
     "LangfuseError",
     "NoSessionError",
     "PromptError",
@@ -93,3 +97,21 @@ class DeploymentInUseError(WorkbenchError, RuntimeError):
 
 class DeploymentNotFoundError(WorkbenchError, LookupError):
     """No deployment runs that version; the message lists the versions there are."""
+
+
+class ExperimentError(WorkbenchError, RuntimeError):
+    """An experiment cannot start, failed, or is not in a state that allows the operation; the
+    message says why and what to do."""
+
+
+class ExperimentExistsError(ExperimentError, ValueError):
+    """An experiment of that name exists with other documents, variants or settings: its name
+    stays taken (Restate keeps a finished experiment); run under a new name."""
+
+
+class ExperimentNotFoundError(ExperimentError, LookupError):
+    """No experiment of that name was started on this Restate server."""
+
+
+class ExperimentTimeoutError(ExperimentError, TimeoutError):
+    """An experiment (or its scores) did not finish in time; the message says where it stands."""

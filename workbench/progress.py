@@ -81,6 +81,28 @@ class Progress:
                 self._send()
                 self._last_sent = now
 
+    def set(self, done: int, counts: dict[str, int] | None = None) -> None:
+        """Show `done` items (and these counts by label) now: for work whose progress is read
+        rather than counted (an experiment running in Restate)."""
+        with self._lock:
+            step = done - self.done
+            self.done = done
+            if counts is not None:
+                self.counts = Counter(counts)
+            if not self.enabled:
+                return
+            if self._tqdm is not None:
+                self._tqdm.total = self.total
+                self._tqdm.update(step)
+                self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
+                return
+            now = time.monotonic()
+            if self._handle is not None and (
+                now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
+            ):
+                self._send()
+                self._last_sent = now
+
     def _send(self) -> None:
         from IPython.display import HTML
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from .claims import AsyncClaims, Claims
     from .deployments import Deployments
+    from .experiments import Experiments
     from .faults import Faults
     from .prompts import Prompts
     from .scores import Scores
@@ -99,7 +100,7 @@ class Session:
     Attributes: `stack` (the `workbench.stack.Stack`, None when attached to endpoints only),
     `home` (where plans, the ledger and logs live), `endpoints`, the clients `restate`,
     `langfuse`, `fault_store`, `ledger_store`, and the namespaces `claims`, `traces`, `scores`,
-    `prompts`, `faults`, `deployments` and `aio` (async twins).
+    `prompts`, `faults`, `deployments`, `experiments` and `aio` (async twins).
 
     Example:
         >>> session = workbench.start()
@@ -174,6 +175,12 @@ class Session:
         from .deployments import Deployments
 
         return Deployments(self)
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        from .experiments import Experiments
+
+        return Experiments(self)
 
     @cached_property
     def aio(self) -> Aio:

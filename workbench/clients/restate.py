@@ -188,6 +188,7 @@ class RestateClient:
         service: str | None = None,
         key: str | None = None,
         keys: list[str] | None = None,
+        key_prefix: str | None = None,
         handler: str | None = None,
         unfinished: bool = False,
         limit: int | None = None,
@@ -198,6 +199,8 @@ class RestateClient:
             where.append(f"target_service_name = {sql_literal(service)}")
         if key is not None:
             where.append(f"target_service_key = {sql_literal(key)}")
+        if key_prefix is not None:
+            where.append(f"starts_with(target_service_key, {sql_literal(key_prefix)})")
         if keys is not None:
             if not keys:
                 return []
@@ -213,6 +216,49 @@ class RestateClient:
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return await self.sql(query)
+
+    async def state(
+        self,
+        service: str,
+        *,
+        key: str | None = None,
+        keys: list[str] | None = None,
+        key_prefix: str | None = None,
+        names: list[str] | None = None,
+        name_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """K/V state rows (`service_key`, `key`, `value_utf8`: the value's JSON) of a virtual
+        object or workflow, for one key, some keys, or the keys starting with a prefix; only the
+        state `names` (or those starting with `name_prefix`) when given. One query, nothing run
+        in the services."""
+        where = [f"service_name = {sql_literal(service)}"]
+        if key is not None:
+            where.append(f"service_key = {sql_literal(key)}")
+        if keys is not None:
+            if not keys:
+                return []
+            where.append(f"service_key IN ({', '.join(map(sql_literal, keys))})")
+        if key_prefix is not None:
+            where.append(f"starts_with(service_key, {sql_literal(key_prefix)})")
+        if names is not None:
+            if not names:
+                return []
+            where.append(f"key IN ({', '.join(map(sql_literal, names))})")
+        if name_prefix is not None:
+            where.append(f"starts_with(key, {sql_literal(name_prefix)})")
+        return await self.sql(
+            f"SELECT service_key, key, value_utf8 FROM state WHERE {' AND '.join(where)}"
+        )
+
+    async def state_counts(self, service: str, name_prefix: str) -> dict[str, int]:
+        """How many state entries whose name starts with `name_prefix` each key of `service`
+        holds (e.g. the items each experiment kept)."""
+        rows = await self.sql(
+            f"SELECT service_key, COUNT(*) AS n FROM state WHERE service_name = "
+            f"{sql_literal(service)} AND starts_with(key, {sql_literal(name_prefix)}) "
+            "GROUP BY service_key"
+        )
+        return {str(row["service_key"]): int(row["n"]) for row in rows}
 
     async def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         """The journal of an invocation (`sys_journal` rows, in order)."""
