@@ -352,7 +352,7 @@ class RejudgeSummary(BaseModel):
     failed: dict[str, str]
 
 
-@rejudge_workflow.main(workflow_retention=EXPERIMENT_RETENTION, state_preload=False)
+@rejudge_workflow.main(name=names.RUN, workflow_retention=EXPERIMENT_RETENTION, state_preload=False)
 async def rejudge_all(ctx: WorkflowContext, batch: RejudgeBatch) -> RejudgeSummary:
     """Every claim of `batch` scored again by judge prompt `judge_version` (the judge object's
     `rejudge`: one model call per claim, never two under one version), `concurrency` at a time.

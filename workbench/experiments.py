@@ -373,9 +373,13 @@ class ExperimentProgress:
 
     @property
     def stalled(self) -> bool:
-        """Nothing runs: what is left waits for a human or was paused by Restate."""
-        busy = sum(self.counts.get(s, 0) for s in (RUNNING, RETRYING, NOT_STARTED))
-        return not self.finished and busy == 0 and self.state != "pending"
+        """Nothing runs: what is left waits for a human, or Restate paused it (the claims or the
+        experiment itself)."""
+        if self.state == PAUSED:
+            return True
+        busy = sum(self.counts.get(s, 0) for s in (RUNNING, RETRYING))
+        blocked = sum(self.counts.get(s, 0) for s in (PAUSED, WAITING))
+        return not self.finished and self.state != "pending" and busy == 0 and blocked > 0
 
     def label(self) -> str:
         shown = [f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda x: -x[1]) if n]
@@ -721,6 +725,32 @@ class Experiment:
         progress, items = run_sync(self._aprogress())
         self._sync_quietly(items)
         return progress
+
+    def resume(self) -> int:
+        """Resume what Restate paused of this experiment (after failing for longer than its
+        retry policy allows: a stack down for long, an outage): the workflow, its claims, their
+        judges and re-judgings. Returns how many invocations were resumed. Attaching with
+        `wb.experiments.run` does it too.
+
+        Example:
+            >>> exp.resume()
+            3
+        """
+        return run_sync(self._aresume())
+
+    async def _aresume(self) -> int:
+        restate = self.session.restate
+        prefix = f"{self.name}:"
+        found = [
+            *await restate.invocations(service=names.EXPERIMENT, key=self.name, unfinished=True),
+            *await restate.invocations(service=names.WORKFLOW, key_prefix=prefix, unfinished=True),
+            *await restate.invocations(service=names.JUDGE, key_prefix=prefix, unfinished=True),
+            *await restate.invocations(service=names.REJUDGE, key_prefix=prefix, unfinished=True),
+        ]
+        paused = [row["id"] for row in found if row["status"] == PAUSED]
+        for invocation_id in paused:
+            await restate.resume(invocation_id)
+        return len(paused)
 
     def wait(
         self,
@@ -1187,6 +1217,11 @@ def _check_deadline(
 
 def _stalled(now: ExperimentProgress) -> str:
     parts = []
+    if now.state == PAUSED:
+        parts.append(
+            f"Restate paused the experiment itself after it failed for long (last error: "
+            f"{now.error}): fix the cause, then exp.resume()"
+        )
     if now.counts.get(WAITING):
         parts.append(
             f"{now.counts[WAITING]} claims wait for a human (review='leave'): decide them with "
@@ -1195,7 +1230,7 @@ def _stalled(now: ExperimentProgress) -> str:
     if now.counts.get(PAUSED):
         parts.append(
             f"{now.counts[PAUSED]} claims were paused by Restate after failing for long: fix the "
-            'cause, then wb.claims.resume("all")'
+            "cause, then exp.resume()"
         )
     return f"Experiment {now.name!r}: nothing runs now. " + "; ".join(parts) + "."
 
@@ -1251,7 +1286,8 @@ def _check_prompt_versions(session: Session, versions: Mapping[str, int], what: 
 
 # -- the namespace -------------------------------------------------------------------------------
 class Experiments:
-    """Prompt experiments as durable workflows (`wb.experiments`): `run`, `get`, `list`."""
+    """Prompt experiments as durable workflows (`wb.experiments`): `run`, `get`, `list`,
+    `new_name`."""
 
     def __init__(self, session: Session | None = None) -> None:
         self._bound = session
@@ -1261,7 +1297,7 @@ class Experiments:
         return resolve(self._bound)
 
     def __repr__(self) -> str:
-        return "<wb.experiments: run, get, list>"
+        return "<wb.experiments: run, get, list, new_name>"
 
     def run(
         self,
@@ -1332,8 +1368,10 @@ class Experiments:
         state = run_sync(exp._state())
         if names.DEFINITION_KEY not in state and run_sync(
             session.restate.invocation(names.EXPERIMENT, name, names.RUN)
-        ):
-            return exp  # accepted a moment ago, not started yet: the same experiment
+        ):  # accepted a moment ago: compare once it has started
+            state = self._started_state(exp)
+            if names.DEFINITION_KEY not in state:
+                return exp  # not started yet (the services are down?): it will start as sent
         if names.DEFINITION_KEY in state:
             exp._load(state)
             if exp.definition.fingerprint != request.fingerprint:
@@ -1343,6 +1381,9 @@ class Experiments:
                     "Restate keeps it: run under a new name, or attach with "
                     f"wb.experiments.get({name!r})."
                 )
+            resumed = exp.resume()
+            if resumed:
+                print(f"Experiment {name!r}: resumed {resumed} invocations Restate had paused.")
             exp._sync_quietly(run_sync(exp._items()))
             return exp
         self._validate(request)
@@ -1351,6 +1392,15 @@ class Experiments:
         body = request.model_dump_json()
         run_sync(session.restate.send(names.EXPERIMENT, name, names.RUN, body))
         return exp
+
+    @staticmethod
+    def _started_state(exp: Experiment, timeout_s: float = 10.0) -> dict[str, str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = run_sync(exp._state())
+            if names.DEFINITION_KEY in state or time.monotonic() > deadline:
+                return state
+            time.sleep(0.1)
 
     def _validate(self, request: ExperimentRequest) -> None:
         """Every label and pinned version exists, before anything is sent (the workflow would
@@ -1420,6 +1470,18 @@ class Experiments:
                 for doc in docs
             ],
         )
+
+    @staticmethod
+    def new_name(prefix: str = "experiment") -> str:
+        """A fresh experiment name such as `receipts-3f9a0c` (names are single-use while Restate
+        keeps an experiment; keep the name to attach again).
+
+        Example:
+            >>> name = wb.experiments.new_name("receipts")
+        """
+        import uuid
+
+        return names.check_part("experiment", f"{prefix}-{uuid.uuid4().hex[:6]}")
 
     def get(self, name: str) -> Experiment:
         """The experiment `name` (running or finished), by name alone: after a dead kernel or in

@@ -200,8 +200,8 @@ def _created(raw: Any) -> pd.Timestamp | None:
 
 
 class Prompts:
-    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, promote, diff,
-    labels, switcher."""
+    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, ensure, promote,
+    diff, labels, switcher."""
 
     def __init__(self, session: Session | None = None) -> None:
         self._bound = session
@@ -211,7 +211,7 @@ class Prompts:
         return resolve(self._bound)
 
     def __repr__(self) -> str:
-        return "<wb.prompts: list, get, create, promote, diff, labels, switcher>"
+        return "<wb.prompts: list, get, create, ensure, promote, diff, labels, switcher>"
 
     def _known_names(self) -> str:
         names = sorted(p.name for p in self.session.langfuse.prompt_metas())
@@ -311,6 +311,37 @@ class Prompts:
             ) from None
         _labels_moved(name)
         return _from_client(client)
+
+    def ensure(
+        self,
+        name: str,
+        text: str | Sequence[dict[str, Any]],
+        labels: Iterable[str] = (),
+        commit_message: str | None = None,
+    ) -> Prompt:
+        """The version of `name` whose text is exactly `text`, created (as `create` does) when no
+        version has it: a notebook run twice makes one version, not two. `labels` move to it
+        either way.
+
+        Example:
+            >>> v3 = wb.prompts.ensure("claim-analyst", text, commit_message="receipts from 50 EUR")
+            >>> v3.version
+            3
+        """
+        _check_name(name)
+        meta = self.session.langfuse.prompt_meta(name)
+        for version in sorted(meta.versions if meta is not None else [], reverse=True):
+            found = self.get(name, version=version)
+            if found.text == text:
+                wanted = [*dict.fromkeys([labels] if isinstance(labels, str) else labels)]
+                missing = [label for label in wanted if label not in found.labels]
+                if missing:
+                    kept = [label for label in found.labels if label != LATEST]
+                    self.session.langfuse.move_labels(name, version, [*kept, *missing])
+                    _labels_moved(name)
+                    found = self.get(name, version=version)
+                return found
+        return self.create(name, text, labels, commit_message)
 
     def promote(self, name: str, version: int, label: str = PRODUCTION) -> Prompt:
         """Move `label` to `version` of `name` (off the version that had it). New claims fetching
