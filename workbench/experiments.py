@@ -646,7 +646,12 @@ class Experiment:
         return self.definition.dataset
 
     def run_name(self, variant: str) -> str:
-        """The Langfuse dataset run of one variant."""
+        """The Langfuse dataset run of one variant.
+
+        Example:
+            >>> exp.run_name("v3")
+            'receipts:v3'
+        """
         return f"{self.name}:{variant}"
 
     def _not_found(self) -> str:

@@ -12,7 +12,7 @@ import pytest
 import workbench as wb
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-NAMESPACES = ["claims", "traces", "scores", "prompts", "faults", "deployments"]
+NAMESPACES = ["claims", "traces", "scores", "prompts", "faults", "deployments", "experiments"]
 
 
 def _api_table() -> list[str]:
@@ -49,6 +49,18 @@ def test_every_namespace_helper_documents_itself_with_an_example(namespace: str)
         if "Example:" not in (inspect.getdoc(member) or "")
     ]
     assert undocumented == [], f"wb.{namespace}: {undocumented} lack a docstring with an example"
+
+
+@pytest.mark.parametrize("cls", [wb.Experiment], ids=["Experiment"])
+def test_handles_document_their_methods_with_an_example(cls: type) -> None:
+    undocumented = [
+        name
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_")
+        and callable(member)
+        and "Example:" not in (inspect.getdoc(member) or "")
+    ]
+    assert undocumented == [], f"{cls.__name__}: {undocumented} lack a docstring with an example"
 
 
 @pytest.mark.parametrize("name", ["start", "stop", "submit_claim", "claim", "ledger"])
