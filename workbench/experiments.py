@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -52,7 +53,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from services import names
-from services.experiment import (
+from services.experiment_types import (
     ExperimentDefinition,
     ExperimentDocument,
     ExperimentItem,
@@ -654,6 +655,23 @@ class Experiment:
         """
         return f"{self.name}:{variant}"
 
+    def dataset_url(self) -> str:
+        """Where Langfuse (the embedded viewer, or a real Langfuse's UI) shows the experiment's
+        dataset with its runs side by side.
+
+        Example:
+            >>> exp.dataset_url()
+            'http://127.0.0.1:3000/project/local-workbench/datasets/6c59...'
+        """
+        session = self.session
+        if not session.has_langfuse or self.dataset is None:
+            raise ExperimentError(f"Experiment {self.name!r} has no Langfuse dataset.")
+        langfuse = session.langfuse
+        dataset = langfuse.dataset(self.dataset)
+        if dataset is None:
+            raise ExperimentError(f"Langfuse has no dataset {self.dataset!r} (deleted?).")
+        return f"{langfuse.url}/project/{langfuse.project_id()}/datasets/{dataset.id}"
+
     def _not_found(self) -> str:
         return (
             f"No experiment {self.name!r} on Restate at {self.session.restate.ingress_url}. "
@@ -970,7 +988,9 @@ class Experiment:
 
         return accuracy_bars(self.results(judge, tokens=False), ax=ax)
 
-    def to_csv(self, path: str | None = None, *, judge: int | None = None) -> str:
+    def to_csv(
+        self, path: str | os.PathLike[str] | None = None, *, judge: int | None = None
+    ) -> str:
         """The results as CSV: written to `path` (returned), or returned as text.
 
         Example:
@@ -981,7 +1001,7 @@ class Experiment:
         if path is None:
             return frame.to_csv(index=False)
         frame.to_csv(path, index=False)
-        return path
+        return str(path)
 
     # -- evidence ----------------------------------------------------------------------------------
     def evidence(self) -> pd.DataFrame:

@@ -14,13 +14,8 @@ import pandas as pd
 import pytest
 
 from services import names
-from services.experiment import (
-    ExperimentItem,
-    ExperimentRequest,
-    Variant,
-    plan,
-    resolve_variants,
-)
+from services.experiment import resolve_variants
+from services.experiment_types import ExperimentItem, ExperimentRequest, Variant, plan
 from services.models import ClaimOutcome, ClaimRequest, Review
 from services.prompts import prompt_set
 from services.workflow import DurableEnv

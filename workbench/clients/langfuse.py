@@ -248,6 +248,14 @@ class LangfuseClient:
         with self.guard(f"Moving labels {labels} to {name} v{version}"):
             self.api.prompt_version.update(quote(name, safe=""), version, new_labels=labels)
 
+    def project_id(self) -> str:
+        """The id of the project these keys belong to (for links into Langfuse's UI)."""
+        answer = self.get_json("/api/public/projects", "Reading the project")
+        projects = answer.get("data") or []
+        if not projects:
+            raise LangfuseError(f"Langfuse at {self.url} lists no project for these keys.")
+        return str(projects[0]["id"])
+
     # -- datasets and their runs ---------------------------------------------------------------
     def dataset(self, name: str) -> Any | None:
         """A dataset by name (the SDK's object), or None when there is none."""
