@@ -1416,6 +1416,7 @@ class Experiments:
             self._write_dataset(name, dataset, docs, request)
         body = request.model_dump_json()
         run_sync(session.restate.send(names.EXPERIMENT, name, names.RUN, body))
+        self._started_state(exp)  # a moment, so that the handle shows it running
         return exp
 
     @staticmethod
