@@ -589,6 +589,9 @@ class Experiment:
         self._versions: dict[str, dict[str, int]] | None = None
         self._linked: dict[str, set[tuple[str, str]]] | None = None
         self._span_runs = False
+        self._documents: list[ExperimentDocument] | None = None
+        """The documents' texts, when this handle was made by `run` (for the Langfuse dataset)."""
+        self._dataset_checked = False
         self._lock = threading.Lock()
 
     @property
@@ -1161,6 +1164,7 @@ class Experiment:
             items = run_sync(self._items())
         with self._lock:
             langfuse = session.langfuse
+            self._ensure_dataset()
             if self._linked is None:
                 linked: dict[str, set[tuple[str, str]]] = {}
                 for variant in definition.variants:
@@ -1183,6 +1187,41 @@ class Experiment:
                 self._linked[item.variant].add(link)
                 written += 1
             return written
+
+    def _ensure_dataset(self) -> None:
+        """The experiment's documents in its Langfuse dataset, written (idempotently, by item
+        id) when this handle has their texts and the dataset lacks some: an experiment started
+        while Langfuse was down gets its dataset once Langfuse answers."""
+        documents = self._documents
+        if documents is None or self._dataset_checked:
+            return
+        langfuse = self.session.langfuse
+        dataset = self.definition.dataset or self.name
+        present = (
+            {item.id for item in langfuse.dataset_items(dataset)}
+            if langfuse.dataset(dataset) is not None
+            else set()
+        )
+        if any(doc.dataset_item_id not in present for doc in documents):
+            langfuse.upsert_dataset(
+                dataset,
+                description=f"The {len(documents)} claim documents of experiment {self.name}, "
+                "with the outcome and fields expected of each.",
+                metadata={"experiment": self.name, "created_by": "workbench.experiments"},
+            )
+            langfuse.upsert_dataset_items(
+                dataset,
+                [
+                    {
+                        "id": doc.dataset_item_id,
+                        "input": doc.text,
+                        "expected_output": doc.expected,
+                        "metadata": {"document": doc.id, "experiment": self.name},
+                    }
+                    for doc in documents
+                ],
+            )
+        self._dataset_checked = True
 
     def _run_metadata(self, variant: str) -> dict[str, Any]:
         definition = self.definition
@@ -1409,11 +1448,24 @@ class Experiments:
             resumed = exp.resume()
             if resumed:
                 print(f"Experiment {name!r}: resumed {resumed} invocations Restate had paused.")
+            if not isinstance(documents, str):
+                exp._documents = docs
             exp._sync_quietly(run_sync(exp._items()))
             return exp
         self._validate(request)
-        if session.has_langfuse and not isinstance(documents, str):
-            self._write_dataset(name, dataset, docs, request)
+        if not isinstance(documents, str):
+            exp._documents = docs
+        if request.dataset is not None:
+            exp._definition = request.definition()
+            try:
+                with exp._lock:
+                    exp._ensure_dataset()
+            except LangfuseError as e:  # the experiment does not need Langfuse to run
+                print(
+                    f"Langfuse did not take the dataset yet ({e}); the experiment starts anyway "
+                    "and its dataset and runs are written when Langfuse answers "
+                    "(exp.sync_langfuse(), or any exp.wait/progress/results)."
+                )
         body = request.model_dump_json()
         run_sync(session.restate.send(names.EXPERIMENT, name, names.RUN, body))
         self._started_state(exp)  # a moment, so that the handle shows it running
@@ -1473,29 +1525,6 @@ class Experiments:
             raise ExperimentError(f"Langfuse dataset {dataset!r} has no active items.")
         out.sort(key=lambda d: d.id)
         return out
-
-    def _write_dataset(
-        self, name: str, dataset: str, docs: list[ExperimentDocument], request: ExperimentRequest
-    ) -> None:
-        langfuse = self.session.langfuse
-        langfuse.upsert_dataset(
-            dataset,
-            description=f"The {len(docs)} claim documents of experiment {name}, with the "
-            "outcome and fields expected of each.",
-            metadata={"experiment": name, "created_by": "workbench.experiments"},
-        )
-        langfuse.upsert_dataset_items(
-            dataset,
-            [
-                {
-                    "id": doc.dataset_item_id,
-                    "input": doc.text,
-                    "expected_output": doc.expected,
-                    "metadata": {"document": doc.id, "experiment": name},
-                }
-                for doc in docs
-            ],
-        )
 
     @staticmethod
     def new_name(prefix: str = "experiment") -> str:
