@@ -766,14 +766,17 @@ class Experiment:
 
     async def _aresume(self) -> int:
         restate = self.session.restate
-        prefix = f"{self.name}:"
-        found = [
-            *await restate.invocations(service=names.EXPERIMENT, key=self.name, unfinished=True),
-            *await restate.invocations(service=names.WORKFLOW, key_prefix=prefix, unfinished=True),
-            *await restate.invocations(service=names.JUDGE, key_prefix=prefix, unfinished=True),
-            *await restate.invocations(service=names.REJUDGE, key_prefix=prefix, unfinished=True),
+        rows = await restate.invocations(key_prefix=self.name, status=PAUSED)
+        ours = {names.EXPERIMENT, names.WORKFLOW, names.JUDGE, names.REJUDGE}
+        paused = [
+            row["id"]
+            for row in rows
+            if row["target_service_name"] in ours
+            and (
+                row["target_service_key"] == self.name
+                or str(row["target_service_key"]).startswith(f"{self.name}:")
+            )
         ]
-        paused = [row["id"] for row in found if row["status"] == PAUSED]
         for invocation_id in paused:
             await restate.resume(invocation_id)
         return len(paused)

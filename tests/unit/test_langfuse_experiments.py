@@ -107,3 +107,7 @@ def test_a_langfuse_without_the_run_items_api_is_told_apart(server) -> None:
     with pytest.raises(RunItemsUnsupportedError, match="has no dataset-run-items API"):
         client.link_run_item("exp:a", "d0", TRACES[0])
     client.close()
+
+
+def test_a_missing_dataset_is_none(client) -> None:
+    assert client.dataset("no/such/dataset") is None

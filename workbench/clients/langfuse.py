@@ -260,12 +260,18 @@ class LangfuseClient:
     def dataset(self, name: str) -> Any | None:
         """A dataset by name (the SDK's object), or None when there is none."""
         from langfuse.api import NotFoundError
+        from langfuse.api.core import ApiError
 
+        what = f"Reading dataset {name!r}"
         try:
-            with self.refused(f"Reading dataset {name!r}"):
+            with self.guard(what):
                 return self.api.datasets.get(quote(name, safe=""))
         except NotFoundError:
             return None
+        except ApiError as e:
+            raise LangfuseError(
+                f"{what}: Langfuse refused it (HTTP {e.status_code}): {describe_error(e)}"
+            ) from None
 
     def upsert_dataset(self, name: str, **fields: Any) -> Any:
         """Create the dataset `name`, or update the fields given (description, metadata)."""

@@ -191,6 +191,7 @@ class RestateClient:
         key_prefix: str | None = None,
         handler: str | None = None,
         unfinished: bool = False,
+        status: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """`sys_invocation` rows, newest first, filtered by target and state."""
@@ -209,6 +210,8 @@ class RestateClient:
             where.append(f"target_handler_name = {sql_literal(handler)}")
         if unfinished:
             where.append("status != 'completed'")
+        if status is not None:
+            where.append(f"status = {sql_literal(status)}")
         query = f"SELECT {', '.join(INVOCATION_COLUMNS)} FROM sys_invocation"
         if where:
             query += " WHERE " + " AND ".join(where)
