@@ -81,6 +81,7 @@ __all__ = [
     "start",
     "stop",
     "submit_claim",
+    "timeline",
     "traces",
 ]
 
@@ -197,6 +198,16 @@ def claim(claim: Claim | str) -> Claim:
     found = claims.get(claim)
     assert isinstance(found, Claim)
     return found
+
+
+def timeline(claim: Claim | str, *, live: bool = True) -> Any:
+    """One claim on one time axis, as a widget that refreshes while it runs: the shortcut for
+    `wb.claims.timeline` (journal, attempts, faults, review wait, trace, score).
+
+    Example:
+        >>> wb.timeline(c)
+    """
+    return claims.timeline(claim, live=live)
 
 
 def ledger(claims: Any = None) -> Any:

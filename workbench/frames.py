@@ -31,6 +31,8 @@ __all__ = [
     "mark_retries",
     "observations_frame",
     "score_rows",
+    "step_journal",
+    "timeline_frame",
 ]
 
 OBSERVATION_COLUMNS = [
@@ -302,3 +304,249 @@ def journaled_results(rows: Iterable[dict[str, Any]], model_step: str | None) ->
                 }
             )
     return results
+
+
+# -- the journal, one row per step -------------------------------------------------------------
+STEP_COLUMNS = ["index", "step", "kind", "result", "error", "at", "ms", "attempt"]
+_RESULT_CHARS = 120
+
+
+def _decoded(value: Any) -> Any:
+    """A journaled value (bytes as a list of ints) as JSON, or text, or None."""
+    text = _bytes_text(value)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _summary(value: Any) -> str:
+    """A short, readable digest of a journaled result."""
+    if isinstance(value, dict) and isinstance(value.get("output"), list):  # a model response
+        parts = []
+        for item in value["output"]:
+            if item.get("type") == "function_call":
+                parts.append(f"calls {item.get('name')}({item.get('arguments', '')})")
+            for content in item.get("content") or []:
+                if content.get("text"):
+                    parts.append(str(content["text"]))
+        text = "model: " + "; ".join(parts)
+    elif isinstance(value, dict) and {"parser", "analyst", "judge"} <= set(value):
+        text = ", ".join(f"{v.get('name')} v{v.get('version')}" for v in value.values())
+    elif isinstance(value, str | int | float | bool) or value is None:
+        text = "" if value is None else str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= _RESULT_CHARS else text[: _RESULT_CHARS - 1] + "\u2026"
+
+
+def _failure(result: dict[str, Any]) -> str:
+    failure = result.get("Failure")
+    if isinstance(failure, dict):
+        return f"[{failure.get('code', '')}] {failure.get('message', '')}".strip()
+    return str(failure)
+
+
+def step_journal(
+    rows: Iterable[dict[str, Any]], attempt_starts: Iterable[float] = ()
+) -> pd.DataFrame:
+    """A journal as one row per step: the step (a `ctx.run` by its name, a model call by the
+    step it was made in, the review promise, the judge send, the input and output), its kind,
+    its result (a short digest) or error, when it was recorded, how long it took, and which
+    attempt of the invocation recorded it (from the services' `attempt_starts`, epoch seconds;
+    NA without them). The state updates that mark the step are folded in, not shown."""
+    starts = sorted(attempt_starts)
+    steps: list[dict[str, Any]] = []
+    open_by_id: dict[Any, dict[str, Any]] = {}
+    current = ""
+
+    def add(index: Any, step: str, kind: str, at: float | None, **extra: Any) -> dict[str, Any]:
+        row = {"index": index, "step": step, "kind": kind, "result": "", "error": "", "at": at}
+        row.update(ms=None, done_at=at, **extra)
+        steps.append(row)
+        return row
+
+    for entry in rows:
+        try:
+            body = json.loads(entry.get("entry_json") or "{}")
+        except ValueError:
+            continue
+        at = epoch_s(entry.get("appended_at"))
+        command = body.get("Command") or {}
+        if "SetState" in command:
+            if command["SetState"].get("key") == names.STEP_KEY:
+                step = _decoded(command["SetState"].get("value"))
+                current = step if isinstance(step, str) else current
+            continue
+        if "Input" in command:
+            add(entry.get("index"), "input", "input", at)
+        elif "Run" in command:
+            name = command["Run"].get("name") or "run"
+            kind = "model call" if name == names.CALL_LLM else "step"
+            label = current or "model" if kind == "model call" else name
+            open_by_id[command["Run"].get("completion_id")] = add(
+                entry.get("index"), label, kind, at
+            )
+        elif "GetPromise" in command:
+            key = command["GetPromise"].get("key")
+            row = add(entry.get("index"), f"waiting for {key!r}", "promise", at)
+            open_by_id[command["GetPromise"].get("completion_id")] = row
+        elif "OneWayCall" in command:
+            target = (command["OneWayCall"].get("request") or command["OneWayCall"]).get(
+                "invocation_target"
+            ) or {}
+            inner = next(iter(target.values()), {}) if isinstance(target, dict) else {}
+            called = "/".join(str(inner.get(k)) for k in ("name", "key", "handler") if inner.get(k))
+            add(entry.get("index"), current or "send", "send", at, result=called)
+        elif "Output" in command:
+            result = command["Output"].get("result") or {}
+            row = add(entry.get("index"), "output", "output", at)
+            if "Success" in result:
+                outcome = _decoded(result["Success"])
+                status = outcome.get("status") if isinstance(outcome, dict) else outcome
+                row["result"] = _summary(status)
+            else:
+                row["error"] = _failure(result)
+        completion = (body.get("Notification") or {}).get("Completion") or {}
+        for done in completion.values():
+            row = open_by_id.pop(done.get("completion_id"), None)
+            if row is None or not isinstance(done.get("result"), dict):
+                continue
+            result = done["result"]
+            if "Success" in result:
+                row["result"] = _summary(_decoded(result["Success"]))
+            elif "Failure" in result:
+                row["error"] = _failure(result)
+            row["done_at"] = at
+            if at is not None and row["at"] is not None:
+                row["ms"] = round((at - row["at"]) * 1000.0, 1)
+    for row in steps:  # the attempt that recorded the result (a retry completes a step)
+        done = row.pop("done_at")
+        row["attempt"] = max(1, sum(t <= done for t in starts)) if starts and done else None
+    frame = pd.DataFrame(steps, columns=STEP_COLUMNS)
+    frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+    frame["ms"] = pd.to_numeric(frame["ms"]).astype("Float64")
+    frame["attempt"] = pd.to_numeric(frame["attempt"]).astype("Int64")
+    return frame
+
+
+# -- a claim on one time axis ------------------------------------------------------------------
+TIMELINE_COLUMNS = ["lane", "label", "start", "end", "status", "detail"]
+LANES = ("journal", "attempts", "faults", "review", "trace", "judge")
+"""The timeline's lanes, top to bottom: what Restate recorded, the workflow's attempts (one
+process each, a new pid after a crash), the faults that fired, the wait for a human, the spans
+and generations of the trace, and the judge's score."""
+
+
+def timeline_frame(
+    journal: pd.DataFrame,
+    events: list[dict[str, Any]],
+    observations: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    *,
+    now: float | None = None,
+) -> pd.DataFrame:
+    """Everything known about one claim as rows on one time axis (epoch seconds): the journal's
+    steps (`step_journal`), the services' records (attempts with their pids, faults, failures),
+    the trace's non-Restate spans and generations, and the judge's scores. `end` is None for an
+    instant; a step still open runs to `now`."""
+    rows: list[dict[str, Any]] = []
+    now = now if now is not None else max([e["at"] for e in events] + [0.0], default=0.0)
+
+    def row(lane: str, label: str, start: float, end: float | None, status: str, detail: str):
+        rows.append(
+            {
+                "lane": lane,
+                "label": label,
+                "start": start,
+                "end": end,
+                "status": status,
+                "detail": detail,
+            }
+        )
+
+    for step in journal.itertuples():
+        start = step.at.timestamp() if pd.notna(step.at) else None
+        if start is None:
+            continue
+        end = start + float(step.ms) / 1000.0 if pd.notna(step.ms) else None
+        status = "error" if step.error else "ok"
+        text = f"{step.kind}: {step.step}\n{step.error or step.result}"
+        if pd.notna(step.attempt):
+            text += f"\nrecorded by attempt {int(step.attempt)}"
+        if step.kind == "promise":
+            waiting = end is None
+            row(
+                "review",
+                "waiting for review",
+                start,
+                now if waiting else end,
+                "running" if waiting else "ok",
+                text,
+            )
+        else:
+            row("journal", str(step.step), start, end, status, text)
+    attempts = [e for e in events if e["event"] == "attempt"]
+    recorded = [r["start"] for r in rows] + [r["end"] for r in rows if r["end"]]
+    for i, attempt in enumerate(attempts):
+        failed = i + 1 < len(attempts)
+        end = attempts[i + 1]["at"] if failed else max([attempt["at"], *recorded])
+        why = [
+            f"{e['step']}: {e['kind'] or e['event']} {e['detail'] or ''}".strip()
+            for e in events
+            if e["event"] in ("fault", "failed") and attempt["at"] <= e["at"] < end + 1e-6
+        ]
+        detail = f"attempt {i + 1} in pid {attempt['pid']}"
+        if why:
+            detail += "\n" + "\n".join(why)
+        row(
+            "attempts",
+            f"attempt {i + 1} (pid {attempt['pid']})",
+            attempt["at"],
+            end,
+            "error" if failed else "ok",
+            detail,
+        )
+    for e in events:
+        if e["event"] in ("fault", "failed"):
+            what = e["kind"] or "failed"
+            row(
+                "faults",
+                f"{what} at {e['step']}",
+                e["at"],
+                None,
+                "error",
+                f"{e['event']}: {what} at {e['step']!r} ({e['detail'] or ''}), pid {e['pid']}",
+            )
+    if observations is not None and len(observations):
+        own = observations[~observations["restate"].astype(bool)]
+        for o in own.itertuples():
+            if pd.isna(o.start):
+                continue
+            start, end = o.start.timestamp(), (o.end.timestamp() if pd.notna(o.end) else None)
+            text = f"{o.type}: {o.name}"
+            if isinstance(o.model, str):
+                text += f"\nmodel {o.model}"
+            if pd.notna(o.total_tokens):
+                text += f", {int(o.input_tokens or 0)}\u2192{int(o.output_tokens or 0)} tokens"
+            if isinstance(o.prompt_name, str) and pd.notna(o.prompt_version):
+                text += f"\nprompt {o.prompt_name} v{int(o.prompt_version)}"
+            if isinstance(o.status_message, str) and o.status_message:
+                text += f"\n{o.status_message}"
+            status = "error" if o.level == "ERROR" else "ok"
+            row("trace", str(o.name), start, end, status, text)
+    if scores is not None and len(scores):
+        for s in scores.itertuples():
+            row(
+                "judge",
+                f"{s.name} {s.value:.2f}",
+                s.timestamp.timestamp(),
+                None,
+                "ok",
+                f"score {s.name} = {s.value:.2f}\n{s.comment or ''}",
+            )
+    frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    frame["lane"] = pd.Categorical(frame["lane"], categories=LANES, ordered=True)
+    return frame.sort_values(["lane", "start"], kind="stable").reset_index(drop=True)

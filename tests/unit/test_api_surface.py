@@ -51,7 +51,7 @@ def test_every_namespace_helper_documents_itself_with_an_example(namespace: str)
     assert undocumented == [], f"wb.{namespace}: {undocumented} lack a docstring with an example"
 
 
-@pytest.mark.parametrize("name", ["start", "stop", "submit_claim", "claim", "ledger"])
+@pytest.mark.parametrize("name", ["start", "stop", "submit_claim", "claim", "ledger", "timeline"])
 def test_shortcuts_document_themselves_with_an_example(name: str) -> None:
     assert "Example:" in (inspect.getdoc(getattr(wb, name)) or "")
 

@@ -28,12 +28,13 @@ from .. import samples
 from ..claims import AsyncClaims, Claim, new_claim_id
 from ..evidence import aattempts, aresumption_report
 from ..faults import SECONDS_KINDS, Fault, Faults
-from ..frames import journal_frame
+from ..frames import step_journal
 from ..session import Session
 from .tables import note, table
 
 NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
+JOURNAL_COLUMNS = ["step", "kind", "result", "error", "ms", "attempt"]
 PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
 
 
@@ -247,7 +248,13 @@ class FaultPanel:
             claim = await AsyncClaims(self.session).get(claim_id)
             attempts = await aattempts(self.session, claim_id)
             journal_id = claim.invocation_id or invocation_id
-            journal = journal_frame(await restate.journal(journal_id) if journal_id else [])
+            rows = await restate.journal(journal_id) if journal_id else []
+            starts = [
+                e["at"]
+                for e in self.session.fault_store.events(claim_id)
+                if e["event"] == "attempt"
+            ]
+            journal = step_journal(rows, starts)[JOURNAL_COLUMNS]
         except Exception as e:  # Restate killed and restarting: keep watching
             self.status.value = note(
                 f"{claim_id} · {elapsed:.1f} s · Restate does not answer ({type(e).__name__}); "
