@@ -148,8 +148,8 @@ def messages(text: str) -> list[str]:
 
 _CUSTOMER_LABEL = re.compile(
     rf"(?<![a-z])(?:{alternation(CUSTOMER_LABELS)})(?![a-z])"
-    r"(?P<sep>(?:[ \t]*(?:[:#=|/.\-]|n[°ºo]\.?|nr\.?|no\.?|num(?:ber|mer|ero)?\.?|id|is|ist|est"
-    r"|es|e|ref\.?|\.{2,}))*[ \t]*)"
+    r"(?P<sep>(?:[ \t]*(?:[:#=|/.\-]|(?:n[°ºo]\.?|nr\.?|no\.?|num(?:ber|mer|ero)?\.?|id|is|ist"
+    r"|est|es|e|ref\.?)(?=[\s:#]|$)))*[ \t]*)"
 )
 _ID_AFTER_LABEL = re.compile(
     r"(?P<gap>[ \t,(]*(?:[A-ZÀ-Þ][^\W\d_]*\.?[ \t,]+){0,3}\(?)"  # at most a name before the id
