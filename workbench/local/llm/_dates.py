@@ -128,20 +128,23 @@ def find_dates(folded: str, us_money: bool = False) -> list[FoundDate]:
     on lines that are not about the expense (e-mail headers, birth and due dates)."""
     order_month_first = month_first(folded, us_money)
     found: list[FoundDate] = []
-    offset = 0
-    for line in folded.splitlines(keepends=True):
-        if not NOT_EXPENSE_DATE.search(line):
-            labelled = SERVICE_LABEL.search(line) is not None
-            taken: list[tuple[int, int]] = []
-            for kind, regex in DATE_RES:
-                for m in regex.finditer(line):
-                    if any(a < m.end() and m.start() < b for a, b in taken):
-                        continue
-                    iso = _read(kind, m, order_month_first)
-                    if iso:
-                        taken.append(m.span())
-                        found.append(FoundDate(iso, offset + m.start(), offset + m.end(), labelled))
-        offset += len(line)
+    taken: list[tuple[int, int]] = []
+    lines: dict[int, tuple[bool, bool]] = {}  # line start -> (skipped, labelled)
+    for kind, regex in DATE_RES:
+        for m in regex.finditer(folded):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue
+            start = folded.rfind("\n", 0, m.start()) + 1
+            if start not in lines:
+                end = folded.find("\n", m.start())
+                line = folded[start : end if end >= 0 else len(folded)]
+                skip, label = NOT_EXPENSE_DATE.search(line), SERVICE_LABEL.search(line)
+                lines[start] = (skip is not None, label is not None)
+            skipped, labelled = lines[start]
+            iso = None if skipped else _read(kind, m, order_month_first)
+            if iso:
+                taken.append(m.span())
+                found.append(FoundDate(iso, m.start(), m.end(), labelled))
     found.sort(key=lambda d: d.start)
     return found
 

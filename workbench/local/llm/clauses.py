@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from ._lexicon import CATEGORY_STEMS, CORE_CATEGORIES, fold
@@ -283,6 +284,12 @@ def _groups(rest: str, conditions: list[Condition]) -> tuple[tuple[Condition, ..
 
 def parse_clauses(prompt: str) -> list[Clause]:
     """Every clause line of a prompt, understood or not, in the prompt's order."""
+    return list(_parse_clauses(prompt))
+
+
+@lru_cache(maxsize=64)
+def _parse_clauses(prompt: str) -> tuple[Clause, ...]:
+    """(Cached: the same prompt comes with every claim.)"""
     clauses = []
     for m in _LINE.finditer(prompt):
         if m["id"] is not None:
@@ -292,7 +299,7 @@ def parse_clauses(prompt: str) -> list[Clause]:
             if _action(fold(text)) is None:
                 continue  # a numbered instruction, not a clause ("1. Call both tools.")
         clauses.append(read_clause(clause_id, text))
-    return clauses
+    return tuple(clauses)
 
 
 def unrecognized_clauses(prompt: str) -> list[str]:

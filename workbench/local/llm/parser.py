@@ -360,8 +360,8 @@ def find_category(text: str, folded: str) -> tuple[str | None, str | None]:
 
 # --- receipts ------------------------------------------------------------------------------------
 
-_NEGATIVE = [re.compile(p) for p in NEGATIVE_RECEIPT]
-_POSITIVE = [re.compile(p) for p in POSITIVE_RECEIPT]
+_NEGATIVE = re.compile("|".join(f"(?:{p})" for p in NEGATIVE_RECEIPT))
+_POSITIVE = re.compile("|".join(f"(?:{p})" for p in POSITIVE_RECEIPT))
 _NO_WORDS = alternation([w for w in NO if w not in ("no", "-")])
 _RECEIPT_FIELD_NO = re.compile(
     rf"(?<![a-z])(?:{RECEIPT_NOUN_RE})(?![a-z])[^.;,\n]{{0,24}}?(?:(?<![a-z])(?:{_NO_WORDS})"
@@ -378,9 +378,9 @@ _RECEIPT_FIELD_YES = re.compile(
 def find_receipt(folded: str) -> bool | None:
     """True, False, or None when the text says nothing about a receipt."""
     flat = " ".join(folded.split())
-    if any(r.search(flat) for r in _NEGATIVE) or _RECEIPT_FIELD_NO.search(folded):
+    if _NEGATIVE.search(flat) or _RECEIPT_FIELD_NO.search(folded):
         return False
-    if any(r.search(flat) for r in _POSITIVE) or _RECEIPT_FIELD_YES.search(folded):
+    if _POSITIVE.search(flat) or _RECEIPT_FIELD_YES.search(folded):
         return True
     return None
 
