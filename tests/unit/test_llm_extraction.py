@@ -38,6 +38,8 @@ CUSTOMER_IDS = {
     "codice-cliente": ("Codice cliente IT-9001, dentista, 40 €", "IT-9001"),
     "lower-case-written": ("cust-4411 dentist 40 EUR", "CUST-4411"),
     "not-a-year": ("Kunde seit 2015, Zahnarzt 40 €", None),
+    "kd-nr": ("Kd.-Nr.: 55-123, Krankengymnastik 162,00 €", "55-123"),
+    "member-id": ("Policyholder: Jane Doe\nMember ID: MBR-55120\nTotal: GBP 180.00", "MBR-55120"),
     "not-a-claim-number": ("Dear customer, your claim CLM-2026-881 is open.", None),
 }
 
@@ -203,6 +205,7 @@ SEVERAL_AMOUNTS = {
         59.0,
     ),
     "not-this-one": ("C-1028 dentiste : le montant est de 168,50 €, et non 186,50 €.", 168.5),
+    "uber-is-not-a-threshold": ("Kunde C-1001: Die Rechnung über 89,90 EUR vom Hausarzt.", 89.9),
     "cash-and-change-are-not-claimed": (
         "C-1001 Apotheke\nSUMME EUR   15,44\nBar EUR   20,00\nRückgeld EUR   4,56",
         15.44,
@@ -233,6 +236,8 @@ CATEGORIES = {
     "krankenhaus": ("C-1001 Krankenhaus, Notaufnahme, 40 €", "medical"),
     "hopital": ("C-1001 urgences à l'hôpital, 40 €", "medical"),
     "ospedale": ("C-1001 pronto soccorso in ospedale, 40 €", "medical"),
+    "oculista": ("C-1001 visita oculistica, 40 €", "vision"),
+    "hearing": ("Customer C-1014, Sept 1 2026: new hearing aids, $2,980.00", "hearing"),
     "veterinary": ("C-1001 Tierarzt für meinen Hund, 90 €", "veterinary"),
     "cosmetic": ("C-1002 Botox injection at an aesthetic clinic, 300 EUR", "cosmetic"),
     "stated-wellness": ("Customer: C-1002\nCategory: wellness (gym)\nAmount: 90 EUR", "wellness"),
@@ -264,6 +269,8 @@ RECEIPTS = {
     "field-si": ("Cliente: C-1001\nImporto: 40 €\nRicevuta: sì", True),
     "attachment-file": ("C-1001 doctor 40 EUR\nAttachment: receipt_0412.pdf", True),
     "receipt-number-is-not-no": ("C-1001 Receipt no. 4711 attached, 20 EUR doctor", True),
+    "german-compound": ("C-1001, anbei meine Zahnarztrechnung über 1.180,00 €", True),
+    "si-allega": ("C-1030, visita oculistica, € 150,00. Si allega fattura.", True),
     "lost": ("C-1001 doctor 40 EUR, I lost the receipt", False),
     "kein-beleg": ("C-1001 Arzt 40 €, kein Beleg", False),
     "reiche-nach": ("C-1001 Arzt 40 €. Die Quittung reiche ich nach.", False),
@@ -324,6 +331,18 @@ def test_an_email_thread_is_read_newest_first_then_the_quotes() -> None:
         "pharmacy",
     ]
     assert data["has_receipt"] is True
+
+
+def test_attached_now_answers_the_quoted_request_for_the_receipt() -> None:
+    thread = (
+        "RE: RE: claim\n\nAttached now.\n\n-----Original Message-----\nFrom: Claims Desk\n"
+        "Sent: 10 September 2026 09:00\n\nPlease send the receipt.\n\n"
+        "-----Original Message-----\nFrom: Ana Lima\nSent: 9 September 2026 18:00\n\n"
+        "Customer C-1001. Dentist 8 Sep 2026, EUR 140."
+    )
+    data = parse(thread)
+    assert (data["claim_date"], data["amount"], data["has_receipt"]) == ("2026-09-08", 140.0, True)
+    assert parse(thread.replace("Attached now.", "Thanks."))["has_receipt"] is False
 
 
 def test_what_cannot_be_read_is_null_and_a_problem() -> None:

@@ -165,8 +165,9 @@ CATEGORY_STEMS: dict[str, tuple[str, ...]] = {
         "ricetta",
     ),
     "vision": (
-        "vision", "optic", "optometr", "glasses", "spectacles", "contact lens", "lens", "lenses",
-        "eye", "eyes", "eyewear", "varifocal", "frames", "optiker", "brille", "kontaktlinse",
+        "vision", "optic", "optometr", "oculist", "ophthalmolog", "ophtalmolog", "glasses",
+        "spectacles", "contact lens", "lens", "lenses", "eye", "eyes", "eyewear", "varifocal",
+        "frames", "optiker", "brille", "kontaktlinse",
         "sehtest", "brillenglas", "augenoptik", "opticien", "lunettes", "lentilles", "verres",
         "monture", "optique", "optica", "gafas", "lentillas", "lentes", "graduacion",
         "ottico", "ottica", "occhiali", "lenti", "montatura",
@@ -233,7 +234,8 @@ CUSTOMER_LABELS = (
     "client number", "client", "member id", "member no", "member number", "membership number",
     "policy holder", "policyholder", "policy-holder", "insured person", "insured",
     # de
-    "kundennr", "kunden-nr", "kundennummer", "kunden-id", "kunden id", "kunde",
+    "kundennr", "kunden-nr", "kundennummer", "kunden-id", "kunden id", "kunde", "kd.-nr",
+    "kd-nr", "kd.nr", "kdnr",
     "versichertennummer", "versicherten-nr", "versichertennr", "versicherungsnehmer",
     "mitgliedsnummer", "mitglieds-nr",
     # fr
@@ -311,13 +313,14 @@ RECEIPT_NOUNS = (
     "recibos", "recibo", "facturas", "factura", "justificante", "justificantes", "ticket",
     "tickets", "ricevute", "ricevuta", "fatture", "fattura", "scontrino", "scontrini",
 )  # fmt: skip
-RECEIPT_NOUN_RE = alternation(RECEIPT_NOUNS)
+RECEIPT_NOUN_RE = alternation(RECEIPT_NOUNS) + r"|[a-z]{2,}(?:rechnung|quittung|beleg)(?:en|e)?"
+"""A receipt noun, German compounds included ("Zahnarztrechnung", "Apothekenquittung")."""
 ATTACHED = (
     "attached", "enclosed", "included", "uploaded", "attach", "provided", "beigefugt", "anbei",
     "liegt bei", "liegen bei", "im anhang", "angehangt", "beiliegend", "joint", "jointe",
     "joints", "jointes", "ci-joint", "ci-jointe", "en piece jointe", "adjunto", "adjunta",
     "adjuntos", "adjuntas", "se adjunta", "allegato", "allegata", "allegati", "allegate",
-    "in allegato", "allego",
+    "in allegato", "allego", "allega", "si allega", "allegasi",
 )  # fmt: skip
 YES = ("yes", "ja", "oui", "si", "sì", "y", "x", "✓", "✔")
 NO = (

@@ -203,7 +203,7 @@ _INCLUDING = re.compile(rf"(?<![a-z])(?:{alternation(INCLUDING_TAX)})")
 _CLAIM_VERB = re.compile(rf"(?<![a-z])(?:{alternation(CLAIM_VERBS)})(?![a-z])")
 _THRESHOLD_BEFORE = re.compile(
     r"(?:above|over|more than|exceeding|greater than|up to|under|below|less than|at least"
-    r"|ab|uber|unter|bis zu|mehr als|weniger als|hoher als|plus de|moins de|jusqu'a|au-dela de"
+    r"|ab|unter|bis zu|mehr als|weniger als|hoher als|plus de|moins de|jusqu'a|au-dela de"
     r"|superieur a|mas de|menos de|hasta|superior a|oltre|piu di|meno di|fino a|superiore a)"
     r"[ \t]*$"
 )
@@ -375,6 +375,14 @@ _RECEIPT_FIELD_YES = re.compile(
 )
 
 
+_BARE_ATTACHED = re.compile(
+    rf"(?:^|[.!?\n])\s*(?:(?:it\s+is|it's|here\s+it\s+is|now|ist|est|esta|e)\s+)?"
+    rf"(?:{alternation(ATTACHED)})(?:\s+(?:now|jetzt|maintenant|ahora|ora))?\s*(?:[.!]|$)",
+    re.M,
+)
+_ASKED_FOR_RECEIPT = re.compile(rf"(?<![a-z])(?:{RECEIPT_NOUN_RE})(?![a-z])")
+
+
 def find_receipt(folded: str) -> bool | None:
     """True, False, or None when the text says nothing about a receipt."""
     flat = " ".join(folded.split())
@@ -427,8 +435,10 @@ def _read(text: str) -> _Fields:
 
 def parse_claim(text: str) -> dict[str, Any]:
     """The `ClaimData` JSON object for one claim document."""
-    parts = [_read(part) for part in messages(clean(text))]
+    texts = messages(clean(text))
+    parts = [_read(part) for part in texts]
     first = parts[0]
+    newest_receipt = first.has_receipt
     for later in parts[1:]:
         first.customer_id = first.customer_id or later.customer_id
         first.claim_date = first.claim_date or later.claim_date
@@ -440,6 +450,11 @@ def parse_claim(text: str) -> dict[str, Any]:
             first.category = later.category
         if first.has_receipt is None:
             first.has_receipt = later.has_receipt
+    if newest_receipt is None and len(texts) > 1:
+        # "Attached now." answering a quoted request for the receipt
+        asked = any(_ASKED_FOR_RECEIPT.search(fold(t)) for t in texts[1:])
+        if asked and _BARE_ATTACHED.search(fold(texts[0])):
+            first.has_receipt = True
     return _claim_data(first)
 
 
