@@ -1058,3 +1058,25 @@ async def test_an_agent_with_the_sdk_defaults_runs_its_tool_and_answers(
     kinds = [event.type async for event in streamed.stream_events()]
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
     assert streamed.final_output == triage
+
+
+def test_a_users_schema_that_looks_like_a_claim_task_is_answered_not_refused(
+    client: openai.OpenAI,
+) -> None:
+    class Rating(BaseModel):  # a judge-like shape, but the user's own agent
+        score: float
+        reason: str
+
+    reply = complete(
+        client,
+        messages=[{"role": "user", "content": "Rate this answer.\nScore: 0.8"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "rating",
+                "schema": Rating.model_json_schema() | {"title": "X"},
+            },
+        },
+    )
+    rating = Rating.model_validate_json(reply.choices[0].message.content)
+    assert rating.score == 0.8

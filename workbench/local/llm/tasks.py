@@ -21,10 +21,10 @@ from ._protocol import MODEL_ID, Answer, Conversation, RequestError, limit
 from ._schema import facts_of, instance
 
 TASKS = ("ClaimData", "ClaimAssessment", "JudgeVerdict")
-_SIGNATURES = {  # when a schema has no title: a property that only that task's schema has
-    "has_receipt": "ClaimData",
-    "decision": "ClaimAssessment",
-    "score": "JudgeVerdict",
+_SIGNATURES = {  # when a schema has no title: the properties that task's schema has
+    "ClaimData": {"customer_id", "claim_date", "amount", "currency", "category", "has_receipt"},
+    "ClaimAssessment": {"decision", "reason", "clauses"},
+    "JudgeVerdict": {"score", "reason"},
 }
 ABOUT = (
     f"I am {MODEL_ID}, a deterministic rule-based stand-in for a language model (not a language "
@@ -35,19 +35,21 @@ ABOUT = (
 )
 
 
-def task_of(conversation: Conversation) -> str | None:
-    """The claim task the request asks for, or None for any other request."""
+def task_of(conversation: Conversation) -> tuple[str | None, bool]:
+    """(the claim task the request asks for or None, whether its schema names it). A schema
+    without the task's title that merely has the task's properties is a guess: when its input is
+    not the task's, the request is answered as any other agent's, not refused."""
     schema = conversation.schema
     if schema is None:
-        return None
+        return None, False
     for name in (schema.get("title"), conversation.schema_name):
         if name in TASKS:
-            return str(name)
-    properties = schema.get("properties") or {}
-    for prop, name in _SIGNATURES.items():
-        if prop in properties and len(properties) >= 3:
-            return name
-    return None
+            return str(name), True
+    properties = set(schema.get("properties") or {})
+    for name, signature in _SIGNATURES.items():
+        if signature <= properties:
+            return name, False
+    return None, False
 
 
 def _call_id(conversation: Conversation, name: str, arguments: str) -> str:
@@ -157,9 +159,11 @@ def _claim_task(task: str, conversation: Conversation) -> Answer:
 
 def answer(conversation: Conversation) -> Answer:
     """The answer to a request, within its stop sequences and token budget."""
-    task = task_of(conversation)
+    task, named = task_of(conversation)
     try:
         result = _claim_task(task, conversation) if task else _generic(conversation)
     except analyst.TaskError as exc:
-        raise RequestError(str(exc), param="messages", code="invalid_task_input") from exc
+        if named:
+            raise RequestError(str(exc), param="messages", code="invalid_task_input") from exc
+        result = _generic(conversation)
     return limit(result, conversation)
