@@ -728,6 +728,28 @@ SCHEMAS = {
         "required": ["kind", "value", "email", "when"],
     },
     "top-level-array": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    "bounds-patterns-unique": {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 3},
+            "step": {"type": "integer", "minimum": 3, "multipleOf": 5},
+            "ids": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "minItems": 3,
+                "uniqueItems": True,
+            },
+            "names": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 2,
+                "uniqueItems": True,
+            },
+            "ok": {"type": "boolean"},
+        },
+        "required": ["code", "step", "ids", "names", "ok"],
+        "additionalProperties": False,
+    },
 }
 
 

@@ -210,30 +210,58 @@ def _fit(value: Any, kind: str, schema: dict[str, Any], root: dict[str, Any]) ->
     return _MISSING
 
 
-def _default(
-    kind: str, schema: dict[str, Any], name: str, summary: str, root: dict[str, Any]
-) -> Any:
-    if kind == "object":
-        return instance(schema, {}, root)
-    if kind == "array":
-        count = int(schema.get("minItems", 0))
-        return [instance(schema.get("items") or {}, {}, root, name) for _ in range(count)]
+def _default(kind: str, schema: dict[str, Any], name: str, summary: str) -> Any:
+    """A value of a scalar type within the schema's bounds, when no fact fits."""
     if kind == "boolean":
         return False
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        high = schema.get("maximum")
-        value: float = low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
-        if high is not None and value > high:
-            value = high
-        return int(value) if kind == "integer" else float(value)
+        return _number(kind, schema)
     if kind == "null":
         return None
-    text = _FORMATS.get(str(schema.get("format")), "")
-    if not text:
-        text = summary if _TEXT_NAMES.search(name.lower()) else "unknown"
-    text = text.ljust(int(schema.get("minLength", 0)), ".")
-    return text[: schema["maxLength"]] if "maxLength" in schema else text
+    return _text(schema, name, summary)
+
+
+def _number(kind: str, schema: dict[str, Any]) -> int | float:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+    value: float = low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+    step = schema.get("multipleOf")
+    if isinstance(step, int | float) and step > 0 and value % step:
+        value = (value // step + 1) * step
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    if high is not None and value > high:
+        value = high
+    return int(value) if kind == "integer" else float(value)
+
+
+def _text(schema: dict[str, Any], name: str, summary: str) -> str:
+    first = _FORMATS.get(str(schema.get("format")), "")
+    if not first:
+        first = summary if _TEXT_NAMES.search(name.lower()) else "unknown"
+    low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+    pattern = schema.get("pattern")
+    for candidate in (first, "unknown", "0", "a", "A", "x" * max(low, 1), "0" * max(low, 1)):
+        text = candidate.ljust(low, ".")
+        text = text[:high] if high is not None else text
+        if not pattern or re.search(pattern, text):
+            return text
+    return first  # a pattern none of the plain candidates meets: the closest honest answer
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    """Items made distinct (for `uniqueItems`): numbers counted up, texts numbered."""
+    out: list[Any] = []
+    for item in items:
+        while item in out:
+            if isinstance(item, bool):
+                item = not item
+            elif isinstance(item, int | float):
+                item = item + 1
+            elif isinstance(item, str):
+                item = f"{item} {len(out) + 1}"
+            else:
+                break
+        out.append(item)
+    return out
 
 
 def instance(
@@ -295,8 +323,9 @@ def _value(
         return instance(schema, facts, root, name, summary)
     if kinds[0] == "array":
         count = int(schema.get("minItems", 0))
-        return [
+        items = [
             _value(schema.get("items") or {}, facts, root, "", summary, top=True)
             for _ in range(count)
         ]
-    return _default(kinds[0], schema, name, summary, root)
+        return _unique(items) if schema.get("uniqueItems") else items
+    return _default(kinds[0], schema, name, summary)
