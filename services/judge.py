@@ -65,6 +65,9 @@ async def judge_claim(request: EvaluationRequest, run_agent: RunAgent) -> JudgeR
         fraud=evidence.fraud,
         policy=evidence.policy,
         final_status=outcome.status,
+        document=request.document,
+        analyst_policy=request.analyst_prompt.text if request.analyst_prompt else None,
+        submitted_on=request.submitted_on,
     )
     tracing.set_claim(request.claim_id)
     with tracing.prompt_in_use(prompt.name, prompt.version):
