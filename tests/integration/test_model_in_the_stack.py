@@ -19,11 +19,11 @@ ANALYST_V1 = Path(__file__).resolve().parents[2] / "data" / "prompts" / "claim-a
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = wb.start(home=tmp_path_factory.mktemp("model-home"), persistent=False)
+    session = wb.start(home=tmp_path_factory.mktemp("model-home"), persistent=False)
     try:
-        yield s
+        yield session.stack
     finally:
-        wb.stop()
+        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_a_clause_the_model_cannot_apply_is_kept_and_traced_as_a_warning(stack, 
         "[weekend] Reject claims submitted on a weekend. (not understood: submitted, weekend)"
     ]
     assert "Not applied (not understood): [weekend]." in c.outcome.reason
-    wb.wait_for_trace(trace_id=c.outcome.trace_id, expect=["clauses not applied", "reimburse"])
+    wb.traces.wait(c, expect=["clauses not applied", "reimburse"])
     observations = langfuse.api.observations.get_many(
         trace_id=c.outcome.trace_id, limit=100, fields="core,basic"
     ).data
@@ -67,7 +67,7 @@ def test_a_clause_the_model_cannot_apply_is_kept_and_traced_as_a_warning(stack, 
         prompt_label="weekend-rule",
     )
     assert travel.status == "awaiting review"  # the new [travel] clause applies
-    assert wb.reject(travel.id, reviewer="ana").status == "rejected"
+    assert wb.claims.reject(travel, reviewer="ana").status == "rejected"
 
 
 def test_a_german_claim_is_paid_and_judged_item_by_item(stack, langfuse) -> None:
@@ -77,7 +77,7 @@ def test_a_german_claim_is_paid_and_judged_item_by_item(stack, langfuse) -> None
     )
     assert c.status == "paid", c.outcome
     assert (c.outcome.claim.customer_id, c.outcome.amount_eur) == ("K-77", 498.0)
-    wb.wait_for_scores([c.outcome.trace_id], timeout_s=30)
+    wb.scores.wait(c, timeout_s=30)
     [score] = langfuse.api.scores.get_many(
         trace_id=c.outcome.trace_id, name="quality", fields="details"
     ).data
