@@ -16,14 +16,15 @@ from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext, RunOptions
 from restate.ext.openai import DurableRunner
 
-from . import names, reference_data, tracing
+from . import faults, names, reference_data, tracing
 from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
 from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured
 from .scores import write_score
-from .steps import LLM_OPTIONS, step
+from .steps import LLM_OPTIONS, RETRY_POLICY, step
 
-claim_judge = restate.VirtualObject(names.JUDGE)
+claim_judge = restate.VirtualObject(names.JUDGE, invocation_retry_policy=RETRY_POLICY)
+"""Retried as the workflow is (`steps.RETRY_POLICY`): after a crash the judge comes back as fast."""
 
 RunAgent = Callable[[Agent, str], Awaitable[Any]]
 
@@ -51,13 +52,13 @@ def gather_evidence(customer_id: str | None, category: str | None) -> Evidence:
 async def judge_claim(request: EvaluationRequest, run_agent: RunAgent) -> JudgeResult:
     """Score one finished claim; `run_agent` runs the judge agent (durably or in-process)."""
     prompt = request.judge_prompt or await step(
-        "fetch judge prompt", get_prompt, JUDGE, request.prompt_label
+        names.FETCH_JUDGE_PROMPT, get_prompt, JUDGE, request.prompt_label
     )
     outcome = request.outcome
     claim = outcome.claim
     if claim is None:
         return JudgeResult(claim_id=request.claim_id, verdict=None, prompt_version=prompt.version)
-    evidence = await step("gather evidence", gather_evidence, claim.customer_id, claim.category)
+    evidence = await step(names.GATHER_EVIDENCE, gather_evidence, claim.customer_id, claim.category)
     judge_input = JudgeInput(
         claim=claim,
         amount_eur=outcome.amount_eur,
@@ -90,8 +91,19 @@ SCORE_OPTIONS = RunOptions(
 such as wrong keys, end it at once)."""
 
 
+async def _write_score(
+    trace_id: str, claim_id: str, score: float, reason: str, metadata: dict[str, Any]
+) -> str:
+    with tracing.step_span(names.WRITE_SCORE):
+        try:
+            return await write_score(trace_id, claim_id, score, reason, metadata)
+        except ValueError as e:  # refused for good: retrying cannot fix it
+            raise restate.TerminalError(str(e)) from e
+
+
 @claim_judge.handler()
 async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
+    faults.evaluation_started(request.claim_id)
     result = await judge_claim(request, _run_durably)
     ctx.set("result", result)
     if result.verdict is not None and request.trace_id and langfuse_configured():
@@ -105,21 +117,18 @@ async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResul
             "service_version": outcome.service_version,
         }
 
-        async def write() -> str:
-            with tracing.step_span("write score"):
-                try:
-                    return await write_score(
-                        request.trace_id,
-                        request.claim_id,
-                        result.verdict.score,
-                        result.verdict.reason,
-                        metadata,
-                    )
-                except ValueError as e:  # refused for good: retrying cannot fix it
-                    raise restate.TerminalError(str(e)) from e
-
+        judged = result.verdict
         try:
-            await ctx.run_typed("write score", write, SCORE_OPTIONS)
+            await ctx.run_typed(
+                names.WRITE_SCORE,
+                faults.observed(names.WRITE_SCORE, _write_score),  # faults fire in its body
+                SCORE_OPTIONS,
+                request.trace_id,
+                request.claim_id,
+                judged.score,
+                judged.reason,
+                metadata,
+            )
         except restate.TerminalError:
             pass  # the verdict stays readable here; the refusal is in the journal and the log
     return result

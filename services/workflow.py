@@ -6,34 +6,19 @@ Steps, as the journal names them: fetch prompts -> parse (call LLM) -> convert t
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import restate
 from agents import Agent
-from restate import InvocationRetryPolicy, WorkflowContext, WorkflowSharedContext
+from restate import WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
-from . import names
-from .faults import env_int
+from . import faults, names
 from .flow import process_claim
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
-from .steps import LLM_OPTIONS
+from .steps import LLM_OPTIONS, RETRY_POLICY
 from .tracing import trace_id_of
-
-RETRY_POLICY = InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_INITIAL_MS", 200)),
-    exponentiation_factor=2.0,
-    max_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_MAX_INTERVAL_MS", 500)),
-    max_attempts=env_int("WORKBENCH_RETRY_MAX_ATTEMPTS", 60),
-    on_max_attempts="pause",
-)
-"""Snappy for demos: first retry after 0.2 s, then at most 0.5 s apart, so a restarted service
-is found within half a second of being back (`python -m workbench.bench --recovery`); after 60
-failed attempts (about 30 s) the claim is paused, not dropped: fix the cause and resume it from
-the Restate UI. Each knob is overridable in the services' environment
-(WORKBENCH_RETRY_INITIAL_MS, WORKBENCH_RETRY_MAX_INTERVAL_MS, WORKBENCH_RETRY_MAX_ATTEMPTS)."""
 
 claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_POLICY)
 
@@ -55,10 +40,17 @@ class DurableEnv:
         self.ctx.set(names.STEP_KEY, name)
 
     async def await_review(self) -> Review:
-        return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
+        async def decision() -> Review:
+            return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
 
-    def send_evaluation(self, request: EvaluationRequest) -> None:
-        self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+        return await faults.boundary(names.AWAITING_REVIEW, decision)
+
+    async def send_evaluation(self, request: EvaluationRequest) -> None:
+        async def send() -> None:
+            sent = self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+            await sent.invocation_id()  # Restate recorded the send: the judge will run, once
+
+        await faults.boundary(names.EVALUATE_STEP, send)
 
 
 @claim_workflow.main()

@@ -292,7 +292,10 @@ class Deployments:
         `services-<version>`, or `services` when that name is free) with
         SERVICE_VERSION=version, and register it with Restate as a new deployment beside the
         others: new claims go to it, claims in flight stay on the deployment they started on.
-        Idempotent: a version already running is not deployed twice. Returns `list()`.
+        Idempotent: a version already running is not deployed twice; if it is not the latest
+        (another version took the new claims since), it is registered again in place (same
+        deployment id, pinned claims untouched) and takes the new claims again. Returns
+        `list()`.
 
         Example:
             >>> wb.deployments.deploy("v2")
@@ -305,7 +308,11 @@ class Deployments:
         stack = self._stack()
         table = self.list()
         running = (table["version"] == version) & (table["code"] == version)
-        if (running & table["process"].notna()).any():
+        ours = table[running & table["process"].notna()]
+        if not ours.empty:
+            if not ours["latest"].astype(bool).any():  # make it the latest again
+                run_sync(self.session.restate.register(str(ours.iloc[-1]["uri"]), force=True))
+                return self.list()
             return table
         processes = self._services_processes(stack)
         if not processes:

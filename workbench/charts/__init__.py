@@ -3,13 +3,16 @@
 - `outcome_bars(frame)`: claims per status, EUR paid on the bars (`ClaimBatch.plot()`);
 - `waterfall(frame)`: a trace's spans on one time axis (`wb.traces.waterfall(claim)`);
 - `score_chart(frame, by=)`, `scores_over_time(frame, by=)`: judge scores by prompt version,
-  label or service version (`wb.scores.chart`, `wb.scores.over_time`).
+  label or service version (`wb.scores.chart`, `wb.scores.over_time`);
+- `sweep_heatmap(frame)`: a crash-point sweep, boundary x fault kind, coloured by result and
+  annotated with the recovery time (`SweepReport.heatmap()`).
 """
 
 from __future__ import annotations
 
 from .outcomes import STATUS_COLORS, outcome_bars
 from .scores import GROUPINGS, score_chart, scores_over_time
+from .sweep import sweep_heatmap
 from .waterfall import waterfall, waterfall_rows
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "outcome_bars",
     "score_chart",
     "scores_over_time",
+    "sweep_heatmap",
     "waterfall",
     "waterfall_rows",
 ]

@@ -221,6 +221,21 @@ class RestateClient:
             f"WHERE id = {sql_literal(invocation_id)} ORDER BY index"
         )
 
+    async def journals(self, invocation_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The journals of several invocations in one query: id -> `sys_journal` rows, in order
+        (an id without entries maps to an empty list)."""
+        ids = [*dict.fromkeys(invocation_ids)]
+        found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            rows = await self.sql(
+                f"SELECT id, {', '.join(JOURNAL_COLUMNS)} FROM sys_journal "
+                f"WHERE id IN ({', '.join(map(sql_literal, chunk))}) ORDER BY id, index"
+            )
+            for row in rows:
+                found[str(row.pop("id"))].append(row)
+        return found
+
     # -- admin: deployments and services -------------------------------------------------------
     async def _admin_call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         try:
