@@ -46,6 +46,7 @@ from openai import OpenAIError, RateLimitError
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
+from . import names
 from .config import settings
 from .fault_store import COMPLETED, CRASHED, EVALUATION, EXECUTED, FAULT, LOST, FaultStore, Plan
 from .models import ClaimAssessment, ClaimData, JudgeVerdict
@@ -248,7 +249,7 @@ def attempt_started(claim_id: str) -> None:
 def evaluation_started(claim_id: str) -> None:
     """Note an attempt of the judge's evaluation of the claim (the first run, a retry, a replay)."""
     if _claim_id() is not None:
-        store().record(claim_id, "evaluate", EVALUATION)
+        store().record(claim_id, names.JUDGE, EVALUATION)
 
 
 def _replaying() -> bool:

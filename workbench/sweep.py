@@ -104,6 +104,8 @@ the bound matters only when a case's fault does not fire (its claim took another
 POLL_S = 0.5
 REVIEW_POLL_S = 0.2
 """How often a case is looked at while it runs (more often when it may wait for review)."""
+SCORES_WAIT_S = 20.0
+"""How long the sweep waits for judge scores still missing from Langfuse once the judge ended."""
 REDONE_MARGIN_S = 0.2
 """A result Restate journaled more than this before a try began was journaled by an earlier try,
 so that try must replay it, not run it again. (Restate's and the services' clocks are read in
@@ -542,11 +544,16 @@ def check_case(
         broken["no work redone"] = "; ".join(redone)
     if len(case.judges) > 1:
         broken["judge score"] = f"the evaluation was sent {len(case.judges)} times, not once"
-    elif case.scores is not None and case.scores != 1 and "completed" not in broken:
+    elif (
+        case.scores is not None
+        and baseline.scores is not None
+        and case.scores != baseline.scores
+        and "completed" not in broken
+    ):
         broken["judge score"] = (
             "no judge score on the claim's trace"
             if case.scores == 0
-            else f"{case.scores} judge scores on the claim's trace, not one"
+            else f"{case.scores} judge scores on the claim's trace, not {baseline.scores}"
         )
     sent, tokens = billed_tokens(case)
     base_sent, base_tokens = billed_tokens(baseline)
@@ -676,8 +683,15 @@ class SweepReport:
         """
         from .charts import sweep_heatmap
 
-        rows = [b.name for b in self.boundaries if b.name in self.swept]
-        labels = {b.name: f"{b.name}  [{b.invocation}]" for b in self.boundaries}
+        rows = list(
+            dict.fromkeys(
+                b.name for b in self.boundaries if b.name in self.swept or not b.targetable
+            )
+        )
+        labels = {
+            b.name: f"{b.name}  [{b.invocation}]" + ("" if b.targetable else " (no fault)")
+            for b in self.boundaries
+        }
         version = f" of {self.version}" if self.version else ""
         passed = int(self.frame["passed"].sum()) if len(self.frame) else 0
         return sweep_heatmap(
@@ -704,11 +718,7 @@ class SweepReport:
         lines = [self.verdict]
         for r in self.failures.itertuples():
             lines.append(f"  {r.boundary} x {r.kind} ({r.claim_id}): {r.why}")
-        t = self.timing
-        lines.append(
-            f"  {t.get('cases', 0)} cases in {t.get('total_s', 0):.1f} s "
-            f"({t.get('cases_per_s', 0):.2f} cases/s, {t.get('waves', 0)} waves)"
-        )
+        lines.append(f"  {self._timing_line()}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -720,14 +730,25 @@ class SweepReport:
         if not self.failures.empty:
             failures = self.failures[["boundary", "kind", "broken", "why", "claim_id"]]
             parts += ["<p><b>Broken invariants</b></p>", failures.to_html(index=False)]
-        t = self.timing
         parts.append(
-            f"<p style='color:#555;font-size:12px'>{t.get('cases', 0)} cases in "
-            f"{t.get('total_s', 0):.1f} s ({t.get('cases_per_s', 0):.2f} cases/s) · baseline "
-            f"{t.get('baseline_s', 0):.1f} s · {t.get('waves', 0)} waves of up to "
-            f"{t.get('concurrency', 0)} · report.frame has every case</p>"
+            f"<p style='color:#555;font-size:12px'>{html.escape(self._timing_line())} · "
+            "report.frame has every case</p>"
         )
         return "".join(parts)
+
+    def _timing_line(self) -> str:
+        t = self.timing
+        line = (
+            f"{t.get('cases', 0)} cases in {t.get('total_s', 0):.1f} s "
+            f"({t.get('cases_per_s', 0):.2f} cases/s, {t.get('waves', 0)} waves of up to "
+            f"{t.get('concurrency', 0)})"
+        )
+        if t.get("down_s") is not None:
+            line += (
+                f"; a wave, median: claims held {t['held_s']} s, process down and back "
+                f"{t['down_s']} s, replay and the rest {t['finish_s']} s"
+            )
+        return line
 
 
 # -- running it ----------------------------------------------------------------------------------
@@ -851,6 +872,7 @@ async def _run_claim(
     try:
         return await asyncio.wait_for(follow(), timeout_s), None
     except TimeoutError:
+        session.faults.clear(claim_id)  # a fault it did not reach yet must not fire later
         try:
             now: Claim | None = await claims.get(claim_id)
         except WorkbenchError:
@@ -863,9 +885,13 @@ async def _run_claim(
 
 
 async def _evidence(
-    session: Session, claims: dict[str, Claim | None], errors: dict[str, str | None]
+    session: Session,
+    claims: dict[str, Claim | None],
+    errors: dict[str, str | None],
+    scores_expected: int | None = None,
 ) -> dict[str, ClaimEvidence]:
-    """Read every witness for these claims (a few queries for all of them)."""
+    """Read every witness for these claims (a few queries for all of them); `scores_expected`:
+    how many judge scores each should have (the baseline's), to wait for the late ones."""
     restate = session.restate
     ids = list(claims)
     workflows = {
@@ -902,24 +928,40 @@ async def _evidence(
             payments=session.ledger_store.payments([claim_id]),
             error=errors.get(claim_id),
         )
-    _count_scores(session, found)
+    await _count_scores(session, found, scores_expected)
     return found
 
 
-def _count_scores(session: Session, found: dict[str, ClaimEvidence]) -> None:
-    """How many judge scores each claim's trace has (left None without a Langfuse to ask)."""
+async def _count_scores(
+    session: Session, found: dict[str, ClaimEvidence], expected: int | None
+) -> None:
+    """How many judge scores each claim's trace has, from Langfuse; waits (at most
+    SCORES_WAIT_S) for those still missing when `expected` says there should be one (a real
+    Langfuse ingests scores asynchronously). Without Langfuse: whether the judge kept a verdict
+    (its `verdict` handler), as 1 or 0."""
+    judged = {k: e for k, e in found.items() if e.judges and all(_judged(j) for j in e.judges)}
     if not session.has_langfuse:
+        for evidence in judged.values():
+            try:
+                result = await session.restate.call(names.JUDGE, evidence.claim_id, "verdict")
+            except (RestateError, httpx.TransportError):
+                continue
+            evidence.scores = int(bool((result or {}).get("verdict")))
         return
-    traces = {e.outcome.trace_id: e for e in found.values() if e.outcome and e.outcome.trace_id}
-    if not traces:
-        return
-    try:
-        scores = session.scores.get(trace_ids=list(traces), join=False)
-    except WorkbenchError:
-        return  # Langfuse unreachable: the scores are not judged (the claims still are)
-    counts = scores["trace_id"].value_counts() if len(scores) else pd.Series(dtype=int)
-    for trace_id, evidence in traces.items():
-        evidence.scores = int(counts.get(trace_id, 0))
+    traces = {e.outcome.trace_id: e for e in judged.values() if e.outcome and e.outcome.trace_id}
+    deadline = time.monotonic() + SCORES_WAIT_S
+    while traces:
+        try:
+            scores = session.scores.get(trace_ids=list(traces), join=False)
+        except WorkbenchError:
+            return  # Langfuse unreachable: the scores are not judged (the claims still are)
+        counts = scores["trace_id"].value_counts() if len(scores) else pd.Series(dtype=int)
+        for trace_id, evidence in traces.items():
+            evidence.scores = int(counts.get(trace_id, 0))
+        missing = [e for e in traces.values() if expected and (e.scores or 0) < expected]
+        if not missing or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.5)
 
 
 async def asweep(
@@ -945,6 +987,19 @@ async def asweep(
     if review not in ("approve", "reject"):
         raise ValueError(f"review must be 'approve' or 'reject'; got {review!r}.")
     approve = review == "approve"
+    stack = session.stack
+    if stack is None or "services" not in stack.names:
+        raise SweepError(
+            "The sweep plans its faults in the fault store of the services this stack runs and "
+            "kills their process: this session is attached to endpoints only. Run it against a "
+            "stack started with wb.start()."
+        )
+    if "kill_restate" in kinds and "restate" not in stack.names:
+        raise SweepError(
+            "kill_restate kills the Restate server the workbench runs; this stack uses one at "
+            f"{session.endpoints.admin_url}. Sweep without it: kinds=('crash', "
+            "'crash_after_effect')."
+        )
     request = AsyncClaims(session).request(document, prompt_label)
     run = f"sweep-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
@@ -962,7 +1017,9 @@ async def asweep(
     baseline_s = time.monotonic() - started
     if on_case:
         on_case(0, 0, "baseline done")
-    evidence = await _evidence(session, {baseline_id: claim}, {})
+    outcome = claim.outcome
+    scored = 1 if outcome is not None and outcome.claim is not None and outcome.trace_id else None
+    evidence = await _evidence(session, {baseline_id: claim}, {}, scored)
     base = evidence[baseline_id]
     start_at = epoch_s((base.workflow or {}).get("created_at"))
     boundaries = boundaries_of(base.journal, base.judge_journal, start_at)
@@ -1006,7 +1063,10 @@ async def asweep(
     cases_s = time.monotonic() - started - baseline_s
     t = time.monotonic()
     evidence = await _evidence(
-        session, {c.claim_id: c.claim for c in cases}, {c.claim_id: c.error for c in cases}
+        session,
+        {c.claim_id: c.claim for c in cases},
+        {c.claim_id: c.error for c in cases},
+        base.scores,
     )
     rows = []
     for case in cases:
@@ -1043,7 +1103,6 @@ async def asweep(
         "hold_max_s": [hold_for(w) for w in waves],
         **wave_phases(waves, evidence),
     }
-    outcome = claim.outcome
     return SweepReport(
         document=request.document,
         version=outcome.service_version if outcome is not None else None,
