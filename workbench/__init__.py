@@ -40,6 +40,7 @@ from .errors import (
     UnknownPromptLabelError,
     WorkbenchError,
 )
+from .display import WorkbenchWarning
 from .faults import Fault
 from .samples import Sample
 from .session import Aio, Session, current
@@ -68,6 +69,7 @@ __all__ = [
     "TraceTimeoutError",
     "UnknownPromptLabelError",
     "WorkbenchError",
+    "WorkbenchWarning",
     "aio",
     "claim",
     "claims",
