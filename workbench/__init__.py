@@ -22,6 +22,7 @@ from typing import Any
 
 from . import claims, deployments, faults, prompts, samples, scores, traces
 from .claims import Claim, ClaimBatch
+from .display import WorkbenchWarning
 from .errors import (
     ClaimError,
     ClaimNotFoundError,
@@ -40,7 +41,6 @@ from .errors import (
     UnknownPromptLabelError,
     WorkbenchError,
 )
-from .display import WorkbenchWarning
 from .faults import Fault
 from .samples import Sample
 from .session import Aio, Session, current

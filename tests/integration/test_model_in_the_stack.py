@@ -119,7 +119,9 @@ def test_what_makes_no_sense_ends_with_a_reason(
 
 
 def test_creating_a_prompt_with_a_clause_the_model_cannot_apply_warns(stack) -> None:
-    text = ANALYST_V1.read_text(encoding="utf-8") + "\n9. [moon] Reject claims filed at full moon.\n"
+    text = (
+        ANALYST_V1.read_text(encoding="utf-8") + "\n9. [moon] Reject claims filed at full moon.\n"
+    )
     with pytest.warns(wb.display.WorkbenchWarning, match=r"will not apply 1 clause.*\[moon\]"):
         created = wb.prompts.create("claim-analyst", text, labels=["moon-rule"])
     assert len(created.unrecognized_clauses) == 1 and "[moon]" in created.unrecognized_clauses[0]
