@@ -20,11 +20,14 @@ from .errors import (
     PortTakenError,
     ProcessExitedError,
     RegistrationError,
+    ResetRefusedError,
     StackError,
+    StackWarning,
     StartTimeoutError,
 )
-from .lifecycle import attach, reset, start, status, stop
+from .lifecycle import attach, model_problem, start, status, stop
 from .processes import LlmProcess, ManagedProcess, RestateProcess, ServicesProcess
+from .reset import ResetPlan, reset, reset_plan
 from .stack import Stack, resolve_home
 
 __all__ = [
@@ -36,15 +39,20 @@ __all__ = [
     "PortTakenError",
     "ProcessExitedError",
     "RegistrationError",
+    "ResetPlan",
+    "ResetRefusedError",
     "RestateProcess",
     "ServicesProcess",
     "Stack",
     "StackConfig",
     "StackError",
+    "StackWarning",
     "StartTimeoutError",
     "attach",
     "find_restate_server",
+    "model_problem",
     "reset",
+    "reset_plan",
     "resolve_home",
     "start",
     "status",

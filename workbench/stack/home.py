@@ -1,0 +1,121 @@
+"""The home folder: its marker, what it remembers between runs, and its permissions.
+
+A home the stack created holds the marker file `.workbench-home`; `reset` deletes only such a
+folder. `home.json` (0600) outlives `down`: the embedded Langfuse's keys (generated at the first
+start, so no two homes share them), the ports of the last run (reused by the next `up` when they
+are free) and the Restate deployment id of each services process (so that services that come
+back on another port update their deployment in place instead of registering a new one).
+The folder is 0700; its databases and logs are 0600 (the processes run with umask 077)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MARKER = ".workbench-home"
+HOME_FILE = "home.json"
+SECRET_SUFFIXES = (".sqlite3", ".sqlite", ".db", ".log", ".json", ".conf", ".pid", ".out")
+"""Files the stack keeps 0600: databases (and their -wal/-shm), logs, state and config."""
+
+
+def is_home(path: Path) -> bool:
+    """Whether the stack created `path` (it holds the marker)."""
+    return (path / MARKER).is_file()
+
+
+def prepare(home: Path) -> None:
+    """Create the home (0700) with its marker when it does not exist or is empty; make sure the
+    logs folder exists; tighten permissions of what is there."""
+    fresh = not home.exists() or not any(p for p in home.iterdir() if p.name != ".stack.lock")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if fresh:
+        (home / MARKER).write_text(
+            "created by workbench.stack: `python -m workbench reset` may delete this folder\n"
+        )
+    (home / "logs").mkdir(exist_ok=True, mode=0o700)
+    secure(home)
+
+
+def secure(home: Path) -> None:
+    """The home and its logs folder 0700; the files in them that hold data or secrets 0600
+    (Restate's own data folder is left to Restate, which runs with umask 077)."""
+    for folder in (home, home / "logs"):
+        if folder.is_dir() and not folder.is_symlink():
+            _chmod(folder, 0o700)
+            for entry in folder.iterdir():
+                if entry.is_file() and not entry.is_symlink() and _is_secret(entry.name):
+                    _chmod(entry, 0o600)
+
+
+def _is_secret(name: str) -> bool:
+    return name == MARKER or any(
+        name.endswith(suffix) or f"{suffix}-" in name for suffix in SECRET_SUFFIXES
+    )
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+    except OSError:  # not ours (e.g. a shared folder): leave it
+        pass
+
+
+@dataclass
+class HomeRecord:
+    """`home.json`: what a home remembers between runs of the stack."""
+
+    langfuse_keys: list[str] = field(default_factory=list)  # public, secret (embedded Langfuse)
+    ports: dict[str, int] = field(default_factory=dict)  # name -> port of the last run
+    deployments: dict[str, str] = field(default_factory=dict)  # services process -> deployment id
+
+    @classmethod
+    def load(cls, home: Path) -> HomeRecord:
+        try:
+            data: Any = json.loads((home / HOME_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError:
+            return cls()
+
+    def save(self, home: Path) -> None:
+        path = home / HOME_FILE
+        tmp = path.with_suffix(".json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the keys
+        with os.fdopen(fd, "w") as file:
+            json.dump(asdict(self), file, indent=2)
+            file.write("\n")
+        os.replace(tmp, path)
+
+    def keys(self) -> tuple[str, str]:
+        """The embedded Langfuse's keys, generated the first time they are asked for."""
+        if len(self.langfuse_keys) != 2 or not all(self.langfuse_keys):
+            self.langfuse_keys = [
+                f"pk-lf-{secrets.token_hex(16)}",
+                f"sk-lf-{secrets.token_hex(24)}",
+            ]
+        return self.langfuse_keys[0], self.langfuse_keys[1]
+
+
+def update(home: Path, **changes: Any) -> HomeRecord:
+    """Load `home.json`, apply `changes` (dicts are merged), save it; returns the record."""
+    record = HomeRecord.load(home)
+    for key, value in changes.items():
+        current = getattr(record, key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged = {**current, **value}
+            setattr(record, key, {k: v for k, v in merged.items() if v is not None})
+        else:
+            setattr(record, key, value)
+    record.save(home)
+    return record
