@@ -21,7 +21,7 @@ class RetriedAttempts(logging.Filter):
     def __init__(self, every_s: float = 60.0) -> None:
         super().__init__()
         self.every_s = every_s
-        self._seen: dict[str, tuple[float, int]] = {}
+        self._seen: dict[str, tuple[float | None, int]] = {}
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -34,8 +34,8 @@ class RetriedAttempts(logging.Filter):
         key = f"{reason[:80]}|{command}"
         now = time.monotonic()
         with self._lock:
-            last, held = self._seen.get(key, (0.0, 0))
-            if now - last < self.every_s:
+            last, held = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self.every_s:
                 self._seen[key] = (last, held + 1)
                 return False
             self._seen[key] = (now, 0)

@@ -33,7 +33,7 @@ from openai import OpenAIError
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
-from .faults import ModelOutputUnparsableError, env_int
+from .faults import ModelOutputUnparsableError, env_int, retry_after_s, unparsable
 from .outage import Outage, describe
 
 log = logging.getLogger("services.model")
@@ -114,18 +114,32 @@ class ModelErrors(httpx2.AsyncBaseTransport):
             ) from e
         status = response.status_code
         if status < 400:
-            self._streak(invocation, reset=True)
             self.outage.answered(where)
+            if _asks_for_json(request):
+                response, problem = await _parsed(response, request)
+                if problem:
+                    raise self._nonsense(
+                        invocation,
+                        ModelOutputUnparsableError(
+                            f"The model's structured answer does not parse ({problem}); "
+                            "Restate retries the call instead of journaling it."
+                        ),
+                    )
+            self._streak(invocation, reset=True)
             return response
         detail = await _error_detail(response)
         if status == 429:
-            streak = self._streak(invocation)
-            streak.rate_limited += 1
-            low, high = RATE_LIMIT_BACKOFF_S
-            delay = min(low * 2 ** (streak.rate_limited - 1), high)
+            delay = retry_after_s(response.headers)
+            asked = delay is not None
+            if delay is None:
+                streak = self._streak(invocation)
+                streak.rate_limited += 1
+                low, high = RATE_LIMIT_BACKOFF_S
+                delay = min(low * 2 ** (streak.rate_limited - 1), high)
             raise ModelUnavailableError(
-                f"The model endpoint {where} is rate-limiting (HTTP 429, no Retry-After): "
-                f"{detail}; retried in {delay:g} s.",
+                f"The model endpoint {where} is rate-limiting (HTTP 429"
+                f"{', Retry-After' if asked else ', no Retry-After'}): {detail}; retried in "
+                f"{delay:g} s.",
                 retry_after_s=delay,
             )
         if status >= 500 or status in TRANSIENT_STATUS:
@@ -200,6 +214,39 @@ async def _error_detail(response: httpx2.Response) -> str:
     except ValueError:
         pass
     return " ".join(text.split())[:300] or "no body"
+
+
+def _asks_for_json(request: httpx2.Request) -> bool:
+    """A chat completion that asks for structured output (not streamed)."""
+    if not request.url.path.endswith("/chat/completions"):
+        return False
+    try:
+        body = json.loads(request.content or b"{}")
+    except (ValueError, httpx2.RequestNotRead):
+        return False
+    response_format = body.get("response_format") or {}
+    return response_format.get("type") == "json_schema" and not body.get("stream")
+
+
+async def _parsed(
+    response: httpx2.Response, request: httpx2.Request
+) -> tuple[httpx2.Response, str | None]:
+    """The response (re-readable) and why its structured answer does not parse, if it does not."""
+    raw = b"".join([part async for part in response.stream])  # type: ignore[union-attr]
+    await response.aclose()
+
+    def copy() -> httpx2.Response:  # as received (still content-encoded)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx2.ByteStream(raw),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    probe = copy()
+    text = (await probe.aread()).decode("utf-8", errors="replace")
+    return copy(), unparsable(text)
 
 
 def _invocation_id() -> str | None:

@@ -115,6 +115,21 @@ class LangfuseProcess(ManagedProcess):
         return [f"{self.url}/api/public/health"]
 
 
+LOOPBACK_INVOKER = {
+    "RESTATE_WORKER__INVOKER__CONNECT_TIMEOUT": "2s",
+    "RESTATE_WORKER__INVOKER__HTTP2_KEEP_ALIVE_INTERVAL": "5s",
+    "RESTATE_WORKER__INVOKER__HTTP2_KEEP_ALIVE_TIMEOUT": "10s",
+}
+"""Restate's invoker defaults (connect 10 s; an unanswered HTTP/2 connection found dead after
+40 s + 20 s) suit remote services. Ours are on loopback: when the services come back on another
+port while their old one is taken by a program that accepts connections but never answers,
+the attempts Restate started at the old address (before the deployment moved) hang until the
+connection is found dead; with these they fail within ~15 s and the retry goes to the new
+address (measured on restate-server 1.7.12: 62 s with the defaults, ~1 s with 1 s values). The
+keep-alive timeout stays generous: a services process starved of CPU on a loaded machine must
+still answer its pings in time."""
+
+
 class RestateProcess(ManagedProcess):
     """restate-server: ready when admin GET /health and ingress GET /restate/health answer 200.
     `port` is the ingress port; admin and node (message fabric) ports are set by env / flag."""
@@ -160,6 +175,7 @@ class RestateProcess(ManagedProcess):
             "RESTATE_ADMIN__BIND_ADDRESS": f"{host}:{admin_port}",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
             "RESTATE_LOG_FORMAT": "compact",
+            **LOOPBACK_INVOKER,
             **(env or {}),
         }
         super().__init__(name=name, command=command, port=port, env=restate_env, host=host)
