@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,3 +175,38 @@ class Claims:
             if page >= body["meta"]["totalPages"]:
                 return found
             page += 1
+
+
+@contextmanager
+def running_stack(home: Path, **options: Any) -> Iterator[Stack]:
+    """A real stack in `home` (reaped at interpreter exit), stopped at the end with a check that
+    none of its processes is left running."""
+    import psutil
+
+    from workbench import stack as stacks
+
+    stack = stacks.start(home, persistent=False, **{"timeout_s": 120, **options})
+    try:
+        yield stack
+    finally:
+        pids = stack.pids()
+        stack.stop()
+        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert left == [], f"processes left running after stop(): {left}"
+
+
+SHELL_SETTINGS = (
+    "WORKBENCH_HOME",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "RESTATE_ADMIN_URL",
+    "RESTATE_INGRESS_URL",
+    "RESTATE_SERVER_BIN",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    *(f"WORKBENCH_{n}_PORT" for n in ("LANGFUSE", "LLM", "INGRESS", "ADMIN", "NODE", "SERVICES")),
+    "WORKBENCH_SUPERVISOR_PORT",
+)
+"""Settings from the developer's shell that would change what a stack start does."""
