@@ -4,7 +4,9 @@ Langfuse's public API. A `Claims` is made from a `workbench.stack.Stack`."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -210,3 +212,33 @@ SHELL_SETTINGS = (
     "WORKBENCH_SUPERVISOR_PORT",
 )
 """Settings from the developer's shell that would change what a stack start does."""
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers 401 to everything, as an endpoint given the wrong key does."""
+
+    def _refuse(self) -> None:
+        body = b'{"error": {"message": "Incorrect API key provided"}, "message": "Unauthorized"}'
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def refusing_server() -> Iterator[str]:
+    """An HTTP server on a free loopback port that refuses every key (401); yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,10 +4,8 @@ down, a model that refuses the key, and the home's permissions."""
 
 from __future__ import annotations
 
-import http.server
 import re
 import stat
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,14 @@ import pytest
 from workbench.stack import Stack, StackWarning
 from workbench.stack.recovery import model_outage_recovery
 
-from ..protocol import SHELL_SETTINGS, Claims, running_stack, samples, wait_for
+from ..protocol import (
+    SHELL_SETTINGS,
+    Claims,
+    refusing_server,
+    running_stack,
+    samples,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -180,33 +185,10 @@ def test_with_langfuse_down_claims_complete_and_scores_land_when_it_is_back(stac
     assert 1 <= len(langfuse_lines) <= 4, langfuse_lines
 
 
-class _RefusingModel(http.server.BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that refuses every key."""
-
-    def _refuse(self) -> None:
-        body = b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request"}}'
-        self.send_response(401)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _refuse
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def refusing_model() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingModel)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with refusing_server() as url:
+        yield f"{url}/v1"
 
 
 def test_up_warns_and_a_refused_key_fails_the_claim_at_once(

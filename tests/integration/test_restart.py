@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from workbench import stack as stacks
-from workbench.stack import StackWarning
+from workbench.stack import StackError, StackWarning
 from workbench.stack.home import HomeRecord
+from workbench.stack.ports import free_ports
 
-from ..protocol import SHELL_SETTINGS, Claims, samples, wait_for
+from ..protocol import SHELL_SETTINGS, Claims, refusing_server, samples, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +91,28 @@ def test_down_up_with_the_old_port_taken_keeps_every_claim(home: Path) -> None:
             pinned = {row["pinned_deployment_id"] for row in claims.invocations("wait-")}
             assert pinned == {deployment}
     stack.stop()
+
+
+def test_a_failed_up_leaves_no_deployment_behind(home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-wrong")
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-wrong")
+    first, second = free_ports(2)  # the services on another port the second time
+    with refusing_server() as langfuse:
+        with pytest.raises(StackError, match=r"refused the keys \(HTTP 401\)"):
+            stacks.start(home, langfuse_base_url=langfuse, services_port=first, **OPTIONS)
+    assert stacks.attach(home) is None, "nothing of the failed start runs"
+    assert HomeRecord.load(home).deployments == {}
+    for name in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+        monkeypatch.delenv(name)
+    # the same Restate data, a working configuration
+    stack = stacks.start(home, services_port=second, **OPTIONS)
+    try:
+        with Claims(stack) as claims:
+            listed = claims.http.get(f"{stack.admin_url}/deployments").json()["deployments"]
+            assert [d["id"] for d in listed] == [stack.deployment_ids["services"]]
+            outcome = claims.post(
+                "after-failed-up", "run", {"document": samples("paid")[0].document}
+            )
+            assert outcome.json()["status"] == "paid"
+    finally:
+        stack.stop()

@@ -10,7 +10,7 @@ import time
 import uuid
 import warnings
 import xmlrpc.client
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -110,6 +110,7 @@ def start(
                 else:
                     _warn_ignored_ports(config, stack)
                     homes.secure(config.home)
+                    _check_model(stack, config.environ, timeout_s=2.0)
                     return stack
             Stack(state)._stop(grace_s=STOP_WAIT_SECS)  # stale: clean up, then start fresh
         stack = _start_fresh(config, timeout_s)
@@ -382,7 +383,7 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
     }
     homes.update(home, ports=ports, deployments=deployments)
     _resume_paused(stack, list(deployments.values()))
-    _check_model(state.urls.get("llm"), _model_key(config))
+    _check_model(stack, config.environ)
     homes.secure(home)
     return stack
 
@@ -458,14 +459,6 @@ def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
         )
 
 
-def _model_key(config: StackConfig) -> str:
-    if config.embedded_llm:
-        return LOCAL_OPENAI_API_KEY
-    return config.env.get("services", {}).get("OPENAI_API_KEY") or config.environ.get(
-        "OPENAI_API_KEY", LOCAL_OPENAI_API_KEY
-    )
-
-
 def model_problem(base_url: str, api_key: str, timeout_s: float = 5.0) -> str | None:
     """Why the model endpoint at `base_url` does not answer `GET /models`, or None when it does."""
     url = f"{base_url.rstrip('/')}/models"
@@ -481,10 +474,14 @@ def model_problem(base_url: str, api_key: str, timeout_s: float = 5.0) -> str | 
     return None
 
 
-def _check_model(base_url: str | None, api_key: str) -> None:
+def _check_model(stack: Stack, environ: Mapping[str, str], timeout_s: float = 5.0) -> None:
+    """One warning when the model the services use does not answer `GET /models`."""
+    base_url = stack.urls.get("llm")
     if not base_url:
         return
-    problem = model_problem(base_url, api_key)
+    services = [p for p in stack._processes.values() if isinstance(p, ServicesProcess)]
+    key = next((p.env["OPENAI_API_KEY"] for p in services if p.env.get("OPENAI_API_KEY")), None)
+    problem = model_problem(base_url, key or environ.get("OPENAI_API_KEY", ""), timeout_s)
     if problem:
         _warn(
             f"the model endpoint {base_url} does not answer ({problem}); claims wait for it "
