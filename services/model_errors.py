@@ -246,7 +246,18 @@ async def _parsed(
 
     probe = copy()
     text = (await probe.aread()).decode("utf-8", errors="replace")
-    return copy(), unparsable(text)
+    return copy(), unparsable(text) or _without_choices(text)
+
+
+def _without_choices(text: str) -> str | None:
+    """A completion without any choice (some providers answer errors that way): nonsense too."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and not data.get("choices"):
+        return "the answer has no choices"
+    return None
 
 
 def _invocation_id() -> str | None:

@@ -217,3 +217,10 @@ def test_a_compressed_answer_is_checked_and_passed_on_intact(in_handler) -> None
         )
     )
     assert _call(model).choices[0].message.content == '{"amount": 5}'
+
+
+def test_an_answer_without_choices_is_nonsense(in_handler, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_MODEL_NONSENSE_TRIES", "1")
+    empty = httpx2.Response(200, json={"id": "x", "object": "chat.completion", "choices": []})
+    with pytest.raises(model_errors.ModelNonsenseError, match="the answer has no choices"):
+        _call(Scripted(empty))

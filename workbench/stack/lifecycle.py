@@ -75,6 +75,13 @@ def start(
     the one already running there. Waits (at most timeout_s) until every process answers and
     the services deployment is registered with Restate.
 
+    A fresh start reuses the ports of the last run when free, moves the services' existing
+    Restate deployment to their address (instead of registering a new one), resumes the
+    invocations of that deployment that an outage paused, and removes a deployment it
+    registered itself if it then fails. What it can run without is a `StackWarning` (one line,
+    naming the URL): the embedded Langfuse not coming up, a configured Langfuse not answering,
+    the model not answering `GET /models`.
+
     Options (each also settable by environment where noted):
       persistent=True     False: stopped by an atexit reaper when this interpreter exits
       <name>_port=        llm, ingress, admin, node, services, supervisor (WORKBENCH_<NAME>_PORT);
