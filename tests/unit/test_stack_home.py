@@ -56,9 +56,9 @@ def test_updates_merge_and_a_damaged_file_starts_over(tmp_path: Path) -> None:
 
 def test_the_home_is_0700_and_its_data_and_logs_0600(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    home.mkdir(mode=0o755)
-    (home / "logs").mkdir(mode=0o755)
     homes.prepare(home)
+    os.chmod(home, 0o755)
+    os.chmod(home / "logs", 0o755)
     for name in ("ledger.sqlite3", "ledger.sqlite3-wal", "langfuse.sqlite3", "stack.json"):
         (home / name).write_text("x")
         os.chmod(home / name, 0o644)
@@ -171,3 +171,17 @@ def test_cli_configuration_mistakes_are_one_error_line(tmp_path: Path, env, mess
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_folder_the_user_chose_keeps_its_mode_and_files(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir(mode=0o755)
+    (folder / "notes.db").write_text("x")
+    os.chmod(folder / "notes.db", 0o644)
+    homes.prepare(folder)  # not empty: no marker, not the stack's folder
+    (folder / "ledger.sqlite3").write_text("x")
+    os.chmod(folder / "ledger.sqlite3", 0o644)
+    homes.secure(folder)
+    assert not homes.is_home(folder)
+    assert _mode(folder) == 0o755 and _mode(folder / "notes.db") == 0o644
+    assert _mode(folder / "ledger.sqlite3") == 0o600, "the stack's own file is private"

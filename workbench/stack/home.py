@@ -5,7 +5,8 @@ folder. `home.json` (0600) outlives `down`: the embedded Langfuse's keys (genera
 start, so no two homes share them), the ports of the last run (reused by the next `up` when they
 are free) and the Restate deployment id of each services process (so that services that come
 back on another port update their deployment in place instead of registering a new one).
-The folder is 0700; its databases and logs are 0600 (the processes run with umask 077)."""
+The folder is 0700 (when the stack created it); its databases, state and logs are 0600 (and the
+processes run with umask 077)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,16 @@ from typing import Any
 
 MARKER = ".workbench-home"
 HOME_FILE = "home.json"
-SECRET_SUFFIXES = (".sqlite3", ".sqlite", ".db", ".log", ".json", ".conf", ".pid", ".out")
-"""Files the stack keeps 0600: databases (and their -wal/-shm), logs, state and config."""
+OWN_FILES = (
+    "stack.json",
+    HOME_FILE,
+    "supervisord.conf",
+    "supervisord.pid",
+    "ledger.sqlite3",
+    "langfuse.sqlite3",
+    "faults.sqlite3",
+)
+"""Files the stack writes in the home (a database's -wal/-shm files go with it): kept 0600."""
 
 
 def is_home(path: Path) -> bool:
@@ -42,20 +51,27 @@ def prepare(home: Path) -> None:
 
 
 def secure(home: Path) -> None:
-    """The home and its logs folder 0700; the files in them that hold data or secrets 0600
-    (Restate's own data folder is left to Restate, which runs with umask 077)."""
-    for folder in (home, home / "logs"):
-        if folder.is_dir() and not folder.is_symlink():
-            _chmod(folder, 0o700)
-            for entry in folder.iterdir():
-                if entry.is_file() and not entry.is_symlink() and _is_secret(entry.name):
-                    _chmod(entry, 0o600)
+    """The files the stack keeps in the home, and everything in its logs folder, 0600; the logs
+    folder 0700; the home itself 0700 when the stack created it (a folder the user chose and
+    filled is left as it is, apart from the stack's own files). Restate's data folder is left to
+    Restate, which runs with umask 077."""
+    if not home.is_dir():
+        return
+    if is_home(home):
+        _chmod(home, 0o700)
+    logs = home / "logs"
+    if logs.is_dir() and not logs.is_symlink():
+        _chmod(logs, 0o700)
+        for entry in logs.iterdir():
+            if entry.is_file() and not entry.is_symlink():
+                _chmod(entry, 0o600)
+    for entry in home.iterdir():
+        if entry.is_file() and not entry.is_symlink() and _own(entry.name):
+            _chmod(entry, 0o600)
 
 
-def _is_secret(name: str) -> bool:
-    return name == MARKER or any(
-        name.endswith(suffix) or f"{suffix}-" in name for suffix in SECRET_SUFFIXES
-    )
+def _own(name: str) -> bool:
+    return name == MARKER or any(name == f or name.startswith(f"{f}-") for f in OWN_FILES)
 
 
 def _chmod(path: Path, mode: int) -> None:
