@@ -467,7 +467,7 @@ class ModelTransport(httpx2.AsyncBaseTransport):
         planned: bool,
     ) -> None:
         if answer.status_code == 429:
-            retry_after = _retry_after_s(answer.headers)
+            retry_after = retry_after_s(answer.headers)
             if retry_after is not None:
                 body = _decoded(answer, raw)[:300]
                 raise ModelRateLimitedError(
@@ -548,7 +548,7 @@ def _garbled(body: str) -> str:
 GARBLED = "Sure! I looked at the claim and it all seems fine to me :)"
 
 
-def _retry_after_s(headers: httpx2.Headers) -> float | None:
+def retry_after_s(headers: httpx2.Headers) -> float | None:
     """Retry-After (seconds or an HTTP date) or OpenAI's retry-after-ms, capped."""
     if value := headers.get("retry-after-ms"):
         try:

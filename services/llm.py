@@ -1,8 +1,8 @@
 """The model client: the standard OpenAI client, pointed by `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
 
 Pointing those at OpenAI, Ollama, vLLM or LM Studio replaces the embedded model with no code
-change. Retries are Restate's job (each model call is a journaled step with its own retry
-options), so the client itself does not retry."""
+change. Retries are Restate's job (each model call is a journaled step; `model_errors` decides
+which failures are retried and which end the claim), so the client itself does not retry."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 from agents import set_default_openai_api, set_default_openai_client, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from . import faults
+from . import faults, model_errors
 
 _configured = False
 
@@ -37,6 +37,7 @@ def configure_model_client(timeout_s: float = 60.0) -> AsyncOpenAI:
         timeout=timeout_s,
     )
     faults.wrap_transport(client)  # model faults, Retry-After, unparsable answers retried
+    model_errors.install(client)  # outages wait (retried, then paused); refusals fail at once
     set_default_openai_client(client, use_for_tracing=False)
     set_default_openai_api("chat_completions")
     set_tracing_disabled(True)

@@ -55,3 +55,12 @@ class RegistrationError(StackError):
 
 class NotRunningError(StackError):
     """An operation needs a running stack (or a running process) and there is none."""
+
+
+class StackWarning(UserWarning):
+    """Something the stack can run without, but the user should know (one line, naming the URL):
+    Langfuse unreachable, the model endpoint not answering, claims resumed."""
+
+
+class ResetRefusedError(StackError):
+    """`reset` was asked to delete a folder the stack did not create, or was not confirmed."""
