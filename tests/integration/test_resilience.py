@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from workbench import Session
+from workbench.bench_outage import model_outage_recovery
 from workbench.stack import Stack, StackWarning
-from workbench.stack.recovery import model_outage_recovery
 
 from ..protocol import (
     SHELL_SETTINGS,
@@ -153,7 +154,11 @@ def test_a_model_outage_pauses_the_claim_never_fails_it_and_resume_finishes_it(
 
 
 def test_a_short_model_outage_is_waited_out(stack, claims) -> None:
-    result = model_outage_recovery(stack, _paid_document(), outage_s=1.0)
+    session = Session.of_stack(stack)
+    try:
+        result = model_outage_recovery(session, _paid_document(), outage_s=1.0)
+    finally:
+        session.close()
     assert result.status == "paid" and result.outage_s >= 1.0
     assert result.attempts_during_outage >= 1
     assert claims.payments(result.claim_id) == {result.claim_id: 1}

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import WorkbenchError
-
-
-class StackError(WorkbenchError, RuntimeError):
-    """Base class of every error the stack raises."""
+from ..errors import StackError
 
 
 class BinaryNotFoundError(StackError):
@@ -42,15 +38,6 @@ class StartTimeoutError(StackError):
         self.name = name
         self.log_path = log_path
         self.log_tail = log_tail
-
-
-class RegistrationError(StackError):
-    """The Restate admin API refused (or never accepted) the services deployment."""
-
-    def __init__(self, message: str, *, status_code: int | None, response_text: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.response_text = response_text
 
 
 class NotRunningError(StackError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import admin
+from ..clients.restate import RestateAdmin
 from . import home as homes
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig
 from .errors import StackError, StackWarning, StartTimeoutError
@@ -57,7 +57,7 @@ def _attachable(state: StackState) -> Stack | None:
     if not stack._is_ours():
         return None
     try:
-        infos = stack._client.all_process_info()
+        infos = stack.supervisor.all_process_info()
     except (OSError, xmlrpc.client.Error):
         return None
     if any(name not in infos for name in stack.names):
@@ -127,7 +127,7 @@ def start(
 
 
 def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
-    running = stack._state.ports
+    running = stack.ports
     for name, request in config.ports.items():
         if request.explicit is not None and running.get(name) not in (None, request.explicit):
             warnings.warn(
@@ -355,7 +355,7 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
             timeout_s=max(deadline - time.monotonic(), 5.0),
         )
         state.supervisor["pid"] = wait_answering(
-            stack._client,
+            stack.supervisor,
             timeout_s=max(deadline - time.monotonic(), 5.0),
             poll_interval_s=config.poll_interval_s,
         )
@@ -368,7 +368,7 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
         )
         _wait_optional(stack, deadline, config.poll_interval_s)
         with local_http() as http:
-            for process in stack._processes.values():
+            for process in stack.processes.values():
                 remaining_s = max(deadline - time.monotonic(), 1.0)
                 process.after_ready(
                     http,
@@ -378,14 +378,14 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
                 if isinstance(process, ServicesProcess):
                     state.processes[process.name]["deployment_id"] = process.deployment_id
         _seed(config, state)
-        stack._record_pids()
+        stack.record_pids()
     except BaseException:
         _remove_new_deployments(stack)  # a failed start leaves no deployment behind
         stack._stop(grace_s=2.0)  # nothing started may outlive a failed start
         raise
     deployments = {
         p.name: p.deployment_id
-        for p in stack._processes.values()
+        for p in stack.processes.values()
         if isinstance(p, ServicesProcess) and p.deployment_id
     }
     homes.update(home, ports=ports, deployments=deployments)
@@ -398,7 +398,7 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
 def _wait_optional(stack: Stack, deadline: float, poll_interval_s: float) -> None:
     """Wait (briefly) for the optional processes; one that does not come up is a warning."""
     for name in stack.names:
-        process = stack._processes[name]
+        process = stack.process(name)
         if not process.optional:
             continue
         timeout_s = min(max(deadline - time.monotonic(), 0.5), OPTIONAL_WAIT_S)
@@ -436,7 +436,7 @@ def _remove_new_deployments(stack: Stack) -> None:
     kept, with the invocations pinned to it. Best effort: Restate may be what failed."""
     created = [
         p
-        for p in stack._processes.values()
+        for p in stack.processes.values()
         if isinstance(p, ServicesProcess) and p.created_deployment and p.deployment_id
     ]
     if not created:
@@ -444,7 +444,7 @@ def _remove_new_deployments(stack: Stack) -> None:
     with local_http() as http:
         for process in created:
             with contextlib.suppress(StackError, httpx.HTTPError):
-                admin.remove_deployment(http, str(process.admin_url), str(process.deployment_id))
+                RestateAdmin(str(process.admin_url), http).remove(str(process.deployment_id))
 
 
 def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
@@ -454,7 +454,7 @@ def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
         return
     try:
         with local_http(10.0) as http:
-            resumed = admin.resume_paused(http, stack.admin_url, deployment_ids)
+            resumed = RestateAdmin(stack.admin_url, http).resume_paused(deployment_ids)
     except (StackError, httpx.HTTPError) as e:
         _warn(f"could not resume the paused invocations at {stack.admin_url}: {e}")
         return
@@ -486,7 +486,7 @@ def _check_model(stack: Stack, environ: Mapping[str, str], timeout_s: float = 5.
     base_url = stack.urls.get("llm")
     if not base_url:
         return
-    services = [p for p in stack._processes.values() if isinstance(p, ServicesProcess)]
+    services = [p for p in stack.processes.values() if isinstance(p, ServicesProcess)]
     key = next((p.env["OPENAI_API_KEY"] for p in services if p.env.get("OPENAI_API_KEY")), None)
     problem = model_problem(base_url, key or environ.get("OPENAI_API_KEY", ""), timeout_s)
     if problem:

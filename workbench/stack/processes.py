@@ -9,13 +9,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .admin import (
-    deployment,
-    deployment_uri,
-    deployments,
-    register_deployment,
-    rehome_deployment,
-)
+from ..clients.restate import RestateAdmin, deployment_uri
 from .config import HOST
 
 
@@ -246,25 +240,15 @@ class ServicesProcess(ManagedProcess):
     def after_ready(self, http: httpx.Client, *, timeout_s: float, poll_interval_s: float) -> None:
         if not (self.register and self.admin_url):
             return
-        known = deployment(http, self.admin_url, self.deployment_id) if self.deployment_id else None
+        admin = RestateAdmin(self.admin_url, http)
+        known = admin.deployment(self.deployment_id) if self.deployment_id else None
         if known is not None and self.deployment_id:
-            rehome_deployment(
-                http,
-                self.admin_url,
-                self.deployment_id,
-                self.url,
-                timeout_s=timeout_s,
-                poll_interval_s=poll_interval_s,
+            admin.rehome(
+                self.deployment_id, self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s
             )
             return
-        before = {d.get("id") for d in deployments(http, self.admin_url)}
-        registered = register_deployment(
-            http,
-            self.admin_url,
-            self.url,
-            timeout_s=timeout_s,
-            poll_interval_s=poll_interval_s,
-        )
+        before = {d.get("id") for d in admin.deployments()}
+        registered = admin.register(self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s)
         new_id = registered.get("id")
         self.created_deployment = bool(new_id) and new_id not in before
         self.deployment_id = new_id or self.deployment_id
@@ -272,9 +256,8 @@ class ServicesProcess(ManagedProcess):
     def is_registered(self, http: httpx.Client) -> bool:
         if not self.admin_url:
             return True
-        response = http.get(f"{self.admin_url}/deployments")
-        response.raise_for_status()
-        return any(deployment_uri(d) == self.url for d in response.json().get("deployments", []))
+        deployments = RestateAdmin(self.admin_url, http).deployments()
+        return any(deployment_uri(d) == self.url for d in deployments)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -311,8 +294,6 @@ __all__ = [
     "ManagedProcess",
     "RestateProcess",
     "ServicesProcess",
-    "register_deployment",
-    "rehome_deployment",
 ]
 
 KINDS: dict[str, type[ManagedProcess]] = {

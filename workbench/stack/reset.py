@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from . import admin
+from ..clients.restate import RestateAdmin
 from .config import find_project
 from .errors import ResetRefusedError, StackError
 from .home import MARKER, is_home
@@ -95,8 +95,8 @@ def reset_plan(home: str | os.PathLike[str] | None = None) -> ResetPlan:
         if plan.running and not state.external.get("restate"):
             with contextlib.suppress(StackError, httpx.HTTPError, KeyError, ValueError):
                 with local_http(5.0) as http:
-                    rows = admin.query(
-                        http, stack.admin_url, "SELECT COUNT(*) AS n FROM sys_invocation"
+                    rows = RestateAdmin(stack.admin_url, http).sql(
+                        "SELECT COUNT(*) AS n FROM sys_invocation"
                     )
                 plan.invocations = int(rows[0]["n"])
     return plan

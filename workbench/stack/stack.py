@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from . import admin
+from ..clients.restate import RestateAdmin
 from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
 from .home import HomeRecord
@@ -182,6 +182,11 @@ class Stack:
     @property
     def project(self) -> Path:
         return Path(self._state.project)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The ports this stack was started on, by name (ingress, admin, ...)."""
+        return dict(self._state.ports)
 
     @property
     def processes(self) -> dict[str, ManagedProcess]:
@@ -524,14 +529,14 @@ class Stack:
         /deployments/{id}`): invocations pinned to it go on at the new address. For services
         that came back on another port (a version deployment re-added after a restart)."""
         with local_http() as http:
-            admin.rehome_deployment(http, self.admin_url, deployment_id, uri, timeout_s=timeout_s)
+            RestateAdmin(self.admin_url, http).rehome(deployment_id, uri, timeout_s=timeout_s)
 
     def paused(self, *, all_deployments: bool = False) -> list[str]:
         """Ids of the paused invocations of this stack's deployments (of every deployment with
         all_deployments=True)."""
         ids = None if all_deployments else list(self.deployment_ids.values())
         with local_http(10.0) as http:
-            return admin.paused_invocations(http, self.admin_url, ids)
+            return RestateAdmin(self.admin_url, http).paused(ids)
 
     def resume(self, invocation_ids: Sequence[str] | None = None) -> list[str]:
         """Resume paused invocations (`PATCH /invocations/{id}/resume`): the given ids, or every
@@ -539,14 +544,17 @@ class Stack:
         not paused is skipped)."""
         with local_http(10.0) as http:
             if invocation_ids is None:
-                return admin.resume_paused(http, self.admin_url, list(self.deployment_ids.values()))
-            return [i for i in invocation_ids if admin.resume_invocation(http, self.admin_url, i)]
+                return RestateAdmin(self.admin_url, http).resume_paused(
+                    list(self.deployment_ids.values())
+                )
+            admin = RestateAdmin(self.admin_url, http)
+            return [i for i in invocation_ids if admin.resume(i)]
 
     def purge(self, invocation_id: str) -> bool:
         """Purge a completed invocation (`PATCH /invocations/{id}/purge`): for a workflow's run
         refused with 400 (a bad body), its claim id can be used again."""
         with local_http(10.0) as http:
-            return admin.purge_invocation(http, self.admin_url, invocation_id)
+            return RestateAdmin(self.admin_url, http).purge(invocation_id)
 
     # -- failure injection and restarts ------------------------------------------------------
     def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout_s: float = 10.0) -> int:

@@ -1,7 +1,7 @@
 """How fast a claim continues after the model endpoint comes back (for the benchmark).
 
-    from workbench.stack.recovery import model_outage_recovery
-    result = model_outage_recovery(stack, document, outage_s=5.0)
+    from workbench.bench_outage import model_outage_recovery
+    result = model_outage_recovery(session, document, outage_s=5.0)
     result.recovery_s     # model answering again -> the claim completed (target <= 1.0 s)
 
 The embedded model is stopped, a claim is submitted (it fails at its first model call and Restate
@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from .errors import StackError
-from .stack import Stack
+from services import names
 
-WORKFLOW = "ClaimWorkflow"
+from ._aio import run_sync
+from .errors import StackError
+from .session import Session
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class OutageRecovery:
 
 
 def model_outage_recovery(
-    stack: Stack,
+    session: Session,
     document: str,
     *,
     outage_s: float = 5.0,
@@ -49,53 +49,37 @@ def model_outage_recovery(
 ) -> OutageRecovery:
     """Take the embedded model (`llm`) down for `outage_s` while one claim needs it, bring it back,
     and measure how long the claim takes to complete after that (see the module docstring)."""
-    if "llm" not in stack.names:
+    stack = session.stack
+    if stack is None or "llm" not in stack.names:
         raise StackError(
-            "model_outage_recovery needs the embedded model (process 'llm'); this stack uses "
-            f"the model at {stack.llm_url}."
+            "model_outage_recovery needs the embedded model (process 'llm') of a stack the "
+            f"workbench runs; this session uses the model at {session.endpoints.llm_url}."
         )
+    claims = session.aio.claims
     claim_id = claim_id or f"outage-{uuid.uuid4().hex[:10]}"
-    llm = stack._processes["llm"]
+    llm = stack.process("llm")
     with httpx.Client(timeout=timeout_s, trust_env=False) as http:
-        stack._client.stop_process("llm", timeout_s=30.0)
+        stack.supervisor.stop_process("llm", timeout_s=30.0)
         stopped = time.monotonic()
         try:
-            response = http.post(
-                f"{stack.ingress_url}/{WORKFLOW}/{claim_id}/run/send",
-                json={"document": document},
-            )
-            response.raise_for_status()
-            invocation_id = response.json()["invocationId"]
+            run_sync(claims.submit(document, claim_id, wait=False))
             time.sleep(max(outage_s - (time.monotonic() - stopped), 0.0))
         finally:
-            stack._client.start_process("llm")
+            stack.supervisor.start_process("llm")
         while llm.check_ready(http) is not None:  # the moment it answers again
             if time.monotonic() - stopped > timeout_s:
                 raise StackError(f"the model did not come back within {timeout_s:.0f} s")
             time.sleep(poll_interval_s)
-        back = time.monotonic()
-        attempts = _retry_count(http, stack.admin_url, invocation_id)
-        outcome = http.get(f"{stack.ingress_url}/restate/workflow/{WORKFLOW}/{claim_id}/attach")
-        done = time.monotonic()
-        outcome.raise_for_status()
+    back = time.monotonic()
+    invocation = run_sync(session.restate.invocation(names.WORKFLOW, claim_id)) or {}
+    outcome = run_sync(claims.wait(claim_id, timeout_s=timeout_s))
+    done = time.monotonic()
     stack.wait_ready("llm")  # supervisord's view, pids recorded
+    retries = invocation.get("retry_count")
     return OutageRecovery(
         claim_id=claim_id,
         outage_s=round(back - stopped, 3),
         recovery_s=round(done - back, 3),
-        status=str(outcome.json().get("status")),
-        attempts_during_outage=attempts,
+        status=str(outcome.status),
+        attempts_during_outage=int(retries) if retries is not None else None,
     )
-
-
-def _retry_count(http: httpx.Client, admin_url: str, invocation_id: str) -> int | None:
-    try:
-        response = http.post(
-            f"{admin_url}/query",
-            json={"query": f"SELECT retry_count FROM sys_invocation WHERE id = '{invocation_id}'"},
-            headers={"accept": "application/json"},
-        )
-        rows: list[dict[str, Any]] = response.json().get("rows", [])
-    except (httpx.HTTPError, ValueError):
-        return None
-    return int(rows[0].get("retry_count") or 0) if rows else None
