@@ -273,21 +273,3 @@ def _invocation_id() -> str | None:
         return str(ctx.request().id)
     except Exception:  # noqa: BLE001 - not a handler context
         return None
-
-
-def install(client: Any) -> Any:
-    """Put `ModelErrors` outermost under an OpenAI client's HTTP transport (and its proxy mounts),
-    once. Returns the client."""
-    http = getattr(client, "_client", None)
-    transport = getattr(http, "_transport", None)
-    if transport is None:
-        raise TypeError(
-            f"Cannot wrap the transport of {type(client).__name__}: it has no httpx client."
-        )
-    if not isinstance(transport, ModelErrors):
-        http._transport = ModelErrors(transport)
-        mounts = getattr(http, "_mounts", None) or {}
-        for pattern, mounted in list(mounts.items()):
-            if mounted is not None and not isinstance(mounted, ModelErrors):
-                mounts[pattern] = ModelErrors(mounted)
-    return client

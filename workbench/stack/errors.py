@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import StackError
+from ..errors import RegistrationError, StackError
+
+__all__ = [
+    "BinaryNotFoundError",
+    "NotRunningError",
+    "PortTakenError",
+    "ProcessExitedError",
+    "RegistrationError",
+    "ResetRefusedError",
+    "StackError",
+    "StackWarning",
+    "StartTimeoutError",
+]
 
 
 class BinaryNotFoundError(StackError):
