@@ -6,10 +6,11 @@ killed by a fault finds the rest of its plan after its restart. The hooks:
 
 - `observed(name, fn)` wraps the body of a journaled step (`steps.step`): faults fire inside the
   body, so only when the step really executes, never when Restate replays its journaled result;
-- `wrap_transport(client)` puts `ModelTransport` under the OpenAI client, so model faults are
-  injected on the client side of the call and work the same with any provider. The transport also
-  turns an HTTP 429 with Retry-After into a Restate retry after exactly that delay, and refuses a
-  structured answer that does not parse, so Restate retries the call instead of journaling it;
+- `ModelTransport` sits under the OpenAI client (`services.llm.model_http_client`), so model
+  faults are injected on the client side of the call and work the same with any provider. The
+  transport also turns an HTTP 429 with Retry-After into a Restate retry after exactly that
+  delay, and refuses a structured answer that does not parse, so Restate retries the call
+  instead of journaling it;
 - `attempt_started(claim_id)` notes each attempt of a claim's workflow (a retry or a replay);
 - `boundary(name, effect)` wraps the journaled points of the workflow that are not a step body
   (`BOUNDARY_STEPS`: the wait for a review decision, the one-way send to the judge): faults fire
@@ -602,7 +603,7 @@ class ModelTransport(httpx2.AsyncBaseTransport):
         planned: bool,
     ) -> None:
         if answer.status_code == 429:
-            retry_after = _retry_after_s(answer.headers)
+            retry_after = retry_after_s(answer.headers)
             if retry_after is not None:
                 body = _decoded(answer, raw)[:300]
                 raise ModelRateLimitedError(
@@ -695,7 +696,7 @@ def _garbled(body: str) -> str:
 GARBLED = "Sure! I looked at the claim and it all seems fine to me :)"
 
 
-def _retry_after_s(headers: httpx2.Headers) -> float | None:
+def retry_after_s(headers: httpx2.Headers) -> float | None:
     """Retry-After (seconds or an HTTP date) or OpenAI's retry-after-ms, capped."""
     if value := headers.get("retry-after-ms"):
         try:
@@ -713,24 +714,6 @@ def _retry_after_s(headers: httpx2.Headers) -> float | None:
             return None
         seconds = parsed.timestamp() - time.time()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def wrap_transport(client: Any) -> Any:
-    """Put `ModelTransport` under an OpenAI client's HTTP transport (and its proxy mounts); a
-    client wrapped already is left as it is. Returns the client."""
-    http = getattr(client, "_client", None)
-    transport = getattr(http, "_transport", None)
-    if transport is None:
-        raise TypeError(
-            f"Cannot wrap the transport of {type(client).__name__}: it has no httpx client."
-        )
-    if not isinstance(transport, ModelTransport):
-        http._transport = ModelTransport(transport)
-        mounts = getattr(http, "_mounts", None) or {}
-        for pattern, mounted in list(mounts.items()):
-            if mounted is not None and not isinstance(mounted, ModelTransport):
-                mounts[pattern] = ModelTransport(mounted)
-    return client
 
 
 __all__ = [
@@ -751,5 +734,4 @@ __all__ = [
     "die",
     "observed",
     "store",
-    "wrap_transport",
 ]

@@ -6,6 +6,7 @@ per claim with the shared handler `verdict`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -17,14 +18,19 @@ from restate import ObjectContext, ObjectSharedContext, RunOptions
 from restate.ext.openai import DurableRunner
 
 from . import faults, names, reference_data, tracing
+from .bodies import Checked, accepted
 from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
 from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured
+from .retries import RETRY_POLICY
 from .scores import write_score
-from .steps import LLM_OPTIONS, RETRY_POLICY, step
+from .steps import LLM_OPTIONS, step
+
+log = logging.getLogger("services.judge")
 
 claim_judge = restate.VirtualObject(names.JUDGE, invocation_retry_policy=RETRY_POLICY)
-"""Retried as the workflow is (`steps.RETRY_POLICY`): after a crash the judge comes back as fast."""
+"""The same policy as the claims': a judge run waits out a model or Langfuse outage (paused after
+the window, never failed), so every completed claim gets its score."""
 
 RunAgent = Callable[[Agent, str], Awaitable[Any]]
 
@@ -85,10 +91,11 @@ async def _run_durably(agent: Agent, input: str) -> Any:
 SCORE_OPTIONS = RunOptions(
     initial_retry_interval=timedelta(milliseconds=500),
     retry_interval_factor=2.0,
-    max_retry_interval=timedelta(seconds=10),
+    max_retry_interval=timedelta(seconds=5),
 )
-"""No attempt limit: a score write retries until the backend takes it (errors no retry can fix,
-such as wrong keys, end it at once)."""
+"""No attempt limit of its own: a score write retries until the backend takes it, at most 5 s
+apart (the judge's invocation policy pauses it after the outage window); errors no retry can fix,
+such as wrong keys, end it at once."""
 
 
 async def _write_score(
@@ -101,8 +108,14 @@ async def _write_score(
             raise restate.TerminalError(str(e)) from e
 
 
-@claim_judge.handler()
+EVALUATION = Checked(
+    EvaluationRequest, example='{"claim_id": "...", "outcome": {...}} (sent by ClaimWorkflow)'
+)
+
+
+@claim_judge.handler(input_serde=EVALUATION)
 async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
+    request = accepted(request)
     faults.evaluation_started(request.claim_id)
     result = await judge_claim(request, _run_durably)
     ctx.set("result", result)
@@ -129,8 +142,8 @@ async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResul
                 judged.reason,
                 metadata,
             )
-        except restate.TerminalError:
-            pass  # the verdict stays readable here; the refusal is in the journal and the log
+        except restate.TerminalError as e:  # the verdict stays readable here
+            log.warning("The score of claim %s was refused for good: %s", request.claim_id, e)
     return result
 
 

@@ -13,38 +13,24 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from restate import InvocationRetryPolicy, RunOptions, TerminalError
+from restate import RunOptions, TerminalError
 from restate.server_context import current_context
 
 from . import faults
-from .faults import env_int
 from .tracing import step_span
 
 T = TypeVar("T")
-
-RETRY_POLICY = InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_INITIAL_MS", 200)),
-    exponentiation_factor=2.0,
-    max_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_MAX_INTERVAL_MS", 500)),
-    max_attempts=env_int("WORKBENCH_RETRY_MAX_ATTEMPTS", 60),
-    on_max_attempts="pause",
-)
-"""The invocation retry policy of the claim workflow and of the judge. Snappy for demos: first
-retry after 0.2 s, then at most 0.5 s apart, so a restarted service is found within half a second
-of being back (`python -m workbench.bench --recovery`); after 60 failed attempts (about 30 s) the
-invocation is paused, not dropped: fix the cause and resume it from the Restate UI. Each knob is
-overridable in the services' environment (WORKBENCH_RETRY_INITIAL_MS,
-WORKBENCH_RETRY_MAX_INTERVAL_MS, WORKBENCH_RETRY_MAX_ATTEMPTS)."""
 
 STEP_OPTIONS = RunOptions(
     max_attempts=5, initial_retry_interval=timedelta(milliseconds=100), retry_interval_factor=2.0
 )
 """A step that fails five times in a row fails for good (TerminalError): never an endless retry."""
 
-LLM_OPTIONS = RunOptions(
-    max_attempts=4, initial_retry_interval=timedelta(milliseconds=200), retry_interval_factor=2.0
-)
-"""Model calls: four tries, then the claim fails with the model's last error as its reason."""
+LLM_OPTIONS = RunOptions()
+"""Model calls: no budget of their own. An outage is retried under the invocation's retry policy
+(capped backoff, then a pause: `retries.py`); what no retry can fix (a refused key, an unknown
+model, nonsense answered again and again) is a TerminalError raised by `model_errors`, which
+ends the claim as `failed` with that reason."""
 
 
 async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any) -> T:

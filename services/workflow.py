@@ -14,13 +14,24 @@ from restate import WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
 from . import faults, names
+from .bodies import Checked, accepted
 from .flow import process_claim
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
-from .steps import LLM_OPTIONS, RETRY_POLICY
+from .retries import RETRY_POLICY
+from .steps import LLM_OPTIONS
 from .tracing import trace_id_of
 
 claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_POLICY)
+"""Retried fast (at most 0.5 s apart) and paused, never failed, when an outage outlasts the
+window (`retries.py`)."""
+
+CLAIM_REQUEST = Checked(
+    ClaimRequest, example='{"document": "<the claim text>", "prompt_label": "production"}'
+)
+REVIEW = '{"reviewer": "<your name>", "note": "<why>"}'
+APPROVAL = Checked(Review, example=REVIEW, defaults={"approved": True})
+REJECTION = Checked(Review, example=REVIEW, defaults={"approved": False})
 
 
 class DurableEnv:
@@ -53,8 +64,10 @@ class DurableEnv:
         await faults.boundary(names.EVALUATE_STEP, send)
 
 
-@claim_workflow.main()
+@claim_workflow.main(input_serde=CLAIM_REQUEST)
 async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
+    """`request` is a ClaimRequest or, for a bad body, the reason (answered HTTP 400)."""
+    request = accepted(request)
     outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
     ctx.set(names.OUTCOME_KEY, outcome)
     return outcome
@@ -80,14 +93,14 @@ async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
     return ClaimStatus(claim_id=ctx.key(), step=names.REVIEW_DECIDED)
 
 
-@claim_workflow.handler()
+@claim_workflow.handler(input_serde=APPROVAL)
 async def approve(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
-    return await _decide(ctx, review.model_copy(update={"approved": True}))
+    return await _decide(ctx, accepted(review).model_copy(update={"approved": True}))
 
 
-@claim_workflow.handler()
+@claim_workflow.handler(input_serde=REJECTION)
 async def reject(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
-    return await _decide(ctx, review.model_copy(update={"approved": False}))
+    return await _decide(ctx, accepted(review).model_copy(update={"approved": False}))
 
 
 __all__ = ["claim_workflow", "claim_judge"]

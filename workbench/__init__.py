@@ -22,6 +22,7 @@ from typing import Any
 
 from . import claims, deployments, faults, prompts, samples, scores, traces
 from .claims import Claim, ClaimBatch
+from .display import WorkbenchWarning
 from .errors import (
     ClaimError,
     ClaimNotFoundError,
@@ -68,6 +69,7 @@ __all__ = [
     "TraceTimeoutError",
     "UnknownPromptLabelError",
     "WorkbenchError",
+    "WorkbenchWarning",
     "aio",
     "claim",
     "claims",

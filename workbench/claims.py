@@ -216,6 +216,8 @@ class Claim:
             lines += textwrap.wrap(f"reason: {o.reason}", 96, subsequent_indent="  ")
         if self.last_error:
             lines += textwrap.wrap(f"last error: {self.last_error}", 96, subsequent_indent="  ")
+        for clause in o.unrecognized_clauses if o is not None else []:
+            lines += textwrap.wrap(f"clause not applied: {clause}", 96, subsequent_indent="  ")
         if self.status == PAUSED:
             lines.append(f"resume with wb.claims.resume({self.id!r})")
         if o is not None and o.prompt_versions:
@@ -239,6 +241,9 @@ class Claim:
             rows += cell.format("resume", f"<code>wb.claims.resume({self.id!r})</code>")
         if self.last_error:
             rows += cell.format("last error", html.escape(self.last_error))
+        if self.outcome and self.outcome.unrecognized_clauses:
+            clauses = "<br>".join(html.escape(c) for c in self.outcome.unrecognized_clauses)
+            rows += cell.format("clauses not applied", clauses)
         link = self._trace_link()
         if link:
             rows += cell.format("trace", link)

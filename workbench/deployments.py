@@ -363,8 +363,9 @@ class Deployments:
             "retired": None,
         }
         self._save_history(history)
-        with home_lock(stack.home):  # from now on the stack re-registers it if it goes missing
-            process.register = True
+        with home_lock(stack.home):  # from now on the stack re-registers it if it goes missing,
+            process.register = True  # and moves this deployment in place if its port moves
+            process.deployment_id = registered["id"]
             stack.record_process(process)
 
     def _rows_for(self, table: pd.DataFrame, version: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ that timed out) derive from `WorkbenchError` too.
 from __future__ import annotations
 
 __all__ = [
+    "AdminError",
     "ClaimError",
     "ClaimNotFoundError",
     "ClaimStateError",
@@ -20,8 +21,10 @@ __all__ = [
     "NoSessionError",
     "PromptError",
     "PromptNotFoundError",
+    "RegistrationError",
     "RestateError",
     "ScoresTimeoutError",
+    "StackError",
     "TraceNotFoundError",
     "TraceTimeoutError",
     "UnknownPromptLabelError",
@@ -39,6 +42,27 @@ class NoSessionError(WorkbenchError, RuntimeError):
 
 class RestateError(WorkbenchError, RuntimeError):
     """Restate's admin API or ingress answered with an error, or did not answer."""
+
+
+class StackError(WorkbenchError, RuntimeError):
+    """Base class of every error the stack raises (`workbench.stack`)."""
+
+
+class RegistrationError(StackError):
+    """The Restate admin API refused (or never accepted) the services deployment."""
+
+    def __init__(self, message: str, *, status_code: int | None, response_text: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.response_text = response_text
+
+
+class AdminError(RestateError):
+    """Restate's admin API refused a call; the message quotes its answer."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class ClaimError(RestateError):

@@ -5,6 +5,7 @@ and unknown customers end as a careful reader would expect."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,17 @@ def test_what_makes_no_sense_ends_with_a_reason(
     c = wb.submit_claim(document)
     assert c.status == status and reason in c.outcome.reason, c.outcome
     assert c.outcome.paid_eur is None
+
+
+def test_creating_a_prompt_with_a_clause_the_model_cannot_apply_warns(stack) -> None:
+    text = (
+        ANALYST_V1.read_text(encoding="utf-8") + "\n9. [moon] Reject claims filed at full moon.\n"
+    )
+    with pytest.warns(wb.display.WorkbenchWarning, match=r"will not apply 1 clause.*\[moon\]"):
+        created = wb.prompts.create("claim-analyst", text, labels=["moon-rule"])
+    assert len(created.unrecognized_clauses) == 1 and "[moon]" in created.unrecognized_clauses[0]
+    assert "does not apply these clauses" in created._repr_html_()
+    understood = ANALYST_V1.read_text(encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a prompt it fully understands: no warning
+        assert wb.prompts.create("claim-analyst", understood).unrecognized_clauses == ()

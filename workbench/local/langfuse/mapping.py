@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ._errors import BadRequest
-from ._time import parse_iso
+from ._time import MAX_NS, MIN_NS, TimeOutOfRange, check_ns, parse_iso
 
 OBSERVATION_TYPES = frozenset(
     {
@@ -192,18 +192,18 @@ def _str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value == value and abs(value) != float("inf") else None
-    if isinstance(value, str):
+    """An attribute as a 64-bit integer (what SQLite stores), else None."""
+    number: int | None = None
+    if isinstance(value, bool | int):
+        number = int(value)
+    elif isinstance(value, float):
+        number = int(value) if value == value and abs(value) != float("inf") else None
+    elif isinstance(value, str):
         try:
-            return int(float(value))
-        except ValueError:
+            number = int(float(value))
+        except (ValueError, OverflowError):
             return None
-    return None
+    return number if number is not None and MIN_NS <= number <= MAX_NS else None
 
 
 def _float(value: Any) -> float | None:
@@ -387,8 +387,12 @@ def _completion_start(value: Any) -> int | None:
             return parse_iso(decoded)
         except ValueError:
             return None
-    if isinstance(decoded, int | float):  # epoch seconds or nanoseconds
-        return int(decoded * 1e9) if decoded < 1e12 else int(decoded)
+    if isinstance(decoded, int | float) and decoded == decoded:  # epoch seconds or nanoseconds
+        try:
+            ns = int(decoded * 1e9) if abs(decoded) < 1e12 else int(decoded)
+            return check_ns(ns, decoded)
+        except (TimeOutOfRange, OverflowError):
+            return None
     return None
 
 
@@ -498,7 +502,12 @@ def _map_span(
     obs_type = _observation_type(attrs)
     start_ns = span.start_time_unix_nano or now
     end_ns = span.end_time_unix_nano or None
-
+    for what, ns in (("startTimeUnixNano", start_ns), ("endTimeUnixNano", end_ns)):
+        if ns is not None and ns > MAX_NS:
+            raise BadRequest(
+                f"Span '{span.name}' has {what} {ns}, beyond 2262-04-11 (the 64-bit nanoseconds "
+                "this server stores). Nothing was stored."
+            )
     level = get("langfuse.observation.level")
     level = level.upper() if isinstance(level, str) else None
     error = span.status.code == STATUS_CODE_ERROR

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from . import _filters
 from ._errors import BadRequest, Json, NotFound
 from ._http import (
+    MAX_PAGE,
     decode_cursor,
     dumps,
     encode_cursor,
@@ -28,7 +29,7 @@ from ._http import (
     str_param,
     time_param,
 )
-from ._time import iso, now_ns, parse_iso
+from ._time import iso, now_ns, parse_iso, time_problem
 from .db import Database
 
 DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
@@ -135,9 +136,9 @@ def score_row(body: Any, now: int) -> tuple[Any, ...]:
     if body.get("timestamp") is not None:
         try:
             timestamp = parse_iso(str(body["timestamp"]))
-        except ValueError:
+        except ValueError as e:
             raise InvalidScore(
-                f"Score '{name}' has timestamp {body['timestamp']!r}. Not an ISO 8601 datetime."
+                f"Score '{name}' has timestamp {time_problem(body['timestamp'], e)}."
             ) from None
     score_id = _optional_str(body, "id") or uuid.uuid4().hex
     return (
@@ -395,7 +396,7 @@ FROM scores s LEFT JOIN traces t ON t.id = s.trace_id
 
 
 def list_v2(db: Database, request: Request) -> dict[str, Any]:
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=100)
     assert page is not None and limit is not None
     groups = set(list_param(request, "fields")) or {"score", "trace"}
