@@ -705,7 +705,11 @@ class SweepReport:
         )
 
     def heatmap_png(self) -> bytes:
-        """The heatmap as PNG bytes (for a widget or a file)."""
+        """The heatmap as PNG bytes (for a widget or a file).
+
+        Example:
+            >>> Path("sweep.png").write_bytes(report.heatmap_png())
+        """
         import matplotlib.pyplot as plt
 
         ax = self.heatmap()
