@@ -392,7 +392,9 @@ async def bench_sweep(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
     home = Path(tempfile.mkdtemp(prefix="workbench-bench-sweep-"))
     print(f"sweep in {home} ...", file=sys.stderr)
-    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    stack = stack_module.start(
+        home=home, persistent=False, llm_latency_ms=args.llm_latency_ms, timeout_s=180
+    )
     session = Session.of_stack(stack)
     doc = _approvable_documents()[0]
     try:

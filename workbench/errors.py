@@ -25,6 +25,7 @@ __all__ = [
     "RestateError",
     "ScoresTimeoutError",
     "StackError",
+    "SweepError",
     "TraceNotFoundError",
     "TraceTimeoutError",
     "UnknownPromptLabelError",
@@ -117,3 +118,8 @@ class DeploymentInUseError(WorkbenchError, RuntimeError):
 
 class DeploymentNotFoundError(WorkbenchError, LookupError):
     """No deployment runs that version; the message lists the versions there are."""
+
+
+class SweepError(WorkbenchError, RuntimeError):
+    """A crash-point sweep could not run: no stack of the workbench's to crash, a baseline claim
+    that did not complete, steps that are not boundaries of the claim."""

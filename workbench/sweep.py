@@ -52,7 +52,7 @@ from services.models import ClaimOutcome, ClaimRequest
 
 from ._aio import run_sync
 from .claims import AsyncClaims, Claim
-from .errors import ClaimStateError, RestateError, WorkbenchError
+from .errors import ClaimStateError, RestateError, SweepError, WorkbenchError
 from .frames import epoch_s
 from .progress import Progress
 
@@ -111,9 +111,6 @@ REDONE_MARGIN_S = 0.2
 so that try must replay it, not run it again. (Restate's and the services' clocks are read in
 different processes: under load an entry's time can lead the services' by ~0.1 s; a try begins
 after a restart or a retry delay, at least 0.2 s after the failure that ended the one before.)"""
-JUDGE_BOUNDARY_STEPS = frozenset(
-    {names.JUDGE_CALL, names.GATHER_EVIDENCE, names.FETCH_JUDGE_PROMPT, names.WRITE_SCORE}
-)
 FRAME_COLUMNS = [
     "boundary",
     "kind",
@@ -129,10 +126,6 @@ FRAME_COLUMNS = [
     "processes",
     "wave",
 ]
-
-
-class SweepError(WorkbenchError):
-    """The sweep could not start: bad arguments, or a baseline claim that did not complete."""
 
 
 # -- boundaries ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 import workbench as wb
 from services import names
 from workbench._aio import run_sync
-from workbench.sweep import SweepError
 
 from .conftest import claims_stack
 
@@ -117,6 +116,6 @@ def test_a_restate_kill_at_chosen_boundaries_and_bad_arguments(stack) -> None:
     assert set(report.boundary_frame().query("swept")["boundary"]) == {"check fraud", "evaluate"}
     with pytest.raises(ValueError, match="A terminal fault ends the claim on purpose"):
         wb.faults.sweep(doc, ("terminal",))
-    with pytest.raises(SweepError, match=r"Steps \['pay'\] are not boundaries of this claim"):
+    with pytest.raises(wb.SweepError, match=r"Steps \['pay'\] are not boundaries of this claim"):
         wb.faults.sweep(doc, "crash", steps=["pay"], progress=False)
     assert json.dumps(report.timing)  # plain numbers, for the benchmark
