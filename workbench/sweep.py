@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_KINDS",
     "INVARIANTS",
+    "KILLS",
     "SWEEP_KINDS",
     "Boundary",
     "CaseResult",
@@ -763,20 +764,29 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x"
 
 
+KILLS = {"crash": "services", "crash_after_effect": "services", "kill_restate": "restate"}
+"""Which process a kind of fault kills (the others kill none)."""
+
+
 def plan_waves(
     cases: Sequence[Any], concurrency: int, kinds: Sequence[str] | None = None
 ) -> list[list[Any]]:
-    """Cases in waves of at most `concurrency`: one kind per wave (so that a wave restarts one
-    process, the services or Restate, not both), neighbours in the claim's order together (so
-    that the faults of a wave fire close in time)."""
+    """Cases in waves of at most `concurrency`: the cases whose faults kill the same process
+    together (a wave restarts the services, or Restate, or nothing: never both), in the order of
+    `kinds`; within that, neighbours in the claim's order together (so that the faults of a wave
+    fire close in time)."""
     order = list(kinds) if kinds is not None else list(dict.fromkeys(c.kind for c in cases))
+    groups = list(dict.fromkeys(KILLS.get(k, "nothing") for k in order))
     waves: list[list[Any]] = []
-    for kind in order:
-        of_kind = sorted(
-            (c for c in cases if c.kind == kind),
-            key=lambda c: c.boundary.at_s if c.boundary.at_s is not None else float("inf"),
+    for group in groups:
+        members = sorted(
+            (c for c in cases if KILLS.get(c.kind, "nothing") == group),
+            key=lambda c: (
+                c.boundary.at_s if c.boundary.at_s is not None else float("inf"),
+                order.index(c.kind) if c.kind in order else len(order),
+            ),
         )
-        waves += [of_kind[i : i + concurrency] for i in range(0, len(of_kind), concurrency)]
+        waves += [members[i : i + concurrency] for i in range(0, len(members), concurrency)]
     return waves
 
 

@@ -23,6 +23,7 @@ from workbench.faults import Fault
 from workbench.session import Endpoints, Session
 from workbench.sweep import (
     INVARIANTS,
+    KILLS,
     Boundary,
     ClaimEvidence,
     SweepReport,
@@ -183,18 +184,19 @@ def test_kinds_are_checked_and_terminal_is_refused_saying_why() -> None:
         check_kinds([])
 
 
-def test_waves_hold_one_kind_and_neighbouring_boundaries() -> None:
+def test_waves_kill_one_process_and_hold_neighbouring_boundaries() -> None:
     bounds = boundaries_of(workflow_journal(), judge_journal(), T0)
-    cases = [_Case(b, k, f"{b.name}-{k}") for k in ("kill_restate", "crash") for b in bounds]
-    waves = plan_waves(cases, 4, ("crash", "kill_restate"))
-    assert [len(w) for w in waves] == [4, 4, 4, 4, 4, 4]
-    assert all(len({c.kind for c in w}) == 1 for w in waves)
-    assert [c.kind for c in waves[0]] == ["crash"] * 4, "the kinds in the order asked"
-    assert [c.boundary.name for c in waves[0]] == [
-        "fetch prompts",
-        "model call 1",
-        "convert to EUR",
-        "model call 2",
+    kinds = ("kill_restate", "crash", "crash_after_effect", "error")
+    cases = [_Case(b, k, f"{b.name}-{k}") for k in kinds for b in bounds]
+    waves = plan_waves(cases, 4, kinds)
+    assert [len(w) for w in waves] == [4, 4, 4] + [4] * 6 + [4, 4, 4]
+    killed = [{KILLS.get(c.kind, "nothing") for c in w} for w in waves]
+    assert killed == [{"restate"}] * 3 + [{"services"}] * 6 + [{"nothing"}] * 3
+    assert [(c.boundary.name, c.kind) for c in waves[3]] == [
+        ("fetch prompts", "crash"),
+        ("fetch prompts", "crash_after_effect"),
+        ("model call 1", "crash"),
+        ("model call 1", "crash_after_effect"),
     ]
     assert hold_for(waves[0]) < hold_for(waves[1]), "a wider spread holds longer"
 
