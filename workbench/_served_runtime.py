@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["configure_model", "configure_tracing", "SERVED_SCOPE"]
+__all__ = ["SERVED_SCOPE", "HandlerTracer", "configure_model", "configure_tracing", "reset"]
 
 SERVED_SCOPE = "openinference.openai_agents"
 """The instrumentation scope of the agents' spans (as in the services)."""
@@ -130,6 +130,21 @@ def configure_tracing(
         return True
 
 
+def reset() -> None:
+    """Undo `configure_tracing` and forget `configure_model` (tests; a kernel keeps them): the
+    span exporter is shut down and the Agents SDK traces nothing."""
+    global _model, _tracing, _provider
+    from agents import set_trace_processors, set_tracing_disabled
+
+    with _lock:
+        provider, _provider = _provider, None
+        _model = _tracing = None
+    if provider is not None:
+        provider.shutdown()
+    set_trace_processors([])
+    set_tracing_disabled(True)
+
+
 def flush(timeout_ms: int = 5000) -> None:
     """Export the spans made so far now (the exporter otherwise sends every 0.5 s)."""
     with _lock:
@@ -150,14 +165,20 @@ def _handler_tracer_class() -> type:
 
         # OpenInference calls these on its proxy: call the base explicitly, as services do
         def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
-            if current_context() is None:
+            if not _in_handler():
                 return self._tracer.start_span(name, *args, **kwargs)
             return RestateTracer.start_span(self, name, *args, **kwargs)
 
         def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
-            if current_context() is None:
+            if not _in_handler():
                 return self._tracer.start_as_current_span(name, *args, **kwargs)
             return RestateTracer.start_as_current_span(self, name, *args, **kwargs)
+
+    def _in_handler() -> bool:
+        try:
+            return current_context() is not None
+        except LookupError:  # never set in this context
+            return False
 
     return HandlerTracer
 

@@ -31,25 +31,17 @@ here, by workbench home and service name, and stopped when the kernel exits.
 
 from __future__ import annotations
 
-import asyncio
-import html
 import importlib
 import json
 import re
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import pandas as pd
-
 from ._aio import run_sync
 from ._server_thread import ServerThread
-from .clients.restate import error_message
 from .errors import NotAServiceError, RestateError, ServeError
-from .frames import journal_frame, step_journal
+from .served import Invocation, Served
 from .session import Session, module_namespace, resolve
 from .stack.ports import free_port, port_is_free, port_owner
 
@@ -61,9 +53,6 @@ __all__ = ["Invocation", "Served", "Serving", "serve"]
 RECORD_FILE = "served.json"
 """In the workbench home: per service name, the port it is served on and its deployment id."""
 HOST = "127.0.0.1"
-_NO_INPUT: Any = object()
-_KINDS = {"service": "service", "object": "virtual object", "workflow": "workflow"}
-_FAILED = "failed"
 
 _running_lock = threading.Lock()
 _running: dict[tuple[str, str], Served] = {}
@@ -149,10 +138,6 @@ def check_services(items: Iterable[Any]) -> list[Any]:
     return found
 
 
-def _kind(service: Any) -> str:
-    return str(service.service_tag.kind)
-
-
 # -- the records in the home -----------------------------------------------------------------------
 def _records_path(session: Session) -> Path:
     return session.home / RECORD_FILE
@@ -178,502 +163,6 @@ def _save_records(session: Session, records: dict[str, dict[str, Any]]) -> None:
 def _uri(deployment: dict[str, Any]) -> str:
     uri = deployment.get("uri") or (deployment.get("http") or {}).get("uri") or ""
     return str(uri).rstrip("/")
-
-
-# -- an invocation ---------------------------------------------------------------------------------
-@dataclass
-class Invocation:
-    """One invocation of a served handler: its id, target, status (Restate's: `completed`,
-    `running`, `backing-off`, `suspended`, ...; `failed` when it completed with an error), and
-    its output once completed."""
-
-    id: str
-    target: str
-    status: str
-    output: Any = None
-    error: str | None = None
-    served: Served | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def done(self) -> bool:
-        return self.status in ("completed", _FAILED)
-
-    def _served(self) -> Served:
-        if self.served is None:
-            raise ServeError(f"Invocation {self.id} is not bound to a served handle.")
-        return self.served
-
-    def refresh(self) -> Invocation:
-        """Read the invocation's status again from Restate (and its output once it completed).
-
-        Example:
-            >>> inv.refresh().status
-            'backing-off'
-        """
-        fresh = self._served().invocation(self.id)
-        self.status, self.output, self.error = fresh.status, fresh.output, fresh.error
-        return self
-
-    def wait(
-        self,
-        status: str | Iterable[str] = "completed",
-        *,
-        timeout_s: float = 60.0,
-        poll_interval_s: float = 0.1,
-    ) -> Invocation:
-        """Wait until Restate reports `status` (or one of several: `"backing-off"` to see an
-        attempt fail while the server is down); `"completed"` (the default) also waits for the
-        output. TimeoutError saying where it stands after `timeout_s`.
-
-        Example:
-            >>> inv.wait("backing-off")     # Restate tried and could not reach the server
-            >>> inv.wait().output
-        """
-        fresh = self._served().wait(
-            self, status, timeout_s=timeout_s, poll_interval_s=poll_interval_s
-        )
-        self.status, self.output, self.error = fresh.status, fresh.output, fresh.error
-        return self
-
-    @property
-    def journal(self) -> pd.DataFrame:
-        """What Restate recorded, one row per step (model calls, `ctx.run` steps, timers,
-        output), with results and timings.
-
-        Example:
-            >>> inv.journal[["step", "kind", "result"]]
-        """
-        return self._served().journal(self)
-
-    @property
-    def journal_entries(self) -> pd.DataFrame:
-        """The journal as Restate stores it (`sys_journal`), one row per entry.
-
-        Example:
-            >>> inv.journal_entries["name"].tolist()
-        """
-        return self._served().journal(self, raw=True)
-
-    @property
-    def trace_id(self) -> str | None:
-        """The invocation's trace id in Langfuse (Restate's, shared by the agent's spans).
-
-        Example:
-            >>> wb.traces.waterfall(trace_id=inv.trace_id)
-        """
-        row = run_sync(self._served().session.restate.invocation_by_id(self.id))
-        value = (row or {}).get("trace_id")
-        return str(value) if value else None
-
-    def trace(self, *, timeout_s: float = 30.0, expect: Any = None) -> pd.DataFrame:
-        """The invocation's trace from Langfuse, once complete (as `wb.traces.wait`): Restate's
-        spans and the agent's spans and generations. `expect` names spans that must be there
-        (a handler that calls no model has no generation to wait for).
-
-        Example:
-            >>> inv.trace()[["name", "type", "parent"]]
-        """
-        trace_id = self.trace_id
-        if trace_id is None:
-            raise ServeError(
-                f"Restate has no trace id for invocation {self.id}: is tracing on for the stack "
-                "(wb.start(tracing=True), the default)?"
-            )
-        return self._served().session.traces.wait(
-            trace_id=trace_id, timeout_s=timeout_s, expect=expect
-        )
-
-    def __repr__(self) -> str:
-        text = f"Invocation({self.id}, {self.target}, {self.status}"
-        if self.error:
-            text += f": {self.error}"
-        elif self.status == "completed":
-            shown = repr(self.output)
-            text += f": {shown if len(shown) <= 300 else shown[:297] + '...'}"
-        return text + ")"
-
-
-# -- a served set of services ----------------------------------------------------------------------
-class Served:
-    """Services served from this kernel and registered with Restate: `url`, `deployment_id`,
-    `handlers`; `call`, `send`, `invocation`, `invocations`, `journal`, `wait`, `stop`."""
-
-    def __init__(
-        self,
-        session: Session,
-        services: list[Any],
-        server: ServerThread,
-        deployment_id: str,
-        registration: str,
-    ) -> None:
-        self.session = session
-        self.services = {s.name: s for s in services}
-        self.server = server
-        self.deployment_id = deployment_id
-        self.registration = registration
-        """How Restate took it: a new deployment, registered again at the same address, or an
-        existing deployment moved to this address."""
-
-    # -- what it is ------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def port(self) -> int:
-        assert self.server.port is not None
-        return self.server.port
-
-    @property
-    def running(self) -> bool:
-        return self.server.running
-
-    @property
-    def log_path(self) -> Path:
-        return self.server.log_path
-
-    @property
-    def handlers(self) -> dict[str, list[str]]:
-        """Service name -> its handler names."""
-        return {name: list(s.handlers) for name, s in self.services.items()}
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        lines = [
-            f"Served({state} at {self.url}, deployment {self.deployment_id}, {self.registration})"
-        ]
-        for name, service in self.services.items():
-            handlers = ", ".join(service.handlers)
-            lines.append(f"  {name} ({_KINDS.get(_kind(service), _kind(service))}): {handlers}")
-        lines.append(f"  log: {self.log_path}")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        state = "running" if self.running else "stopped"
-        rows = "".join(
-            f"<tr><td><b>{html.escape(name)}</b></td>"
-            f"<td>{html.escape(_KINDS.get(_kind(s), _kind(s)))}</td>"
-            f"<td>{html.escape(', '.join(s.handlers))}</td></tr>"
-            for name, s in self.services.items()
-        )
-        return (
-            f"<p><b>Served</b> ({state}) at <code>{html.escape(self.url)}</code>, deployment "
-            f"<code>{html.escape(self.deployment_id)}</code> ({html.escape(self.registration)})"
-            f"</p><table><tr><th>service</th><th>kind</th><th>handlers</th></tr>{rows}</table>"
-            f"<p><small>log: {html.escape(str(self.log_path))}</small></p>"
-        )
-
-    # -- addressing a handler --------------------------------------------------------------------
-    def _target(self, handler: Any, key: str | None) -> tuple[Any, Any, str]:
-        """(service, handler, ingress path without /send)."""
-        matches: list[tuple[Any, Any]] = []
-        if callable(handler) and not isinstance(handler, str):
-            for service in self.services.values():
-                for h in service.handlers.values():
-                    if h.fn is handler or getattr(h.fn, "__wrapped__", None) is handler:
-                        matches.append((service, h))
-            wanted = getattr(handler, "__name__", repr(handler))
-        elif isinstance(handler, str):
-            wanted = handler
-            service_name, _, handler_name = handler.rpartition("/")
-            for service in self.services.values():
-                if service_name and service.name != service_name:
-                    continue
-                if handler_name in service.handlers:
-                    matches.append((service, service.handlers[handler_name]))
-        else:
-            raise TypeError(
-                f"A handler is named by a string ('run' or 'Triage/run') or given as the "
-                f"decorated function; got {type(handler).__name__}."
-            )
-        known = [f"{s}/{h}" for s, hs in self.handlers.items() for h in hs]
-        if not matches:
-            raise ServeError(f"No handler {wanted!r} is served here; these are: {known}.")
-        if len(matches) > 1:
-            raise ServeError(
-                f"Handler {wanted!r} is ambiguous here: say which, one of "
-                f"{[f'{s.name}/{h.name}' for s, h in matches]}."
-            )
-        service, found = matches[0]
-        kind = _kind(service)
-        if kind == "service" and key is not None:
-            raise ServeError(
-                f"{service.name} is a service: its handlers take no key (got key={key!r}). "
-                "Keys address virtual objects and workflows."
-            )
-        if kind != "service":
-            if not isinstance(key, str) or not key:
-                raise ServeError(
-                    f"{service.name} is a {_KINDS[kind]}: pass the key of the instance to "
-                    f"invoke, e.g. key='customer-42' (got key={key!r})."
-                )
-            return service, found, f"/{service.name}/{key}/{found.name}"
-        return service, found, f"/{service.name}/{found.name}"
-
-    def _encode(self, handler: Any, value: Any) -> bytes | None:
-        if value is _NO_INPUT:
-            return None
-        if isinstance(value, bytes):
-            return value
-        try:
-            return bytes(handler.handler_io.input_serde.serialize(value))
-        except Exception:  # noqa: BLE001 - the handler's serde wants its own type: plain JSON
-            import pydantic_core
-
-            return pydantic_core.to_json(value)
-
-    def _decode(self, handler: Any, content: bytes) -> Any:
-        if not content:
-            return None
-        try:
-            return handler.handler_io.output_serde.deserialize(content)
-        except Exception:  # noqa: BLE001 - show what came back rather than fail
-            try:
-                return json.loads(content)
-            except ValueError:
-                return content.decode(errors="replace")
-
-    # -- invoking --------------------------------------------------------------------------------
-    def send(
-        self,
-        handler: Any,
-        input: Any = _NO_INPUT,  # noqa: A002 - the handler's input, as Restate calls it
-        key: str | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> Invocation:
-        """Start a handler through Restate's ingress without waiting: the invocation, status
-        as Restate accepted it. `handler` is a name ('run', or 'Service/run' when several
-        services have one) or the decorated function; `key` addresses a virtual object or
-        workflow; a repeated `idempotency_key` returns the same invocation.
-
-        Example:
-            >>> inv = served.send("run", "Customer C-1007 paid GBP 80 for a GP visit.")
-            >>> inv.wait().output
-        """
-        service, found, path = self._target(handler, key)
-        body = self._encode(found, input)
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
-        response = run_sync(self._post(f"{path}/send", body, headers))
-        if not response.is_success:
-            raise RestateError(
-                f"Restate refused {path[1:]}: HTTP {response.status_code}: "
-                f"{error_message(response)}"
-            )
-        target = path[1:]
-        return Invocation(str(response.json()["invocationId"]), target, "accepted", served=self)
-
-    def call(
-        self,
-        handler: Any,
-        input: Any = _NO_INPUT,  # noqa: A002 - the handler's input, as Restate calls it
-        key: str | None = None,
-        *,
-        idempotency_key: str | None = None,
-        timeout_s: float | None = None,
-    ) -> Invocation:
-        """Invoke a handler through Restate's ingress and wait for its output (in
-        `.output`, typed as the handler returns it). A handler that fails for good raises
-        RestateError with Restate's message and the invocation id; `timeout_s` bounds the wait
-        (the invocation itself goes on in Restate).
-
-        Example:
-            >>> done = served.call("run", "Kundennr. K-77: Brille, 77,50 EUR, Beleg anbei.")
-            >>> done.output
-        """
-        invocation = self.send(handler, input, key, idempotency_key=idempotency_key)
-        return self.wait(invocation, timeout_s=timeout_s if timeout_s is not None else 1e9)
-
-    async def _post(
-        self, path: str, body: bytes | None, headers: dict[str, str] | None
-    ) -> httpx.Response:
-        restate = self.session.restate
-        try:
-            return await restate.post(path, body, headers=headers)
-        except httpx.TransportError as e:
-            raise RestateError(
-                f"Restate's ingress at {restate.ingress_url} does not answer "
-                f"({type(e).__name__}). Is the stack running (`python -m workbench status`)?"
-            ) from None
-
-    def invocation(self, invocation: Invocation | str) -> Invocation:
-        """An invocation as Restate knows it now (status, and output once completed).
-
-        Example:
-            >>> served.invocation("inv_1gd...").status
-        """
-        invocation_id = invocation.id if isinstance(invocation, Invocation) else invocation
-        row = run_sync(self.session.restate.invocation_by_id(invocation_id))
-        if row is None:
-            raise ServeError(f"Restate knows no invocation {invocation_id!r}.")
-        return self._from_row(row)
-
-    def _from_row(self, row: dict[str, Any]) -> Invocation:
-        target = "/".join(
-            str(row[k])
-            for k in ("target_service_name", "target_service_key", "target_handler_name")
-            if row.get(k)
-        )
-        found = Invocation(str(row["id"]), target, str(row.get("status")), served=self)
-        if found.status == "completed":
-            if row.get("completion_result") == "failure":
-                found.status, found.error = _FAILED, str(row.get("completion_failure") or "")
-            else:
-                found.output = self._output(found.id, target)
-        return found
-
-    def _output(self, invocation_id: str, target: str) -> Any:
-        response = run_sync(self.session.restate.attach(invocation_id))
-        if not response.is_success:
-            raise RestateError(
-                f"Reading the output of {invocation_id} ({target}) failed: HTTP "
-                f"{response.status_code}: {error_message(response)}"
-            )
-        return self._decode(self._handler_of(target), response.content)
-
-    def _handler_of(self, target: str) -> Any:
-        parts = target.split("/")
-        service = self.services.get(parts[0])
-        return service.handlers.get(parts[-1]) if service is not None else None
-
-    def invocations(self, *, unfinished: bool = False, limit: int = 50) -> pd.DataFrame:
-        """This server's invocations (every service it serves), newest first: id, target,
-        status, retries, last failure, the deployment each is pinned to, trace id.
-
-        Example:
-            >>> served.invocations()[["id", "target", "status", "retry_count"]]
-        """
-        rows: list[dict[str, Any]] = []
-        for name in self.services:
-            rows.extend(
-                run_sync(
-                    self.session.restate.invocations(
-                        service=name, unfinished=unfinished, limit=limit
-                    )
-                )
-            )
-        frame = pd.DataFrame(rows)
-        if frame.empty:
-            return pd.DataFrame(
-                columns=["id", "target", "status", "retry_count", "last_failure", "trace_id"]
-            )
-        frame.insert(
-            1,
-            "target",
-            [
-                "/".join(str(r[k]) for k in ("target_service_name", "target_service_key",
-                                              "target_handler_name") if r.get(k))
-                for r in rows
-            ],
-        )  # fmt: skip
-        return frame.sort_values("created_at", ascending=False).head(limit).reset_index(drop=True)
-
-    def wait(
-        self,
-        invocation: Invocation | str,
-        status: str | Iterable[str] = "completed",
-        *,
-        timeout_s: float = 60.0,
-        poll_interval_s: float = 0.1,
-    ) -> Invocation:
-        """Wait until the invocation reaches `status` (see `Invocation.wait`) and return it.
-        `"completed"` waits for the output; a failed invocation raises RestateError with
-        Restate's message.
-
-        Example:
-            >>> served.wait(inv, "backing-off")
-        """
-        wanted = {status} if isinstance(status, str) else set(status)
-        if timeout_s <= 0 or poll_interval_s <= 0:
-            raise ValueError(
-                f"timeout_s and poll_interval_s must be positive; got {timeout_s}, "
-                f"{poll_interval_s}."
-            )
-        invocation_id = invocation.id if isinstance(invocation, Invocation) else invocation
-        deadline = time.monotonic() + timeout_s
-        if wanted == {"completed"}:
-            return self._wait_done(invocation_id, deadline, timeout_s)
-        current = None
-        while True:
-            current = self.invocation(invocation_id)
-            if current.status in wanted:
-                return current
-            if current.done:
-                raise ServeError(
-                    f"Invocation {invocation_id} ended ({current.status}) without reaching "
-                    f"{sorted(wanted)}: {current!r}"
-                )
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Invocation {invocation_id} did not reach {sorted(wanted)} in "
-                    f"{timeout_s:g} s: it is {current.status} now."
-                )
-            time.sleep(poll_interval_s)
-
-    def _wait_done(self, invocation_id: str, deadline: float, timeout_s: float) -> Invocation:
-        restate = self.session.restate
-
-        async def attach() -> httpx.Response | None:
-            try:
-                return await asyncio.wait_for(
-                    restate.attach(invocation_id), max(deadline - time.monotonic(), 0.01)
-                )
-            except TimeoutError:
-                return None
-
-        response = run_sync(attach())
-        if response is None:
-            now = self.invocation(invocation_id)
-            raise TimeoutError(
-                f"Invocation {invocation_id} ({now.target}) did not complete in {timeout_s:g} "
-                f"s: it is {now.status} now (it goes on in Restate; wait again, or read "
-                "served.invocations() for its last failure)."
-            )
-        row = run_sync(restate.invocation_by_id(invocation_id)) or {}
-        found = self._from_row({**row, "id": invocation_id}) if row else None
-        target = found.target if found is not None else "?"
-        if not response.is_success:
-            raise RestateError(
-                f"Invocation {invocation_id} ({target}) failed: HTTP {response.status_code}: "
-                f"{error_message(response)}. Its journal: served.journal({invocation_id!r})."
-            )
-        output = self._decode(self._handler_of(target), response.content)
-        return Invocation(invocation_id, target, "completed", output, served=self)
-
-    def journal(self, invocation: Invocation | str, *, raw: bool = False) -> pd.DataFrame:
-        """The invocation's journal, one row per step: input, model calls (`call LLM`, each
-        journaled by `DurableRunner`), `ctx.run` steps, timers, output, with results and
-        timings. `raw=True`: Restate's entries as stored (`sys_journal`).
-
-        Example:
-            >>> served.journal(done)[["step", "kind", "result"]]
-        """
-        invocation_id = invocation.id if isinstance(invocation, Invocation) else invocation
-        rows = run_sync(self.session.restate.journal(invocation_id))
-        return journal_frame(rows) if raw else step_journal(rows)
-
-    # -- stopping --------------------------------------------------------------------------------
-    def stop(self, *, deregister: bool = False, timeout_s: float = 10.0) -> None:
-        """Stop the server (requests in flight are cut after a short grace period; Restate
-        retries them, and they resume when the service is served again at this address).
-        `deregister=True` also removes the deployment from Restate (invocations still pinned to
-        it then fail) and forgets the port.
-
-        Example:
-            >>> served.stop()
-        """
-        self.server.stop(timeout_s=timeout_s)
-        home = str(self.session.home)
-        with _running_lock:
-            for name in self.services:
-                if _running.get((home, name)) is self:
-                    del _running[(home, name)]
-        if deregister:
-            run_sync(self.session.restate.delete_deployment(self.deployment_id))
-            records = _load_records(self.session)
-            for name in self.services:
-                records.pop(name, None)
-            _save_records(self.session, records)
 
 
 # -- the namespace ---------------------------------------------------------------------------------
@@ -774,7 +263,7 @@ class Serving:
         for name in names:
             records[name] = {"port": server.port, "deployment_id": deployment_id, "url": server.url}
         _save_records(session, records)
-        served = Served(session, checked, server, deployment_id, how)
+        served = Served(session, checked, server, deployment_id, how, on_stop=_forget)
         with _running_lock:
             for name in names:
                 _running[(home, name)] = served
@@ -881,6 +370,21 @@ class Serving:
             return str(answer["id"]), f"moved from {old} (that port was taken)"
         answer = run_sync(restate.register(url, force=True))
         return str(answer["id"]), "a new deployment"
+
+
+def _forget(served: Served, deregistered: bool) -> None:
+    """A server stopped: no longer running here; deregistered, its port is forgotten too."""
+    home = str(served.session.home)
+    with _running_lock:
+        for name in served.services:
+            if _running.get((home, name)) is served:
+                del _running[(home, name)]
+    if deregistered:
+        records = _load_records(served.session)
+        for name in served.services:
+            if records.get(name, {}).get("deployment_id") == served.deployment_id:
+                records.pop(name)
+        _save_records(served.session, records)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
