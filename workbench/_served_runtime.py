@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import logging
 import threading
 import weakref
 from typing import Any
@@ -121,6 +122,9 @@ def configure_tracing(
         # a provider of our own: the kernel's global one (and any Langfuse client there) stays
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        # Langfuse away: the exporter retries quietly, as in the services (no red cell output)
+        for noisy in ("opentelemetry.sdk._shared_internal", "opentelemetry.exporter.otlp"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
         _provider = provider
         tracer = HandlerTracer(provider.get_tracer(SERVED_SCOPE))
         set_trace_processors(

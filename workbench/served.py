@@ -125,6 +125,19 @@ class Invocation:
         self.status, self.output, self.error = fresh.status, fresh.output, fresh.error
         return self
 
+    def wait_for_step(
+        self, step: str, *, timeout_s: float = 30.0, poll_interval_s: float = 0.1
+    ) -> pd.DataFrame:
+        """Wait until the journal records `step`: a step's name (a `ctx.run` name) or kind
+        (`model call`, `timer`, `output`); returns the journal then.
+
+        Example:
+            >>> inv.wait_for_step("timer")     # it waits on its durable timer now
+        """
+        return self._served().wait_for_step(
+            self, step, timeout_s=timeout_s, poll_interval_s=poll_interval_s
+        )
+
     @property
     def journal(self) -> pd.DataFrame:
         """What Restate recorded, one row per step (model calls, `ctx.run` steps, timers,
@@ -186,7 +199,8 @@ class Invocation:
 # -- a served set of services ----------------------------------------------------------------------
 class Served:
     """Services served from this kernel and registered with Restate: `url`, `deployment_id`,
-    `handlers`; `call`, `send`, `invocation`, `invocations`, `journal`, `wait`, `stop`."""
+    `handlers`; `call`, `send`, `invocation`, `invocations`, `journal`, `wait`,
+    `wait_for_step`, `stop`."""
 
     def __init__(
         self,
@@ -517,6 +531,42 @@ class Served:
         output = self._decode(self._handler_of(target), response.content)
         return Invocation(invocation_id, target, "completed", output, served=self)
 
+    def wait_for_step(
+        self,
+        invocation: Invocation | str,
+        step: str,
+        *,
+        timeout_s: float = 30.0,
+        poll_interval_s: float = 0.1,
+    ) -> pd.DataFrame:
+        """Wait until the invocation's journal records `step` (a step name, or a kind: `model
+        call`, `timer`, `output`) and return the journal (see `Invocation.wait_for_step`).
+
+        Example:
+            >>> served.wait_for_step(inv, "model call")
+        """
+        if timeout_s <= 0 or poll_interval_s <= 0:
+            raise ValueError(
+                f"timeout_s and poll_interval_s must be positive; got {timeout_s}, "
+                f"{poll_interval_s}."
+            )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            journal = self.journal(invocation)
+            if ((journal["step"] == step) | (journal["kind"] == step)).any():
+                return journal
+            if (journal["kind"] == "output").any():
+                raise ServeError(
+                    f"The invocation ended without a step {step!r}; its journal has: "
+                    f"{list(dict.fromkeys(journal['step']))}."
+                )
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"No step {step!r} in the journal after {timeout_s:g} s; it has: "
+                    f"{list(dict.fromkeys(journal['step']))} (is the service served?)."
+                )
+            time.sleep(poll_interval_s)
+
     def journal(self, invocation: Invocation | str, *, raw: bool = False) -> pd.DataFrame:
         """The invocation's journal, one row per step: input, model calls (`call LLM`, each
         journaled by `DurableRunner`), `ctx.run` steps, timers, output, with results and
@@ -527,7 +577,9 @@ class Served:
         """
         invocation_id = invocation.id if isinstance(invocation, Invocation) else invocation
         rows = run_sync(self.session.restate.journal(invocation_id))
-        return journal_frame(rows) if raw else step_journal(rows)
+        if raw:
+            return journal_frame(rows)
+        return step_journal(rows).drop(columns="attempt")  # attempts are the claims' evidence
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(self, *, deregister: bool = False, timeout_s: float = 10.0) -> None:

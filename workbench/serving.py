@@ -48,7 +48,7 @@ from .stack.ports import free_port, port_is_free, port_owner
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Invocation", "Served", "Serving", "serve"]
+__all__ = ["Invocation", "Served", "Serving", "check_services"]
 
 RECORD_FILE = "served.json"
 """In the workbench home: per service name, the port it is served on and its deployment id."""
@@ -256,7 +256,9 @@ class Serving:
             server.stop()
             tail = _tail(log_path)
             raise ServeError(
-                f"Restate refused to register {names} at {server.url}: {e}"
+                f"Restate refused to register {names} at {server.url}: {e} Restate must reach "
+                "this address: a Restate server on another host or in a container cannot reach "
+                "127.0.0.1 of this kernel."
                 + (f"\nThe server's log ends with:\n{tail}" if tail else "")
             ) from None
 
@@ -392,17 +394,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def serve(*services: Any, **options: Any) -> Served:
-    """Serve Restate services defined in this kernel and register them with the current
-    session's Restate: the shortcut for `wb.serving.serve` (see there for the options).
-
-    Example:
-        >>> served = wb.serve(triage)
-        >>> served.call("run", "Customer C-1007 paid GBP 80 for a GP visit.").output
-    """
-    return resolve(None).serving.serve(*services, **options)
 
 
 __getattr__, __dir__ = module_namespace(__name__, Serving)

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,18 +90,14 @@ async def refuse(ctx: restate.ObjectContext, reason: str) -> None:
 # A notebook kernel that serves the user's agent, starts a slow invocation, and dies with it
 # in flight (SIGKILL: no atexit, no clean stop).
 DYING_KERNEL = """\
-import json, os, signal, sys, time
+import json, os, signal, sys
 sys.path.insert(0, sys.argv[2])
 import workbench as wb
 from workbench import stack as stack_module
 session = wb.Session.of_stack(stack_module.attach(sys.argv[1]))
 served = session.serving.serve("user_agents:triage")
 inv = served.send("later", "Customer C-1003 paid EUR 95 at the pharmacy.")
-deadline = time.monotonic() + 30
-while not (served.journal(inv)["kind"] == "timer").any():
-    if time.monotonic() > deadline:
-        sys.exit("the invocation never reached its timer")
-    time.sleep(0.05)
+inv.wait_for_step("timer")
 print(json.dumps({"url": served.url, "deployment": served.deployment_id, "invocation": inv.id}))
 sys.stdout.flush()
 os.kill(os.getpid(), signal.SIGKILL)
@@ -137,14 +132,6 @@ def served_here(stack: object) -> Iterator[None]:
         yield
     finally:
         wb.serving.stop_all()
-
-
-def _wait_for(check, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout_s} s")
-        time.sleep(0.05)
 
 
 def _deployments_serving(name: str) -> list[str]:
@@ -205,7 +192,7 @@ def test_an_invocation_in_flight_resumes_when_served_again(served_here, user_age
     module, _ = user_agents
     served = wb.serve(module.triage)
     inv = served.send("later", "Customer C-1002 paid EUR 120 at the dentist.")
-    _wait_for(lambda: (served.journal(inv)["kind"] == "timer").any(), "the timer journaled")
+    inv.wait_for_step("timer")
     served.stop()  # the kernel-side server goes away with the invocation in flight
 
     waiting = inv.wait("backing-off", timeout_s=SLEEP_S + 20)
