@@ -25,6 +25,7 @@ SERVED_SCOPE = "openinference.openai_agents"
 
 _lock = threading.Lock()
 _model: tuple[str, str] | None = None
+_previous_client: Any = None
 _tracing: tuple[Any, ...] | None = None
 _provider: Any = None
 
@@ -62,13 +63,16 @@ def configure_model(base_url: str, api_key: str) -> None:
     """Make `base_url` (the stack's model: the embedded one, or the endpoint configured with
     OPENAI_BASE_URL) the Agents SDK's default client. The SDK's API choice (Responses by
     default) is left as the user set it."""
-    global _model
+    global _model, _previous_client
     from agents import set_default_openai_client
+    from agents.models import _openai_shared
     from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
     with _lock:
         if _model == (base_url, api_key):
             return
+        if _model is None:
+            _previous_client = _openai_shared.get_default_openai_client()
         client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -135,14 +139,17 @@ def configure_tracing(
 
 
 def reset() -> None:
-    """Undo `configure_tracing` and forget `configure_model` (tests; a kernel keeps them): the
-    span exporter is shut down and the Agents SDK traces nothing."""
-    global _model, _tracing, _provider
+    """Undo both (tests; a kernel keeps them): the default client before `configure_model` is
+    back, the span exporter is shut down and the Agents SDK traces nothing."""
+    global _model, _tracing, _provider, _previous_client
     from agents import set_trace_processors, set_tracing_disabled
+    from agents.models import _openai_shared
 
     with _lock:
         provider, _provider = _provider, None
-        _model = _tracing = None
+        if _model is not None:
+            _openai_shared.set_default_openai_client(_previous_client)  # None included
+        _model = _tracing = _previous_client = None
     if provider is not None:
         provider.shutdown()
     set_trace_processors([])

@@ -20,6 +20,7 @@ import pytest
 import restate
 
 import workbench as wb
+from workbench import _served_runtime
 from workbench._aio import run_sync
 
 from .conftest import claims_stack
@@ -106,8 +107,11 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    with claims_stack(tmp_path_factory.mktemp("serve-home"), timeout_s=180) as s:
-        yield s
+    try:
+        with claims_stack(tmp_path_factory.mktemp("serve-home"), timeout_s=180) as s:
+            yield s
+    finally:  # the Agents SDK settings wb.serve made for this process: not for later tests
+        _served_runtime.reset()
 
 
 @pytest.fixture(scope="module")

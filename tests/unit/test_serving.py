@@ -295,6 +295,7 @@ def test_the_model_client_serves_any_event_loop(tmp_path: Path) -> None:
     server = ServerThread(models, name="Models", log_path=tmp_path / "m.log")
     server.start(free_port())
     previous = _openai_shared.get_default_openai_client()
+    _served_runtime.reset()
     try:
         _served_runtime.configure_model(f"{server.url}/v1", "key-1")
         client = _openai_shared.get_default_openai_client()
@@ -308,5 +309,4 @@ def test_the_model_client_serves_any_event_loop(tmp_path: Path) -> None:
     finally:
         server.stop()
         _served_runtime.reset()
-        if previous is not None:
-            agents.set_default_openai_client(previous)
+    assert _openai_shared.get_default_openai_client() is previous  # reset() puts it back
