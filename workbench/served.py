@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
@@ -313,7 +314,7 @@ class Served:
                     f"{service.name} is a {KINDS[kind]}: pass the key of the instance to "
                     f"invoke, e.g. key='customer-42' (got key={key!r})."
                 )
-            return service, found, f"/{service.name}/{key}/{found.name}"
+            return service, found, f"/{service.name}/{quote(key, safe='')}/{found.name}"
         return service, found, f"/{service.name}/{found.name}"
 
     def _encode(self, handler: Any, value: Any) -> bytes | None:

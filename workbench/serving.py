@@ -46,7 +46,7 @@ from .session import Session, module_namespace, resolve
 from .stack.ports import free_port, port_is_free, port_owner
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["Invocation", "Served", "Serving", "check_services"]
 
@@ -96,15 +96,20 @@ def _describe(item: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _flatten(items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, list | tuple | set):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
 def check_services(items: Iterable[Any]) -> list[Any]:
     """The Restate services among `items` (objects, 'module:attribute' strings, or lists of
     them), checked: each a service with handlers, no name twice."""
     kinds = _service_classes()
     found: list[Any] = []
-    for item in items:
-        if isinstance(item, list | tuple | set):
-            found.extend(check_services(item))
-            continue
+    for item in _flatten(items):
         service = _import(item) if isinstance(item, str) else item
         if not isinstance(service, kinds):
             hint = ""
@@ -192,8 +197,9 @@ class Serving:
         thread, and register them with the stack's Restate. Their port is kept in the workbench
         home per service name, so serving again (after `stop()` or a kernel restart) comes back
         at the same address and the same deployment; serving a service that runs already
-        replaces its server. `agents=True` points the Agents SDK's default client at the stack's
-        model and sends its traces to the stack's Langfuse. `port` forces a port.
+        replaces its server (and stops the services served with it). `agents=True` points the
+        Agents SDK's default client at the stack's model and sends its traces to the stack's
+        Langfuse. `port` forces a port.
 
         Example:
             >>> served = wb.serve(triage)
@@ -369,7 +375,7 @@ class Serving:
         if previous:
             old = existing[previous[0]]
             answer = run_sync(restate.update_deployment(previous[0], url))
-            return str(answer["id"]), f"moved from {old} (that port was taken)"
+            return str(answer["id"]), f"moved from {old}"
         answer = run_sync(restate.register(url, force=True))
         return str(answer["id"]), "a new deployment"
 

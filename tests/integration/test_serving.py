@@ -86,6 +86,14 @@ async def add(ctx: restate.ObjectContext, n: int) -> int:
 @counter.handler()
 async def refuse(ctx: restate.ObjectContext, reason: str) -> None:
     raise restate.TerminalError(reason)
+
+
+onboarding = restate.Workflow("Onboarding")
+
+
+@onboarding.main()
+async def welcome(ctx: restate.WorkflowContext, name: str) -> str:
+    return await ctx.run_typed("greet", lambda: f"welcome {{name}}")
 '''
 
 # A notebook kernel that serves the user's agent, starts a slow invocation, and dies with it
@@ -275,6 +283,17 @@ def test_a_virtual_object_is_called_by_key_and_a_terminal_error_is_raised(
         served.call("run", "x", key="k")
     with pytest.raises(wb.ServeError, match=r"No handler 'nope'.*'Counter/add'"):
         served.call("nope", 1)
+    assert served.call("add", 4, key="a b/c").output == 4  # any key, quoted in the path
+
+
+def test_a_workflow_runs_once_per_key(served_here, user_agents) -> None:
+    module, _ = user_agents
+    served = wb.serve(module.onboarding)
+    first = served.call("welcome", "Ana", key="ana")
+    assert first.output == "welcome Ana"
+    again = served.call("welcome", "someone else", key="ana")  # the same workflow: its result
+    assert (again.id, again.output) == (first.id, "welcome Ana")
+    assert list(served.journal(first)["step"]) == ["input", "greet", "output"]
 
 
 def test_names_the_stack_owns_are_refused(served_here) -> None:
