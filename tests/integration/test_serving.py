@@ -115,11 +115,11 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    try:
-        with claims_stack(tmp_path_factory.mktemp("serve-home"), timeout_s=180) as s:
+    with claims_stack(tmp_path_factory.mktemp("serve-home"), timeout_s=180) as s:
+        try:
             yield s
-    finally:  # the Agents SDK settings wb.serve made for this process: not for later tests
-        _served_runtime.reset()
+        finally:  # the Agents SDK settings wb.serve made here are not for later tests (and the
+            _served_runtime.reset()  # spans left are flushed while Langfuse is still there)
 
 
 @pytest.fixture(scope="module")
