@@ -19,11 +19,13 @@ __all__ = [
     "DeploymentNotFoundError",
     "LangfuseError",
     "NoSessionError",
+    "NotAServiceError",
     "PromptError",
     "PromptNotFoundError",
     "RegistrationError",
     "RestateError",
     "ScoresTimeoutError",
+    "ServeError",
     "StackError",
     "TraceNotFoundError",
     "TraceTimeoutError",
@@ -117,3 +119,14 @@ class DeploymentInUseError(WorkbenchError, RuntimeError):
 
 class DeploymentNotFoundError(WorkbenchError, LookupError):
     """No deployment runs that version; the message lists the versions there are."""
+
+
+class ServeError(WorkbenchError, RuntimeError):
+    """`wb.serve` could not serve or register a service defined in the kernel (not a Restate
+    service, the stack not running, a name taken by another deployment, Restate refused it);
+    the message says what to do."""
+
+
+class NotAServiceError(ServeError, TypeError):
+    """`wb.serve` was given something that is not a Restate service (nor a 'module:attribute'
+    naming one)."""

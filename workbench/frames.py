@@ -364,7 +364,8 @@ def step_journal(
     rows: Iterable[dict[str, Any]], attempt_starts: Iterable[float] = ()
 ) -> pd.DataFrame:
     """A journal as one row per step: the step (a `ctx.run` by its name, a model call by the
-    step it was made in, the review promise, the judge send, the input and output), its kind,
+    step it was made in, a timer, the review promise, the judge send, the input and output),
+    its kind,
     its result (a short digest) or error, when it was recorded, how long it took, and which
     attempt of the invocation recorded it (from the services' `attempt_starts`, epoch seconds;
     NA without them). The state updates that mark the step are folded in, not shown."""
@@ -400,6 +401,11 @@ def step_journal(
             open_by_id[command["Run"].get("completion_id")] = add(
                 entry.get("index"), label, kind, at
             )
+        elif "Sleep" in command:
+            name = command["Sleep"].get("name") or "sleep"
+            open_by_id[command["Sleep"].get("completion_id")] = add(
+                entry.get("index"), name, "timer", at
+            )
         elif "GetPromise" in command:
             key = command["GetPromise"].get("key")
             row = add(entry.get("index"), f"waiting for {key!r}", "promise", at)
@@ -416,15 +422,26 @@ def step_journal(
             row = add(entry.get("index"), "output", "output", at)
             if "Success" in result:
                 outcome = _decoded(result["Success"])
-                status = outcome.get("status") if isinstance(outcome, dict) else outcome
+                # a claim's outcome reads as its status; any other output as itself
+                status = (
+                    outcome.get("status")
+                    if isinstance(outcome, dict) and "status" in outcome
+                    else outcome
+                )
                 row["result"] = _summary(status)
             else:
                 row["error"] = _failure(result)
         completion = (body.get("Notification") or {}).get("Completion") or {}
         for done in completion.values():
             row = open_by_id.pop(done.get("completion_id"), None)
-            if row is not None and isinstance(done.get("result"), dict):
-                _complete(row, done["result"], at)
+            if row is None:
+                continue
+            result = done.get("result")
+            if not isinstance(result, dict):
+                if row["kind"] != "timer":  # a timer's completion carries no result
+                    continue
+                result = {}
+            _complete(row, result, at)
     for row in steps:  # the attempt that recorded the result (a retry completes a step)
         done = row.pop("done_at")
         row["attempt"] = max(1, sum(t <= done for t in starts)) if starts and done else None
