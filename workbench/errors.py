@@ -19,11 +19,13 @@ __all__ = [
     "DeploymentNotFoundError",
     "LangfuseError",
     "NoSessionError",
+    "NotAServiceError",
     "PromptError",
     "PromptNotFoundError",
     "RegistrationError",
     "RestateError",
     "ScoresTimeoutError",
+    "ServeError",
     "StackError",
     "SweepError",
     "TraceNotFoundError",
@@ -123,3 +125,14 @@ class DeploymentNotFoundError(WorkbenchError, LookupError):
 class SweepError(WorkbenchError, RuntimeError):
     """A crash-point sweep could not run: no stack of the workbench's to crash, a baseline claim
     that did not complete, steps that are not boundaries of the claim."""
+
+
+class ServeError(WorkbenchError, RuntimeError):
+    """`wb.serve` could not serve or register a service defined in the kernel (not a Restate
+    service, the stack not running, a name taken by another deployment, Restate refused it);
+    the message says what to do."""
+
+
+class NotAServiceError(ServeError, TypeError):
+    """`wb.serve` was given something that is not a Restate service (nor a 'module:attribute'
+    naming one)."""

@@ -80,7 +80,10 @@ def test_down_up_with_the_old_port_taken_keeps_every_claim(home: Path) -> None:
             assert [(d["id"], d["uri"].rstrip("/")) for d in listed] == [
                 (deployment, stack.services_url)
             ]
-            assert any(m.startswith("resumed 1 paused invocation(s)") for m in resumed), resumed
+            # the claim the outage paused is resumed (on a loaded machine the claims waiting for
+            # review may be paused too: an attempt stays open until Restate suspends it)
+            assert any(m.startswith("resumed ") for m in resumed), resumed
+            assert _status(claims, "paused-1") != "paused"
             approved = claims.many(lambda claim_id: claims.approve(claim_id), ids, 10)
             assert [a.status_code for a in approved] == [200] * WAITING, [a.text for a in approved]
             outcomes = {claim_id: claims.outcome(claim_id)["status"] for claim_id in ids}

@@ -65,3 +65,30 @@ def test_the_review_wait_is_a_step_of_its_own() -> None:
     assert wait["step"] == "waiting for 'review'"
     assert '"approved": true' in wait["result"]
     assert view["attempt"].isna().all(), "without the services' records, no attempt numbers"
+
+
+def test_the_timeline_puts_attempts_and_faults_beside_the_journal(retried) -> None:
+    from workbench.frames import timeline_frame
+
+    starts = JOURNALS["retry"]["attempt_starts"]
+    events = [{"event": "attempt", "at": t, "pid": 7, "step": "workflow"} for t in starts]
+    fault_at = starts[0] + 0.01
+    events.insert(
+        1,
+        {
+            "event": "fault",
+            "at": fault_at,
+            "pid": 7,
+            "step": "convert to EUR",
+            "kind": "error",
+            "detail": "1 of 1",
+        },
+    )
+    frame = timeline_frame(retried, events, now=starts[-1] + 5)
+    lanes = frame.groupby("lane", observed=True).size().to_dict()
+    assert lanes == {"journal": len(retried), "attempts": 2, "faults": 1}
+    first, second = frame[frame["lane"] == "attempts"].itertuples()
+    assert first.status == "error" and first.end == second.start
+    assert "convert to EUR: error 1 of 1" in first.detail
+    assert second.status == "ok" and second.end >= frame["start"].max()
+    assert frame[frame["lane"] == "faults"].iloc[0]["start"] == fault_at

@@ -416,7 +416,10 @@ def test_waterfall_chart(seeded, tmp_path) -> None:
     errors = [line for line in ax.lines if line.get_gid() == "error"]
     assert len(errors) == 2
     title = ax.get_title(loc="left")
-    assert seeded.trace_a in title and "18 observations, 900 ms, 2 failed, 2 retried" in title
+    assert (
+        seeded.trace_a in title
+        and "18 observations, 900 ms, 2 failed, 2 steps retried (4 tries)" in title
+    )
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"GENERATION", "AGENT", "TOOL", "SPAN", "Restate", "ERROR", "retried"} <= set(legend)
     notes = [t.get_text() for t in ax.texts]

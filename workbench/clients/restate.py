@@ -221,6 +221,13 @@ class RestateClient:
             return await self.attach_workflow(workflow, key)
         return response
 
+    async def attach(self, invocation_id: str) -> httpx.Response:
+        """Wait for any invocation's result by its id (the raw response: 200 with the output,
+        or Restate's error)."""
+        return await self._ingress.get(
+            f"/restate/invocation/{sql_literal(invocation_id)[1:-1]}/attach"
+        )
+
     async def attach_workflow(self, workflow: str, key: str) -> httpx.Response:
         """Wait for a workflow's output (the raw response: 200 with the output, or an error)."""
         return await self._ingress.get(f"/restate/workflow/{workflow}/{key}/attach")
@@ -249,6 +256,14 @@ class RestateClient:
     ) -> dict[str, Any] | None:
         """The newest invocation of `service/key/handler` (a `sys_invocation` row), or None."""
         rows = await self.invocations(service=service, key=key, handler=handler, limit=1)
+        return rows[0] if rows else None
+
+    async def invocation_by_id(self, invocation_id: str) -> dict[str, Any] | None:
+        """One invocation (a `sys_invocation` row) by its id, or None."""
+        rows = await self.sql(
+            f"SELECT {', '.join(INVOCATION_COLUMNS)} FROM sys_invocation "
+            f"WHERE id = {sql_literal(invocation_id)}"
+        )
         return rows[0] if rows else None
 
     async def invocations(
