@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import restate
 
+from . import logs
 from .experiment import experiment_workflow, rejudge_workflow
 from .llm import configure_model_client
 from .tracing import configure_tracing
 from .workflow import claim_judge, claim_workflow
 
+logs.install()  # a failed attempt that Restate retries is one line, not a traceback each
 configure_model_client()
 configure_tracing()
 

@@ -29,10 +29,18 @@ AWAITING_REVIEW: Final = "awaiting review"
 REVIEW_DECIDED: Final = "review decided"
 REIMBURSE: Final = "reimburse"
 EVALUATE_STEP: Final = "evaluate"
+"""The one-way send of the evaluation to the judge (the workflow's last step)."""
 DONE: Final = "done"
 NOT_STARTED: Final = "not started"
 CALL_LLM: Final = "call LLM"
 """The name `DurableRunner` gives each journaled model call."""
+
+# The judge's steps (the ClaimJudge object, keyed by the claim id).
+FETCH_JUDGE_PROMPT: Final = "fetch judge prompt"
+GATHER_EVIDENCE: Final = "gather evidence"
+JUDGE_CALL: Final = "judge"
+"""The judge agent's model call (its fault step)."""
+WRITE_SCORE: Final = "write score"
 
 # State and promise keys of the workflow.
 STEP_KEY: Final = "step"

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from typing import Any
 
 from .config import settings
 from .models import PromptRef, PromptSet
+from .outage import LANGFUSE
 
 PARSER, ANALYST, JUDGE = "claim-parser", "claim-analyst", "claim-judge"
 NAMES = (PARSER, ANALYST, JUDGE)
 DEFAULT_LABEL = "production"
 PINNED = "pinned"
 """The `label` of a prompt fetched by its version (an experiment pins versions)."""
-
-log = logging.getLogger("services.prompts")
 
 
 class UnknownPromptLabelError(LookupError):
@@ -109,8 +107,11 @@ async def prompt_version(name: str, version: int) -> PromptRef:
             if getattr(e, "status_code", None) == 404:
                 found = None
             else:
-                log.warning("Langfuse prompts unreachable (%s); using data/prompts.", e)
                 found = _file_version(name, version)
+                if found is None:  # only Langfuse has it: the step is retried until it answers
+                    raise
+                where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+                LANGFUSE.failed(where, e, "pinned prompt versions are read from data/prompts/")
     if found is None:
         raise LookupError(
             f"Prompt {name!r} has no version {version}. List its versions with "
@@ -122,13 +123,17 @@ async def prompt_version(name: str, version: int) -> PromptRef:
 async def _fetch(name: str, label: str) -> PromptRef | None:
     if not langfuse_configured():
         return _file_prompt(name, label)
+    where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
     try:
-        return await _langfuse_prompt(name, label)
+        prompt = await _langfuse_prompt(name, label)
     except Exception as e:  # the backend is down: claims still complete, on the seed prompts
         if getattr(e, "status_code", None) == 404:
+            LANGFUSE.answered(where)
             return None
-        log.warning("Langfuse prompts unreachable (%s); using data/prompts for %s.", e, name)
+        LANGFUSE.failed(where, e, "claims use the prompts of data/prompts/ until it answers")
         return _file_prompt(name, label)
+    LANGFUSE.answered(where)
+    return prompt
 
 
 async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from .names import SCORE as SCORE_NAME
+from .outage import LANGFUSE as OUTAGE
 
 
 def score_id(claim_id: str, name: str = SCORE_NAME) -> str:
@@ -55,7 +56,17 @@ async def write_score(
         "environment": os.environ.get("LANGFUSE_TRACING_ENVIRONMENT", "default"),
         "timestamp": datetime.now(UTC).isoformat(),
     }
-    response = await _http().post("/api/public/scores", json=body)
+    http = _http()
+    where = str(http.base_url)
+    try:
+        response = await http.post("/api/public/scores", json=body)
+    except httpx.TransportError as e:
+        OUTAGE.failed(where, e, "the judges' scores are written when it answers")
+        raise
+    if response.status_code >= 500 or response.status_code == 429:
+        OUTAGE.failed(where, f"HTTP {response.status_code}", "scores are written when it answers")
+    else:
+        OUTAGE.answered(where)
     if response.status_code in (400, 401, 403, 404, 422):
         raise ValueError(  # permanent: a retry cannot fix it (the step ends terminally)
             f"Langfuse refused the score for trace {trace_id} (HTTP {response.status_code}): "

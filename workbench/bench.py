@@ -11,8 +11,11 @@ What it measures (zero model latency unless `--llm-latency-ms`):
 `--recovery` measures instead the time from a service crash and from a Restate kill to the
 claim's completion, beside a bare restart of that process (`bench_recovery`).
 
-`--experiments` measures experiments instead (`bench_experiments`): the items/s of an experiment
-beside `claims.submit_many` on as many claims at the same concurrency, in the same run
+`--sweep` measures the crash-point sweep of one claim instead (`bench_sweep`): its total time,
+its cases per second, and where a wave's time goes.
+
+`--experiments` measures experiments instead (`bench_experiments.py`): the items/s of an
+experiment beside `claims.submit_many` on as many claims at the same concurrency, in the same run
 (alternated, medians), and the time to attach to a finished 200-item experiment."""
 
 from __future__ import annotations
@@ -376,95 +379,60 @@ def _event_epoch(session: Session, claim_id: str, event: str) -> float:
     return next(e["at"] for e in session.fault_store.events(claim_id) if e["event"] == event)
 
 
-def bench_experiments(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    """`--experiments`: throughput of an experiment against `submit_many` (the same number of
-    claims, approvable documents, the same concurrency; each measured from the call until every
-    claim ended, alternated `--experiment-runs` times, medians), and the time to attach to a
-    finished experiment of `--attach-items` items from a fresh session (what a new kernel does)."""
+async def bench_sweep(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """`--sweep`: a full crash-point sweep of one paid claim (every boundary x crash,
+    crash_after_effect, kill_restate) at each `--sweep-concurrency`: total time (target < 60 s),
+    cases per second, and where a wave's time goes (the claims held for the wave, the process
+    down and back, the replay and the rest). The machine's load average is printed beside, since
+    the restarts are mostly CPU (importing the services)."""
     from . import stack as stack_module
-    from ._aio import run_sync
-    from .experiments import Experiments
+    from .sweep import DEFAULT_KINDS, asweep
 
     rows: list[tuple[str, str, str]] = []
 
     def row(name: str, value: str, note: str = "") -> None:
         rows.append((name, value, note))
-        print(f"  {name:<56} {value:>14}  {note}", file=sys.stderr)
+        print(f"  {name:<56} {value:>12}  {note}", file=sys.stderr)
 
-    home = Path(tempfile.mkdtemp(prefix="workbench-bench-experiments-"))
-    print(f"experiments in {home} ...", file=sys.stderr)
-    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    home = Path(tempfile.mkdtemp(prefix="workbench-bench-sweep-"))
+    print(f"sweep in {home} ...", file=sys.stderr)
+    stack = stack_module.start(
+        home=home, persistent=False, llm_latency_ms=args.llm_latency_ms, timeout_s=180
+    )
     session = Session.of_stack(stack)
-    experiments = Experiments(session)
-    docs = samples.pick(status="paid")
-    n, concurrency = args.experiment_items, args.experiment_concurrency
-    per_variant = max(1, n // 2)
-    repeats = -(-per_variant // len(docs))
-    chosen = docs[: -(-per_variant // repeats)]
-    claims_count = len(chosen) * repeats * 2
-    variants = {"a": "production", "b": {"claim-analyst": 1}}
-
-    def judges_done() -> None:
-        """The judges of the last batch ended: both measurements start from a quiet stack."""
-        while run_sync(session.restate.invocations(service=names.JUDGE, unfinished=True, limit=1)):
-            time.sleep(0.05)
-
+    doc = _approvable_documents()[0]
     try:
-        for warm in range(2):
-            run_sync(session.aio.claims.submit(docs[warm].document))
-        direct, durable = [], []
-        for run in range(args.experiment_runs):
-            judges_done()
-            t = time.perf_counter()
-            batch = session.claims.submit_many(
-                [d.document for d in chosen] * repeats * 2, concurrency=concurrency, progress=False
+        for _ in range(2):  # warm up: connections, caches, the first model calls
+            await session.aio.claims.submit(doc)
+        for concurrency in args.sweep_concurrency:
+            load = os.getloadavg()[0]
+            report = await asweep(
+                session, doc, DEFAULT_KINDS, concurrency=concurrency, progress=False
             )
-            direct.append(len(batch) / (time.perf_counter() - t))
-            judges_done()
-            t = time.perf_counter()
-            exp = experiments.run(
-                f"bench-{run}-{os.getpid()}",
-                chosen,
-                variants,
-                repeats=repeats,
-                concurrency=concurrency,
+            t = report.timing
+            at = f"c={concurrency}"
+            row(f"sweep of one claim, {at}: verdict", "PASSED" if report.passed else "FAILED")
+            row(
+                f"sweep of one claim, {at}: total time",
+                f"{t['total_s']:.1f} s",
+                f"{t['cases']} cases in {t['waves']} waves; target < 60 s",
             )
-            exp.wait(scores=False, progress=False, poll_interval_s=0.05)
-            durable.append(claims_count / (time.perf_counter() - t))
-        d_med, e_med = statistics.median(direct), statistics.median(durable)
-        row(f"claims.submit_many, {claims_count} claims, c={concurrency}", f"{d_med:.1f} claims/s")
-        row(f"experiment, {claims_count} items, c={concurrency}", f"{e_med:.1f} items/s")
-        row("experiment / submit_many", f"{e_med / d_med:.2f}", "target >= 0.9")
-
-        print(f"a finished {args.attach_items}-item experiment ...", file=sys.stderr)
-        per_variant = args.attach_items // 2
-        big_repeats = -(-per_variant // len(docs))
-        big_docs = docs[: -(-per_variant // big_repeats)]
-        name = f"bench-attach-{os.getpid()}"
-        big = experiments.run(name, big_docs, variants, repeats=big_repeats, concurrency=32)
-        big.wait(progress=False, poll_interval_s=0.2)
-        big.sync_langfuse()
-        total = big.progress().total
-        attach, results = [], []
-        for _ in range(5):
-            fresh = Session.of_stack(stack)  # a new kernel: nothing cached
-            t = time.perf_counter()
-            again = Experiments(fresh).run(
-                name, big_docs, variants, repeats=big_repeats, concurrency=32
+            row(f"sweep of one claim, {at}: cases per second", f"{t['cases_per_s']:.2f}")
+            row("  baseline claim", f"{t['baseline_s']:.2f} s")
+            row("  per wave, median: claims held for the wave", f"{t['held_s']} s")
+            row("  per wave, median: process down and back", f"{t['down_s']} s", "restart+retry")
+            row("  per wave, median: replay and the rest", f"{t['finish_s']} s")
+            row("  checking the invariants", f"{t['check_s']:.2f} s")
+            recovery = report.frame["recovery_s"].dropna()
+            row(
+                "  recovery per case (crash -> completed), median / max",
+                f"{recovery.median():.1f} / {recovery.max():.1f} s",
             )
-            progress = again.progress()
-            attach.append(time.perf_counter() - t)
-            assert progress.finished and progress.total == total, progress
-            t = time.perf_counter()
-            again.results(tokens=False)
-            results.append(time.perf_counter() - t)
-            fresh.close()
-        row(
-            f"attach to a finished {total}-item experiment (+ progress)",
-            f"{statistics.median(attach):.2f} s",
-            "target < 1 s",
-        )
-        row("results() of it (no tokens)", f"{statistics.median(results):.2f} s")
+            row(
+                "  machine load average (1 min) before / after",
+                f"{load:.1f} / {os.getloadavg()[0]:.1f}",
+                f"{os.cpu_count()} cores",
+            )
     finally:
         session.stop()
     return rows
@@ -493,6 +461,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--recovery-runs", type=int, default=3)
     parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="measure the crash-point sweep of one claim instead",
+    )
+    parser.add_argument(
+        "--sweep-concurrency",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[4],
+        help="comma-separated concurrencies to sweep at (default 4)",
+    )
+    parser.add_argument(
         "--experiments",
         action="store_true",
         help="measure experiments instead: items/s beside submit_many, and attaching",
@@ -503,7 +482,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attach-items", type=int, default=200)
     args = parser.parse_args(argv)
     if args.experiments:
+        from .bench_experiments import bench_experiments
+
         rows = bench_experiments(args)
+    elif args.sweep:
+        rows = asyncio.run(bench_sweep(args))
     else:
         rows = asyncio.run(bench_recovery(args) if args.recovery else _bench(args))
     print(_markdown(rows))

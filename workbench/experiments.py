@@ -673,7 +673,7 @@ class Experiment:
         dataset = langfuse.dataset(self.dataset)
         if dataset is None:
             raise ExperimentError(f"Langfuse has no dataset {self.dataset!r} (deleted?).")
-        return f"{langfuse.url}/project/{langfuse.project_id()}/datasets/{dataset.id}"
+        return f"{langfuse.url}/project/{langfuse.project_id}/datasets/{dataset.id}"
 
     def _not_found(self) -> str:
         return (

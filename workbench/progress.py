@@ -18,20 +18,12 @@ from collections import Counter
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Progress", "in_jupyter"]
+from .display import in_jupyter
+
+__all__ = ["Progress"]
 
 UPDATE_EVERY_S = 0.2
 """At most this often does the bar send an update to the notebook (plus the last one)."""
-
-
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (where display() reaches a frontend)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class Progress:

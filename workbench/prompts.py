@@ -21,12 +21,15 @@ import html
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from services.prompts import ANALYST
+
 from .clients.langfuse import describe_error
+from .display import warn
 from .errors import LangfuseError, PromptError, PromptNotFoundError
 from .session import Session, module_namespace, resolve
 
@@ -54,6 +57,9 @@ class Prompt:
     tags: tuple[str, ...] = ()
     client: Any = field(default=None, repr=False, compare=False)
     """The SDK's prompt client (`.compile(**variables)`), when read through `get_prompt`."""
+    unrecognized_clauses: tuple[str, ...] = ()
+    """For an analyst prompt created while the embedded model runs: the clauses it would not
+    apply (a real language model reads them all)."""
 
     def compile(self, **variables: Any) -> Any:
         """The prompt with `{{variables}}` filled in (the SDK's own compile)."""
@@ -92,7 +98,14 @@ class Prompt:
             shown = html.escape(json.dumps(self.config, sort_keys=True))
             config = f"<div><code>config: {shown}</code></div>"
         body = html.escape(self.as_text())
-        return f"<div>{head}{config}<pre style='white-space:pre-wrap'>{body}</pre></div>"
+        missed = ""
+        if self.unrecognized_clauses:
+            items = "".join(f"<li>{html.escape(c)}</li>" for c in self.unrecognized_clauses)
+            missed = (
+                "<div style='background:#fff8e1;padding:4px 8px'>The embedded model does not "
+                f"apply these clauses:<ul style='margin:2px 0'>{items}</ul></div>"
+            )
+        return f"<div>{head}{config}{missed}<pre style='white-space:pre-wrap'>{body}</pre></div>"
 
 
 @dataclass(frozen=True)
@@ -270,6 +283,10 @@ class Prompts:
         string (a text prompt) or a list of chat messages `{"role", "content"}`; `labels` (such
         as `["staging"]`) move to the new version.
 
+        When the embedded model answers the claims, an analyst prompt is checked against the
+        clause forms it applies: a clause it would not apply is named in a warning (and in
+        `Prompt.unrecognized_clauses`), never silently ignored.
+
         Example:
             >>> v3 = wb.prompts.create("claim-analyst", text, labels=["staging"],
             ...                        commit_message="review every travel claim")
@@ -310,7 +327,27 @@ class Prompts:
                 f"Langfuse refused the new version of prompt {name!r}: {describe_error(e)}"
             ) from None
         _labels_moved(name)
-        return _from_client(client)
+        created = _from_client(client)
+        if name == ANALYST and not chat and self._embedded_model():
+            from .local.llm.clauses import unrecognized_clauses
+
+            missed = tuple(unrecognized_clauses(text))
+            if missed:
+                created = replace(created, unrecognized_clauses=missed)
+                warn(
+                    f"{name} v{created.version}: the embedded model will not apply "
+                    f"{len(missed)} clause(s) of this prompt, and says so in each claim's "
+                    "outcome (unrecognized_clauses) and trace: "
+                    + "; ".join(missed)
+                    + ". Reword them in a form it knows (workbench/local/llm/README.md), or "
+                    "point OPENAI_BASE_URL at a language model."
+                )
+        return created
+
+    def _embedded_model(self) -> bool:
+        """The claims of this session are answered by the embedded model (not a real one)."""
+        stack = self.session.stack
+        return stack is not None and "llm" in stack.names
 
     def ensure(
         self,

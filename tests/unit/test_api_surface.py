@@ -12,7 +12,16 @@ import pytest
 import workbench as wb
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-NAMESPACES = ["claims", "traces", "scores", "prompts", "faults", "deployments", "experiments"]
+NAMESPACES = [
+    "claims",
+    "traces",
+    "scores",
+    "prompts",
+    "faults",
+    "deployments",
+    "experiments",
+    "serving",
+]
 
 
 def _api_table() -> list[str]:
@@ -63,7 +72,9 @@ def test_handles_document_their_methods_with_an_example(cls: type) -> None:
     assert undocumented == [], f"{cls.__name__}: {undocumented} lack a docstring with an example"
 
 
-@pytest.mark.parametrize("name", ["start", "stop", "submit_claim", "claim", "ledger"])
+@pytest.mark.parametrize(
+    "name", ["start", "stop", "submit_claim", "claim", "ledger", "timeline", "serve"]
+)
 def test_shortcuts_document_themselves_with_an_example(name: str) -> None:
     assert "Example:" in (inspect.getdoc(getattr(wb, name)) or "")
 

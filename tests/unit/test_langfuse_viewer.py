@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.testclient import TestClient
 
-from tests._claim_spans import ClaimTrace, _Collect, claim_trace
+from tests._claim_spans import ClaimTrace, Collect, claim_trace
 from workbench.local.langfuse import create_app
 from workbench.local.langfuse.viewer import _diff, _waterfall
 from workbench.local.langfuse.viewer._session import Keys, safe_next
@@ -60,7 +60,7 @@ def api(client: TestClient, method: str, path: str, body: Any) -> Any:
 
 def experiment_item(dataset_id: str, run: str, item: str, output: Any) -> tuple[bytes, str]:
     """The root span the langfuse SDK's run_experiment makes for one item (its attributes)."""
-    exporter = _Collect()
+    exporter = Collect()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     attributes = {

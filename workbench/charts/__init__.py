@@ -7,6 +7,8 @@
 - `paired_scores(table, a, b)`, `decision_matrix(table, a, b)`, `accuracy_bars(results)`: an
   experiment's variants compared (`Comparison.plot_scores()`, `.plot_decisions()`,
   `Experiment.plot_accuracy()`).
+- `sweep_heatmap(frame)`: a crash-point sweep, boundary x fault kind, coloured by result and
+  annotated with the recovery time (`SweepReport.heatmap()`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from .experiments import accuracy_bars, decision_matrix, paired_scores
 from .outcomes import STATUS_COLORS, outcome_bars
 from .scores import GROUPINGS, score_chart, scores_over_time
+from .sweep import sweep_heatmap
 from .waterfall import waterfall, waterfall_rows
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "paired_scores",
     "score_chart",
     "scores_over_time",
+    "sweep_heatmap",
     "waterfall",
     "waterfall_rows",
 ]

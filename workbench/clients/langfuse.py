@@ -191,6 +191,20 @@ class LangfuseClient:
         answer = self.get_json("/api/public/traces", "Listing traces", filter=filter, **params)
         return list(answer.get("data") or [])
 
+    @cached_property
+    def project_id(self) -> str:
+        """The id of the project these keys belong to (for links into Langfuse's UI)."""
+        with self.guard("Reading the project"):
+            projects = self.api.projects.get().data
+        if not projects:
+            raise LangfuseError(f"Langfuse at {self.url} lists no project for these keys.")
+        return str(projects[0].id)
+
+    def trace_url(self, trace_id: str) -> str:
+        """Where a trace opens in Langfuse's UI (the embedded Langfuse's viewer, or a real
+        Langfuse: the same path)."""
+        return f"{self.url}/project/{self.project_id}/traces/{trace_id}"
+
     # -- prompts -------------------------------------------------------------------------------
     def prompt_meta(self, name: str) -> Any | None:
         """The prompt's list entry (versions and labels), or None when it does not exist."""
@@ -247,14 +261,6 @@ class LangfuseClient:
         """Put `labels` on one version of a prompt (off the version that had them)."""
         with self.guard(f"Moving labels {labels} to {name} v{version}"):
             self.api.prompt_version.update(quote(name, safe=""), version, new_labels=labels)
-
-    def project_id(self) -> str:
-        """The id of the project these keys belong to (for links into Langfuse's UI)."""
-        answer = self.get_json("/api/public/projects", "Reading the project")
-        projects = answer.get("data") or []
-        if not projects:
-            raise LangfuseError(f"Langfuse at {self.url} lists no project for these keys.")
-        return str(projects[0]["id"])
 
     # -- datasets and their runs ---------------------------------------------------------------
     def dataset(self, name: str) -> Any | None:

@@ -86,6 +86,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, OverflowError):  # a number no check above caught: the client's, not ours
+        return error_response(
+            400,
+            f"A number in this request is beyond the 64-bit integers this server stores ({exc}).",
+            "InvalidRequestError",
+        )
     _log.exception("embedded langfuse failed on %s %s", request.method, request.url.path)
     return error_response(
         500,
