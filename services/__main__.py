@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
 
@@ -15,6 +16,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9080)
     args = parser.parse_args()
+    logging.basicConfig(  # one line per event, with the time (the log is a supervisord file)
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from hypercorn.asyncio import serve
     from hypercorn.config import Config

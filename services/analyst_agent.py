@@ -30,7 +30,8 @@ async def lookup_policy(customer_id: str, category: str) -> str:
 
     Args:
         customer_id: The customer id from the claim, like 'C-1001'.
-        category: The claim's category: medical, dental, pharmacy, vision, travel or other.
+        category: The claim's category as parsed (medical, dental, pharmacy, vision, travel,
+            other, or the expense's own kind such as wellness).
     """
     result = await step("lookup policy", reference_data.lookup_policy, customer_id, category)
     return result.model_dump_json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,12 +33,15 @@ from .models import (
     PromptRef,
     PromptSet,
     Review,
+    Valuation,
 )
 from .parser_agent import parser_agent
 from .prompts import UnknownPromptLabelError, prompt_set
 from .steps import step
 
 REQUIRED_FIELDS = ("customer_id", "amount", "currency", "category")
+MIN_EUR = 0.01
+"""An amount worth less than one cent in EUR is not an amount anyone can be paid."""
 
 
 class Env(Protocol):
@@ -45,7 +49,7 @@ class Env(Protocol):
     async def run_agent(self, agent: Agent, input: str) -> Any: ...
     def set_step(self, name: str) -> None: ...
     async def await_review(self) -> Review: ...
-    def send_evaluation(self, request: EvaluationRequest) -> None: ...
+    async def send_evaluation(self, request: EvaluationRequest) -> None: ...
 
 
 class ClaimFailed(Exception):
@@ -63,7 +67,8 @@ def _ledger(path: Path) -> Ledger:
 
 def _pay(claim_id: str, customer_id: str, amount_eur: float) -> Payment:
     ledger = _ledger(settings().ledger_path)
-    return ledger.pay(names.payment_key(claim_id), claim_id, customer_id, amount_eur)
+    key = versions.payment_key(settings().service_version, claim_id)
+    return ledger.pay(key, claim_id, customer_id, amount_eur)
 
 
 def _missing(claim: ClaimData) -> list[str]:
@@ -73,9 +78,9 @@ def _missing(claim: ClaimData) -> list[str]:
     return missing
 
 
-async def _fetch_prompts(label: str) -> PromptSet:
+async def _fetch_prompts(label: str, versions: dict[str, int]) -> PromptSet:
     try:
-        return await step("fetch prompts", prompt_set, label)
+        return await step("fetch prompts", prompt_set, label, versions)
     except (UnknownPromptLabelError, TerminalError) as e:
         raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
 
@@ -96,11 +101,53 @@ async def _agent(env: Env, agent: Agent, input: str, what: str, prompt: PromptRe
     return result.final_output
 
 
-async def _to_eur(claim: ClaimData) -> float:
+async def _value(claim: ClaimData) -> Valuation:
+    """The amount in EUR and the facts the checks below need, in ONE journaled step.
+
+    "Today" is read inside this step (`reference_data.value_claim`), so it is part of the step's
+    journaled result: a claim retried or replayed days later is checked against the day it was
+    first valued, and the analyst sees the same submission day. Reading the clock in the workflow
+    code itself would give a replay a different day (and possibly a different outcome)."""
     try:
-        return await step("convert to EUR", reference_data.to_eur, claim.amount, claim.currency)
+        return await step(
+            "convert to EUR", reference_data.value_claim, claim.amount, claim.currency,
+            claim.customer_id,
+        )  # fmt: skip
     except (reference_data.UnknownCurrencyError, TerminalError) as e:
         raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
+
+
+def nonsense(claim: ClaimData, valuation: Valuation) -> str | None:
+    """Why the amount or the date cannot be right, or None. Pure: the same journaled inputs give
+    the same answer on every replay."""
+    exact = float(claim.amount or 0.0) * valuation.rate
+    if exact < MIN_EUR:
+        return (
+            f"The amount {claim.amount:g} {claim.currency} is {exact:.4f} EUR, less than one "
+            f"cent ({MIN_EUR:.2f} EUR): not an amount that can be paid. Check the amount in the "
+            "document and submit it under a new id."
+        )
+    if not claim.claim_date:
+        return None  # a missing date is allowed (the parser lists it among its problems)
+    try:
+        expense = date.fromisoformat(claim.claim_date)
+    except ValueError:
+        return (
+            f"The claim date {claim.claim_date!r} is not a date (YYYY-MM-DD). Fix the date in "
+            "the document and submit it under a new id."
+        )
+    today = date.fromisoformat(valuation.today)
+    if expense > today:
+        return (
+            f"The expense date {expense} is after today ({today}): a claim is for an expense "
+            "that has happened. Check the date in the document and submit it under a new id."
+        )
+    if valuation.policy_start and expense < date.fromisoformat(valuation.policy_start):
+        return (
+            f"The expense date {expense} is before the policy of {claim.customer_id} began "
+            f"({valuation.policy_start}): it is outside the policy's window."
+        )
+    return None
 
 
 async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> ClaimOutcome:
@@ -116,7 +163,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
     prompts: PromptSet | None = None
     try:
         env.set_step("fetch prompts")
-        prompts = await _fetch_prompts(request.prompt_label)
+        prompts = await _fetch_prompts(request.prompt_label, request.prompt_versions)
         base["prompt_versions"] = prompts.versions()
 
         env.set_step("parse")
@@ -137,15 +184,29 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
             await step("verify documents", versions.verify_documents, claim)
 
         env.set_step("convert to EUR")
-        amount_eur = await _to_eur(claim)
+        valuation = await _value(claim)
+        amount_eur = valuation.amount_eur
         base["amount_eur"] = amount_eur
+        base["submitted_on"] = valuation.today
+        if problem := nonsense(claim, valuation):
+            raise ClaimFailed("invalid", problem)
 
         env.set_step("analyze")
-        analyst_input = AnalystInput(claim=claim, amount_eur=amount_eur).model_dump_json()
+        analyst_input = AnalystInput(
+            claim=claim, amount_eur=amount_eur, submitted_on=valuation.today
+        ).model_dump_json()
         assessment = await _agent(
             env, analyst_agent(prompts.analyst), analyst_input, "analyst", prompts.analyst
         )
         base["decision"] = assessment.decision
+        if assessment.unrecognized_clauses:
+            base["unrecognized_clauses"] = assessment.unrecognized_clauses
+            tracing.warning(
+                "clauses not applied",
+                f"The analyst could not apply {len(assessment.unrecognized_clauses)} clause(s) of "
+                f"{prompts.analyst.name} v{prompts.analyst.version}: "
+                + "; ".join(assessment.unrecognized_clauses),
+            )
         decision, reason = assessment.decision, assessment.reason
 
         if decision == "review":
@@ -177,7 +238,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
         )
 
     env.set_step("evaluate")
-    env.send_evaluation(
+    await env.send_evaluation(
         EvaluationRequest(
             claim_id=claim_id,
             outcome=outcome,
@@ -185,6 +246,9 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
             prompt_label=request.prompt_label,
             judge_prompt=prompts.judge if prompts else None,
             trace_id=base["trace_id"],
+            document=request.document,
+            analyst_prompt=prompts.analyst if prompts else None,
+            submitted_on=base.get("submitted_on"),
         )
     )
     env.set_step("done")
@@ -214,7 +278,7 @@ class InProcessEnv:
             return Review(approved=True, reviewer="in-process (auto)", note="no human in-process")
         return await self._review()
 
-    def send_evaluation(self, request: EvaluationRequest) -> None:
+    async def send_evaluation(self, request: EvaluationRequest) -> None:
         self.evaluations.append(asyncio.ensure_future(judge_claim(request, Runner.run)))
 
     async def drain(self) -> list[JudgeResult]:

@@ -12,7 +12,11 @@ from pydantic import BaseModel, Field, field_validator
 MAX_DOCUMENT_CHARS = 20_000
 """Longer documents are refused before anything is sent: a claim form is a page, not a book."""
 
-Category = Literal["medical", "dental", "pharmacy", "vision", "travel", "other"]
+CATEGORIES = ("medical", "dental", "pharmacy", "vision", "travel", "other")
+"""The categories the plans in data/policies.json are written for. A claim may name another
+(wellness, cosmetic, veterinary, hearing, ...): it is kept as written, in lower case, never
+squashed to "other", and a plan that does not list it does not cover it."""
+Category = str
 Decision = Literal["approve", "reject", "review"]
 Status = Literal["paid", "rejected", "invalid", "failed"]
 
@@ -24,6 +28,32 @@ class ClaimRequest(BaseModel):
     prompt_label: str = Field(
         default="production", description="Which label of the agents' prompts to use."
     )
+    prompt_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Prompt versions to use, by prompt name (an experiment pins them); the "
+        "prompts not named here come by prompt_label.",
+    )
+    review_policy: Literal["approve", "reject"] | None = Field(
+        default=None,
+        description="Settle a decision of 'review' at once this way (an experiment's policy) "
+        "instead of waiting for a human.",
+    )
+    experiment: str | None = Field(
+        default=None,
+        description="The experiment this claim is an item of; it is told when the claim starts "
+        "waiting for a human.",
+    )
+
+    @field_validator("prompt_versions")
+    @classmethod
+    def _versions_are_positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, version in value.items():
+            if not name or version < 1:
+                raise ValueError(
+                    f"Prompt version {name!r}: {version} is not a version. Give each prompt "
+                    "name a version number from 1, e.g. {'claim-analyst': 3}."
+                )
+        return value
 
     @field_validator("document")
     @classmethod
@@ -50,14 +80,26 @@ class ClaimRequest(BaseModel):
 class ClaimData(BaseModel):
     """The parser agent's output: the fields of the claim, `null` where the document lacks one."""
 
-    customer_id: str | None = Field(description="The customer id, like 'C-1001'.")
+    customer_id: str | None = Field(
+        description="The customer id as written, upper case ('C-1001', 'CUST-4411'); the house "
+        "form is C-NNNN ('customer number 1021' is 'C-1021')."
+    )
     claim_date: str | None = Field(description="The date of the expense, ISO format YYYY-MM-DD.")
     amount: float | None = Field(description="The amount claimed, in the claim's currency.")
     currency: str | None = Field(description="ISO 4217 code of the amount, upper case: EUR, USD.")
-    category: Category | None = Field(description="What the expense was for.")
+    category: Category | None = Field(
+        description="What the expense was for, lower case: medical, dental, pharmacy, vision, "
+        "travel or other, or the expense's own kind when none of these fits (wellness, cosmetic, "
+        "veterinary, ...)."
+    )
     has_receipt: bool = Field(description="Whether the document says a receipt is attached.")
     description: str = Field(description="One sentence saying what was bought or done.")
     problems: list[str] = Field(description="What could not be read from the document.")
+
+    @field_validator("category")
+    @classmethod
+    def _category_lower_case(cls, value: str | None) -> str | None:
+        return " ".join(value.lower().split()) or None if value is not None else None
 
 
 class AnalystInput(BaseModel):
@@ -65,6 +107,8 @@ class AnalystInput(BaseModel):
 
     claim: ClaimData
     amount_eur: float
+    submitted_on: str | None = None
+    """The day the claim was submitted (ISO), for clauses on the claim's age."""
 
 
 class ClaimAssessment(BaseModel):
@@ -73,6 +117,11 @@ class ClaimAssessment(BaseModel):
     decision: Decision = Field(description="approve, reject, or review (a human decides).")
     reason: str = Field(description="Why, naming the policy clause that decided.")
     clauses: list[str] = Field(description="The ids of the policy clauses that applied.")
+    unrecognized_clauses: list[str] = Field(
+        default_factory=list,
+        description="The policy clauses of the prompt that could not be applied, as written "
+        "with why ([] when every clause was understood). Never leave one out silently.",
+    )
 
 
 class FraudCheck(BaseModel):
@@ -94,6 +143,19 @@ class PolicyInfo(BaseModel):
     review_threshold_eur: float | None
 
 
+class Valuation(BaseModel):
+    """The result of the `convert to EUR` step: the amount in EUR and what it is checked against.
+    `today` is read inside the journaled step, so a retried or replayed claim sees the same day."""
+
+    amount_eur: float
+    rate: float
+    """EUR per one unit of the claim's currency."""
+    today: str
+    """The day the step ran (ISO): the workflow's "today" for the date checks."""
+    policy_start: str | None
+    """The day the customer's policy began (ISO), None for a customer without a policy."""
+
+
 class JudgeInput(BaseModel):
     """The user message the judge agent receives (as JSON): the decision and its evidence."""
 
@@ -103,13 +165,30 @@ class JudgeInput(BaseModel):
     fraud: FraudCheck | None
     policy: PolicyInfo | None
     final_status: Status
+    document: str | None = None
+    """The claim document as submitted (to check the amount and currency against)."""
+    analyst_policy: str | None = None
+    """The analyst's prompt, whose clauses the decision should follow."""
+    submitted_on: str | None = None
+
+
+class RubricScore(BaseModel):
+    """One rubric item of the judge's prompt, scored."""
+
+    id: str = Field(description="The item's id, as in the rubric ('receipt').")
+    weight: float = Field(description="The item's weight in the rubric.")
+    score: float | None = Field(description="From 0 to 1; null when the evidence cannot tell.")
+    comment: str = Field(description="Why, in a few words.")
 
 
 class JudgeVerdict(BaseModel):
     """The judge agent's output: how good the decision was, against the rubric of its prompt."""
 
-    score: float = Field(description="From 0 (wrong) to 1 (right and well reasoned).")
-    reason: str = Field(description="What the score rests on, rule by rule.")
+    score: float = Field(description="The weighted mean of the items, from 0 to 1.")
+    reason: str = Field(description="What the score rests on, item by item.")
+    items: list[RubricScore] = Field(
+        default_factory=list, description="Each rubric item with its score and comment."
+    )
 
 
 class PromptRef(BaseModel):
@@ -171,6 +250,10 @@ class ClaimOutcome(BaseModel):
     service_version: str = "v1"
     trace_id: str | None = None
     """The claim's trace (W3C trace id, 32 hex) in Langfuse, when tracing is on."""
+    unrecognized_clauses: list[str] = Field(default_factory=list)
+    """Clauses of the analyst's prompt that the model could not apply (never silently dropped)."""
+    submitted_on: str | None = None
+    """The day the workflow took as "today" for the date checks (ISO)."""
 
     def __repr__(self) -> str:
         parts = [f"ClaimOutcome({self.claim_id}: {self.status.upper()}"]
@@ -185,6 +268,8 @@ class ClaimOutcome(BaseModel):
         if self.reviewed_by:
             parts.append(f"reviewed by {self.reviewed_by}")
         parts.append(self.reason)
+        if self.unrecognized_clauses:
+            parts.append(f"clauses not applied: {len(self.unrecognized_clauses)}")
         if self.prompt_versions:
             versions = ", ".join(f"{k} v{v}" for k, v in sorted(self.prompt_versions.items()))
             parts.append(f"prompts: {versions}")
@@ -210,3 +295,6 @@ class EvaluationRequest(BaseModel):
     prompt_label: str = "production"
     judge_prompt: PromptRef | None = None
     trace_id: str | None = None
+    document: str | None = None
+    analyst_prompt: PromptRef | None = None
+    submitted_on: str | None = None

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from typing import Any
 
 from .config import settings
 from .models import PromptRef, PromptSet
+from .outage import LANGFUSE
 
 PARSER, ANALYST, JUDGE = "claim-parser", "claim-analyst", "claim-judge"
 NAMES = (PARSER, ANALYST, JUDGE)
 DEFAULT_LABEL = "production"
-
-log = logging.getLogger("services.prompts")
+PINNED = "pinned"
+"""The `label` of a prompt fetched by its version (an experiment pins versions)."""
 
 
 class UnknownPromptLabelError(LookupError):
@@ -50,6 +50,13 @@ def _file_prompt(name: str, label: str) -> PromptRef | None:
     return None
 
 
+def _file_version(name: str, version: int) -> PromptRef | None:
+    for entry in index():
+        if entry["name"] == name and entry["version"] == version:
+            return PromptRef(name=name, version=version, label=PINNED, text=file_text(entry))
+    return None
+
+
 def labels() -> dict[str, list[str]]:
     """Each label of the seed prompts and the prompts (name vN) that carry it."""
     out: dict[str, list[str]] = {}
@@ -76,16 +83,57 @@ async def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
     return PromptRef(name=name, version=prompt.version, label=label, text=text)
 
 
+async def _langfuse_version(name: str, version: int) -> PromptRef | None:
+    from langfuse import get_client
+    from langfuse.api import NotFoundError
+
+    try:
+        prompt = await get_client().async_api.prompts.get(name, version=version)
+    except NotFoundError:
+        return None
+    text = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
+    return PromptRef(name=name, version=prompt.version, label=PINNED, text=text)
+
+
+async def prompt_version(name: str, version: int) -> PromptRef:
+    """One version of a prompt (Langfuse when configured, else data/prompts/); LookupError when
+    there is no such version."""
+    if not langfuse_configured():
+        found = _file_version(name, version)
+    else:
+        try:
+            found = await _langfuse_version(name, version)
+        except Exception as e:  # the backend is down: the seed files may hold that version
+            if getattr(e, "status_code", None) == 404:
+                found = None
+            else:
+                found = _file_version(name, version)
+                if found is None:  # only Langfuse has it: the step is retried until it answers
+                    raise
+                where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+                LANGFUSE.failed(where, e, "pinned prompt versions are read from data/prompts/")
+    if found is None:
+        raise LookupError(
+            f"Prompt {name!r} has no version {version}. List its versions with "
+            f"wb.prompts.list({name!r})."
+        )
+    return found
+
+
 async def _fetch(name: str, label: str) -> PromptRef | None:
     if not langfuse_configured():
         return _file_prompt(name, label)
+    where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
     try:
-        return await _langfuse_prompt(name, label)
+        prompt = await _langfuse_prompt(name, label)
     except Exception as e:  # the backend is down: claims still complete, on the seed prompts
         if getattr(e, "status_code", None) == 404:
+            LANGFUSE.answered(where)
             return None
-        log.warning("Langfuse prompts unreachable (%s); using data/prompts for %s.", e, name)
+        LANGFUSE.failed(where, e, "claims use the prompts of data/prompts/ until it answers")
         return _file_prompt(name, label)
+    LANGFUSE.answered(where)
+    return prompt
 
 
 async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
@@ -98,12 +146,25 @@ async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
     raise LookupError(f"Prompt {name!r} has neither label {label!r} nor {DEFAULT_LABEL!r}.")
 
 
-async def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
-    """All prompts of a claim at once (one durable step in the workflow); the three fetches run
-    concurrently."""
-    found = await asyncio.gather(*(_fetch(name, label) for name in NAMES))
-    fetched = dict(zip(NAMES, found, strict=True))
-    if label != DEFAULT_LABEL and not any(fetched.values()):
+async def prompt_set(
+    label: str = DEFAULT_LABEL, versions: dict[str, int] | None = None
+) -> PromptSet:
+    """All prompts of a claim at once (one durable step in the workflow), fetched concurrently:
+    those named in `versions` at that version, the others by `label`."""
+    pinned = dict(versions or {})
+    unknown = sorted(set(pinned) - set(NAMES))
+    if unknown:
+        raise LookupError(
+            f"Prompt {unknown[0]!r} is not a prompt of the claim agents; pin versions of "
+            f"{', '.join(NAMES)}."
+        )
+    by_label = [name for name in NAMES if name not in pinned]
+    found = await asyncio.gather(
+        *(_fetch(name, label) for name in by_label),
+        *(prompt_version(name, version) for name, version in pinned.items()),
+    )
+    fetched = dict(zip([*by_label, *pinned], found, strict=True))
+    if label != DEFAULT_LABEL and by_label and not pinned and not any(fetched.values()):
         raise UnknownPromptLabelError(
             f"Prompt label {label!r} is on no prompt ({', '.join(NAMES)}). "
             "Promote a version to that label first, or submit with a label that exists."

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .config import settings
-from .models import FraudCheck, PolicyInfo
+from .models import FraudCheck, PolicyInfo, Valuation
 
 
 class UnknownCurrencyError(ValueError):
@@ -45,6 +46,21 @@ def to_eur(amount: float, currency: str) -> float:
             f"Currency {currency!r} is not in the FX table (data/fx.json). Known: {known}."
         )
     return round(amount * rates[code], 2)
+
+
+def value_claim(amount: float, currency: str, customer_id: str | None) -> Valuation:
+    """The claim's amount in EUR, with what the workflow checks it against: the exact rate, the
+    day this runs ("today", journaled with the result so a replay sees the same day) and the
+    start of the customer's policy."""
+    rate = fx_rates().get((currency or "").strip().upper())
+    amount_eur = to_eur(amount, currency)  # raises UnknownCurrencyError for a code not in the table
+    customer = _data("policies.json").get("customers", {}).get(customer_id or "")
+    return Valuation(
+        amount_eur=amount_eur,
+        rate=float(rate or 0.0),
+        today=date.today().isoformat(),
+        policy_start=(customer or {}).get("since"),
+    )
 
 
 def check_fraud(customer_id: str) -> FraudCheck:

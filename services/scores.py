@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 
-SCORE_NAME = "quality"
+from .names import SCORE as SCORE_NAME
+from .outage import LANGFUSE as OUTAGE
 
 
-def score_id(claim_id: str) -> str:
-    return f"{claim_id}-{SCORE_NAME}"
+def score_id(claim_id: str, name: str = SCORE_NAME) -> str:
+    return f"{claim_id}-{name}"
 
 
 _client: httpx.AsyncClient | None = None
@@ -37,12 +38,17 @@ def _http() -> httpx.AsyncClient:
 
 
 async def write_score(
-    trace_id: str, claim_id: str, value: float, comment: str, metadata: dict[str, Any]
+    trace_id: str,
+    claim_id: str,
+    value: float,
+    comment: str,
+    metadata: dict[str, Any],
+    name: str = SCORE_NAME,
 ) -> str:
     body = {
-        "id": score_id(claim_id),
+        "id": score_id(claim_id, name),
         "traceId": trace_id,
-        "name": SCORE_NAME,
+        "name": name,
         "value": value,
         "dataType": "NUMERIC",
         "comment": comment,
@@ -50,11 +56,21 @@ async def write_score(
         "environment": os.environ.get("LANGFUSE_TRACING_ENVIRONMENT", "default"),
         "timestamp": datetime.now(UTC).isoformat(),
     }
-    response = await _http().post("/api/public/scores", json=body)
+    http = _http()
+    where = str(http.base_url)
+    try:
+        response = await http.post("/api/public/scores", json=body)
+    except httpx.TransportError as e:
+        OUTAGE.failed(where, e, "the judges' scores are written when it answers")
+        raise
+    if response.status_code >= 500 or response.status_code == 429:
+        OUTAGE.failed(where, f"HTTP {response.status_code}", "scores are written when it answers")
+    else:
+        OUTAGE.answered(where)
     if response.status_code in (400, 401, 403, 404, 422):
         raise ValueError(  # permanent: a retry cannot fix it (the step ends terminally)
             f"Langfuse refused the score for trace {trace_id} (HTTP {response.status_code}): "
             f"{response.text[:500]}. Check LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY."
         )
     response.raise_for_status()  # 429/5xx: retried by the durable step
-    return score_id(claim_id)
+    return score_id(claim_id, name)

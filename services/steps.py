@@ -26,10 +26,11 @@ STEP_OPTIONS = RunOptions(
 )
 """A step that fails five times in a row fails for good (TerminalError): never an endless retry."""
 
-LLM_OPTIONS = RunOptions(
-    max_attempts=4, initial_retry_interval=timedelta(milliseconds=200), retry_interval_factor=2.0
-)
-"""Model calls: four tries, then the claim fails with the model's last error as its reason."""
+LLM_OPTIONS = RunOptions()
+"""Model calls: no budget of their own. An outage is retried under the invocation's retry policy
+(capped backoff, then a pause: `retries.py`); what no retry can fix (a refused key, an unknown
+model, nonsense answered again and again) is a TerminalError raised by `model_errors`, which
+ends the claim as `failed` with that reason."""
 
 
 async def step(name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any) -> T:

@@ -156,6 +156,32 @@ def step_span(name: str, **attributes: Any) -> Iterator[Any]:
         span.end()
 
 
+def warning(name: str, message: str, **attributes: Any) -> None:
+    """A WARNING-level observation in the claim's trace, e.g. clauses the analyst could not apply.
+    None when tracing is off or outside a Restate handler; none while Restate replays (so it is
+    recorded once per claim, not once per attempt)."""
+    if _tracer is None:
+        return
+    from restate.server_context import current_context
+
+    try:
+        current_context()
+    except LookupError:
+        return
+    attrs: dict[str, Any] = {
+        "openinference.span.kind": "CHAIN",
+        "langfuse.observation.type": "event",
+        "langfuse.observation.level": "WARNING",
+        "langfuse.observation.status_message": message,
+        "output.value": message,
+    }
+    claim_id = _current_claim.get()
+    if claim_id is not None:
+        attrs["langfuse.trace.metadata.claim_id"] = claim_id
+    attrs.update({k: v for k, v in attributes.items() if v is not None})
+    _tracer.start_span(name, attributes=attrs).end()
+
+
 def trace_id_of(traceparent: str | None) -> str | None:
     """The trace id of a W3C traceparent header (`00-<trace>-<span>-<flags>`)."""
     if not traceparent:

@@ -6,43 +6,41 @@ Steps, as the journal names them: fetch prompts -> parse (call LLM) -> convert t
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
 from typing import Any
 
 import restate
 from agents import Agent
-from restate import InvocationRetryPolicy, WorkflowContext, WorkflowSharedContext
+from restate import WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
-from . import names
-from .faults import env_int
+from . import faults, names
+from .bodies import Checked, accepted
 from .flow import process_claim
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
+from .retries import RETRY_POLICY
 from .steps import LLM_OPTIONS
 from .tracing import trace_id_of
 
-RETRY_POLICY = InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_INITIAL_MS", 200)),
-    exponentiation_factor=2.0,
-    max_interval=timedelta(milliseconds=env_int("WORKBENCH_RETRY_MAX_INTERVAL_MS", 500)),
-    max_attempts=env_int("WORKBENCH_RETRY_MAX_ATTEMPTS", 60),
-    on_max_attempts="pause",
-)
-"""Snappy for demos: first retry after 0.2 s, then at most 0.5 s apart, so a restarted service
-is found within half a second of being back (`python -m workbench.bench --recovery`); after 60
-failed attempts (about 30 s) the claim is paused, not dropped: fix the cause and resume it from
-the Restate UI. Each knob is overridable in the services' environment
-(WORKBENCH_RETRY_INITIAL_MS, WORKBENCH_RETRY_MAX_INTERVAL_MS, WORKBENCH_RETRY_MAX_ATTEMPTS)."""
-
 claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_POLICY)
+"""Retried fast (at most 0.5 s apart) and paused, never failed, when an outage outlasts the
+window (`retries.py`)."""
+
+CLAIM_REQUEST = Checked(
+    ClaimRequest, example='{"document": "<the claim text>", "prompt_label": "production"}'
+)
+REVIEW = '{"reviewer": "<your name>", "note": "<why>"}'
+APPROVAL = Checked(Review, example=REVIEW, defaults={"approved": True})
+REJECTION = Checked(Review, example=REVIEW, defaults={"approved": False})
 
 
 class DurableEnv:
     """Runs the claim's steps with Restate's durability."""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
+    def __init__(self, ctx: WorkflowContext, request: ClaimRequest | None = None) -> None:
         self.ctx = ctx
+        self.request = request
 
     def trace_id(self) -> str | None:
         # the same on every attempt (only the span id changes), so replays send the same payload
@@ -55,15 +53,40 @@ class DurableEnv:
         self.ctx.set(names.STEP_KEY, name)
 
     async def await_review(self) -> Review:
-        return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
+        request = self.request
+        if request is not None and request.review_policy is not None:  # an experiment's policy
+            approved = request.review_policy == "approve"
+            return Review(
+                approved=approved,
+                reviewer=f"experiment {request.experiment or ''}".strip(),
+                note=f"the experiment's review policy ({request.review_policy})",
+            )
+        if request is not None and request.experiment:  # it frees the claim's slot meanwhile
+            self.ctx.generic_send(
+                names.EXPERIMENT,
+                names.ITEM_WAITING,
+                json.dumps(self.ctx.key()).encode(),
+                key=request.experiment,
+            )
 
-    def send_evaluation(self, request: EvaluationRequest) -> None:
-        self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+        async def decision() -> Review:
+            return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
+
+        return await faults.boundary(names.AWAITING_REVIEW, decision)
+
+    async def send_evaluation(self, request: EvaluationRequest) -> None:
+        async def send() -> None:
+            sent = self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+            await sent.invocation_id()  # Restate recorded the send: the judge will run, once
+
+        await faults.boundary(names.EVALUATE_STEP, send)
 
 
-@claim_workflow.main()
+@claim_workflow.main(input_serde=CLAIM_REQUEST)
 async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
-    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
+    """`request` is a ClaimRequest or, for a bad body, the reason (answered HTTP 400)."""
+    request = accepted(request)
+    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx, request))
     ctx.set(names.OUTCOME_KEY, outcome)
     return outcome
 
@@ -88,14 +111,14 @@ async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
     return ClaimStatus(claim_id=ctx.key(), step=names.REVIEW_DECIDED)
 
 
-@claim_workflow.handler()
+@claim_workflow.handler(input_serde=APPROVAL)
 async def approve(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
-    return await _decide(ctx, review.model_copy(update={"approved": True}))
+    return await _decide(ctx, accepted(review).model_copy(update={"approved": True}))
 
 
-@claim_workflow.handler()
+@claim_workflow.handler(input_serde=REJECTION)
 async def reject(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:
-    return await _decide(ctx, review.model_copy(update={"approved": False}))
+    return await _decide(ctx, accepted(review).model_copy(update={"approved": False}))
 
 
 __all__ = ["claim_workflow", "claim_judge"]

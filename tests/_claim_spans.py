@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 MS = 1_000_000
 
 
-class _Collect(SpanExporter):
+class Collect(SpanExporter):
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
 
@@ -53,7 +53,7 @@ def claim_trace(
     """One claim's trace. `failing_step` gets a first attempt that fails (an ERROR span) before
     the attempt that succeeds; `step_name_suffix` is appended to the steps' names (to test that
     user-controlled text is shown escaped)."""
-    exporter = _Collect()
+    exporter = Collect()
     resource = Resource.create(
         {"service.name": "claim-services", "service.version": service_version}
     )

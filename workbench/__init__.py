@@ -8,7 +8,8 @@
     wb.faults.panel()
 
 The helpers are grouped by what they work on: `wb.claims`, `wb.samples`, `wb.traces`,
-`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, and `wb.aio` (async twins). Each uses
+`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, `wb.experiments`, `wb.serve` (your own
+services, served from the kernel), and `wb.aio` (async twins). Each uses
 the current session (the one `start()` returned); `Session` objects have the same namespaces for
 code that wants its own. Everything runs offline by default (embedded model, embedded Langfuse,
 the real Restate server); arguments of `start()` or environment variables point the same code at
@@ -20,8 +21,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import claims, deployments, faults, prompts, samples, scores, traces
+from . import claims, deployments, experiments, faults, prompts, samples, scores, serving, traces
 from .claims import Claim, ClaimBatch
+from .display import WorkbenchWarning
 from .errors import (
     ClaimError,
     ClaimNotFoundError,
@@ -29,19 +31,27 @@ from .errors import (
     ClaimTimeoutError,
     DeploymentInUseError,
     DeploymentNotFoundError,
+    ExperimentError,
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    ExperimentTimeoutError,
     LangfuseError,
     NoSessionError,
     PromptError,
     PromptNotFoundError,
     RestateError,
     ScoresTimeoutError,
+    ServeError,
+    SweepError,
     TraceNotFoundError,
     TraceTimeoutError,
     UnknownPromptLabelError,
     WorkbenchError,
 )
+from .experiments import Comparison, Experiment
 from .faults import Fault
 from .samples import Sample
+from .serving import Served
 from .session import Aio, Session, current
 from .stack import StackError
 
@@ -52,8 +62,14 @@ __all__ = [
     "ClaimNotFoundError",
     "ClaimStateError",
     "ClaimTimeoutError",
+    "Comparison",
     "DeploymentInUseError",
     "DeploymentNotFoundError",
+    "Experiment",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
     "Fault",
     "LangfuseError",
     "NoSessionError",
@@ -62,25 +78,32 @@ __all__ = [
     "RestateError",
     "Sample",
     "ScoresTimeoutError",
+    "ServeError",
+    "Served",
     "Session",
     "StackError",
+    "SweepError",
     "TraceNotFoundError",
     "TraceTimeoutError",
     "UnknownPromptLabelError",
     "WorkbenchError",
+    "WorkbenchWarning",
     "aio",
     "claim",
     "claims",
     "current",
     "deployments",
+    "experiments",
     "faults",
     "ledger",
     "prompts",
     "samples",
     "scores",
+    "serve",
     "start",
     "stop",
     "submit_claim",
+    "timeline",
     "traces",
 ]
 
@@ -197,6 +220,30 @@ def claim(claim: Claim | str) -> Claim:
     found = claims.get(claim)
     assert isinstance(found, Claim)
     return found
+
+
+def timeline(claim: Claim | str, *, live: bool = True) -> Any:
+    """One claim on one time axis, as a widget that refreshes while it runs: the shortcut for
+    `wb.claims.timeline` (journal, attempts, faults, review wait, trace, score).
+
+    Example:
+        >>> wb.timeline(c)
+    """
+    return claims.timeline(claim, live=live)
+
+
+def serve(*services: Any, **options: Any) -> Served:
+    """Serve Restate services defined in this kernel (your own agent as a `restate.Service`,
+    `VirtualObject` or `Workflow`) from a background thread, registered with the current
+    session's Restate, at an address kept per service name: the shortcut for
+    `wb.serving.serve` (options: port, agents, timeout_s).
+
+    Example:
+        >>> served = wb.serve(triage)
+        >>> done = served.call("run", "Customer C-1007 paid GBP 80 for a GP visit.")
+        >>> done.output, done.journal
+    """
+    return serving.serve(*services, **options)
 
 
 def ledger(claims: Any = None) -> Any:

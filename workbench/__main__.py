@@ -1,11 +1,17 @@
-"""`python -m workbench up|down|status|logs [name] [-n N]|reset`: the stack outside Jupyter."""
+"""`python -m workbench up|down|status|logs [name] [-n N]|reset [--yes]`: the stack outside Jupyter.
+
+Mistakes (a bad setting, a port taken, a folder that is not a workbench home) are one `error:`
+line and exit status 1, never a traceback; what the stack can run without (Langfuse or the model
+endpoint not answering) is one `warning:` line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,22 +32,41 @@ def _parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="show the end of a process log")
     logs.add_argument("name", nargs="?", help="llm, restate, services or supervisord")
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines per log (default 50)")
-    commands.add_parser("reset", help="stop the stack and delete its data (Restate, ledger, logs)")
+    reset = commands.add_parser(
+        "reset",
+        help="stop the stack and delete its home folder (journals, payments, traces, prompts): "
+        "shows what goes, asks on a terminal, needs --yes otherwise",
+    )
+    reset.add_argument("-y", "--yes", action="store_true", help="delete without asking")
     return parser
+
+
+def _one_line_warnings(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from workbench import stack as wb
 
-    home = wb.resolve_home(args.home)
+    warnings.showwarning = _one_line_warnings
     try:
+        home = wb.resolve_home(args.home)
         if args.command == "up":
             running = wb.start(home, timeout_s=args.timeout)
             print(running.status().to_string(index=False))
             print(f"\nRestate UI: {running.ui_url}")
             print(f"Ingress:    {running.ingress_url}")
             print(f"Model API:  {running.llm_url}")
+            if running.langfuse_url:
+                print(f"Langfuse:   {running.langfuse_url} (keys in {home / 'home.json'})")
             _print_viewer(running.viewer_url)
         elif args.command == "down":
             stopped = wb.stop(home, grace_s=args.grace)
@@ -56,10 +81,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "logs":
             return _logs(home, args.name, args.lines)
         elif args.command == "reset":
-            print(f"reset {wb.reset(home)}: Restate data, databases and logs deleted")
-    except wb.StackError as exc:
+            return _reset(home, yes=args.yes)
+    except (wb.StackError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _reset(home: Path, *, yes: bool) -> int:
+    from workbench import stack as wb
+
+    plan = wb.reset_plan(home)
+    if not plan.exists:
+        print(plan.describe())
+        return 0
+    if not plan.ours:
+        wb.reset(home)  # raises ResetRefusedError, saying why
+    print(plan.describe())
+    if not yes:
+        if not sys.stdin.isatty():
+            raise wb.ResetRefusedError(
+                "not confirmed: run `python -m workbench reset --yes` to delete it"
+            )
+        answer = input("Delete all of this? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    print(f"deleted {wb.reset(home, yes=True)}")
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import textwrap
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -42,7 +43,7 @@ from .errors import (
     RestateError,
     UnknownPromptLabelError,
 )
-from .frames import as_table, journal_frame
+from .frames import as_table, journal_frame, step_journal
 from .progress import Progress
 from .samples import Sample
 from .session import Session, module_namespace, resolve
@@ -111,22 +112,39 @@ class Claim:
     def _session(self) -> Session:
         return resolve(self.session)
 
-    @property
-    def journal(self) -> pd.DataFrame:
-        """The workflow's journal (Restate's `sys_journal`), one row per entry: index, type, step
-        name, a short detail, when it was appended.
-
-        Example:
-            >>> c.journal.query("entry_type == 'Command: Run'")["name"].tolist()
-            ['fetch prompts', 'call LLM', 'convert to EUR', ...]
-        """
+    def _journal_rows(self) -> list[dict[str, Any]]:
         restate = self._session().restate
         if not self.invocation_id:
             invocation = run_sync(restate.invocation(names.WORKFLOW, self.id))
             if invocation is None:
-                return journal_frame([])
+                return []
             self.invocation_id = invocation["id"]
-        return journal_frame(run_sync(restate.journal(self.invocation_id)))
+        return run_sync(restate.journal(self.invocation_id))
+
+    @property
+    def journal(self) -> pd.DataFrame:
+        """What Restate recorded for the claim, one row per step: the step (a model call is named
+        after the step it was made in), its kind, its result (a short digest) or error, when,
+        how long it took, and which attempt of the workflow recorded it. The raw entries are
+        `journal_entries`.
+
+        Example:
+            >>> c.journal[["step", "kind", "result", "attempt"]]
+        """
+        events = self._session().fault_store.events(self.id)
+        starts = [e["at"] for e in events if e["event"] == "attempt"]
+        return step_journal(self._journal_rows(), starts)
+
+    @property
+    def journal_entries(self) -> pd.DataFrame:
+        """The workflow's journal as Restate stores it (`sys_journal`), one row per entry: index,
+        entry type, name, a short detail, when it was appended (state updates included).
+
+        Example:
+            >>> c.journal_entries.query("entry_type == 'Command: Run'")["name"].tolist()
+            ['fetch prompts', 'call LLM', 'convert to EUR', ...]
+        """
+        return journal_frame(self._journal_rows())
 
     @property
     def attempts(self) -> Any:
@@ -138,6 +156,14 @@ class Claim:
             (1, 2)
         """
         return self._session().faults.attempts(self)
+
+    def timeline(self, *, live: bool = True) -> Any:
+        """This claim on one time axis, as a widget (see `wb.claims.timeline`).
+
+        Example:
+            >>> c.timeline()
+        """
+        return Claims(self.session).timeline(self, live=live)
 
     def refresh(self) -> Claim:
         """Read the claim again (status, step, outcome, last error), in place; returns self.
@@ -172,10 +198,32 @@ class Claim:
         }
 
     def __repr__(self) -> str:
-        if self.outcome is not None and self.status in names.FINAL_STATUSES:
-            return f"Claim({self.id}, {self.outcome!r})"
-        extra = f", last error: {self.last_error}" if self.last_error else ""
-        return f"Claim({self.id}: {self.status}, step {self.step!r}{extra})"
+        """Several short lines, wrapped at word boundaries (a notebook shows them whole)."""
+        head = f"Claim {self.id}: {self.status.upper()}"
+        lines = [head if self.done else f"{head} at step {self.step!r}"]
+        o = self.outcome
+        if o is not None and o.claim is not None and o.claim.amount is not None:
+            c = o.claim
+            money = f"{c.amount:,.2f} {c.currency or '?'}"
+            if o.amount_eur is not None and c.currency != "EUR":
+                money += f" = {o.amount_eur:,.2f} EUR"
+            lines.append(f"{c.customer_id or '?'} · {c.category or '?'} · {money}")
+        if o is not None and o.paid_eur is not None:
+            lines.append(f"paid {o.paid_eur:,.2f} EUR ({o.payment_id})")
+        if o is not None and o.reviewed_by:
+            lines.append(f"reviewed by {o.reviewed_by}")
+        if o is not None and o.reason:
+            lines += textwrap.wrap(f"reason: {o.reason}", 96, subsequent_indent="  ")
+        if self.last_error:
+            lines += textwrap.wrap(f"last error: {self.last_error}", 96, subsequent_indent="  ")
+        for clause in o.unrecognized_clauses if o is not None else []:
+            lines += textwrap.wrap(f"clause not applied: {clause}", 96, subsequent_indent="  ")
+        if self.status == PAUSED:
+            lines.append(f"resume with wb.claims.resume({self.id!r})")
+        if o is not None and o.prompt_versions:
+            versions = ", ".join(f"{k} v{v}" for k, v in sorted(o.prompt_versions.items()))
+            lines.append(f"prompts: {versions}")
+        return "\n  ".join(lines)
 
     def _repr_html_(self) -> str:
         cell = "<tr><th style='text-align:left'>{}</th><td style='text-align:left'>{}</td></tr>"
@@ -191,7 +239,30 @@ class Claim:
             rows += cell.format("prompts", html.escape(versions))
         if self.status == PAUSED:
             rows += cell.format("resume", f"<code>wb.claims.resume({self.id!r})</code>")
+        if self.last_error:
+            rows += cell.format("last error", html.escape(self.last_error))
+        if self.outcome and self.outcome.unrecognized_clauses:
+            clauses = "<br>".join(html.escape(c) for c in self.outcome.unrecognized_clauses)
+            rows += cell.format("clauses not applied", clauses)
+        link = self._trace_link()
+        if link:
+            rows += cell.format("trace", link)
         return f"<table>{rows}</table>"
+
+    def _trace_link(self) -> str | None:
+        """A link to the claim's trace in Langfuse's UI, when there is one to show."""
+        if self.outcome is None or not self.outcome.trace_id:
+            return None
+        session = self._session()
+        if not session.has_langfuse:
+            return None
+        try:
+            url = session.langfuse.trace_url(self.outcome.trace_id)
+        except Exception:  # Langfuse unreachable: the repr shows the rest
+            return None
+        return (
+            f"<a href='{html.escape(url)}' target='_blank'>{html.escape(self.outcome.trace_id)}</a>"
+        )
 
 
 class ClaimBatch(list):
@@ -770,8 +841,45 @@ class Claims:
         """
         return run_sync(self._aio.resume(claims))
 
+    def timeline_frame(self, claim: Claim | str) -> tuple[Claim, pd.DataFrame]:
+        """The claim now, and everything known about it as rows on one time axis: the journal's
+        steps, its attempts (with their pids) and the faults that fired (the services'
+        records), the wait for review, the trace's spans and generations, the judge's score.
+
+        Example:
+            >>> c, frame = wb.claims.timeline_frame(c)
+            >>> frame.groupby("lane", observed=True).size()
+        """
+        from .frames import timeline_frame
+
+        now = self.get(claim)
+        assert isinstance(now, Claim)
+        session = resolve(self._bound)
+        events = session.fault_store.events(now.id)
+        observations = scores = None
+        if session.has_langfuse and now.outcome is not None and now.outcome.trace_id:
+            try:
+                observations = session.traces.get(trace_id=now.outcome.trace_id)
+                scores = session.scores.get(trace_ids=[now.outcome.trace_id], join=False)
+            except Exception:  # Langfuse down or the trace not exported yet: the rest still shows
+                observations = scores = None
+        return now, timeline_frame(now.journal, events, observations, scores, now=time.time())
+
+    def timeline(self, claim: Claim | str, *, live: bool = True, refresh_s: float = 1.0) -> Any:
+        """One claim on one time axis, as a widget: journal steps, attempts and processes,
+        faults, the review wait, the trace's spans and generations, the judge's score; hover
+        for detail, or pick an item in the list. With `live`, it refreshes while the claim
+        runs and until its score lands.
+
+        Example:
+            >>> wb.claims.timeline(c)
+        """
+        from .widgets.timeline import Timeline
+
+        return Timeline(self, claim_ids(claim)[0], live=live, refresh_s=refresh_s)
+
     def __repr__(self) -> str:
-        return "<wb.claims: submit, submit_many, get, wait, approve, reject, resume>"
+        return "<wb.claims: submit, submit_many, get, wait, approve, reject, resume, timeline>"
 
 
 __getattr__, __dir__ = module_namespace(__name__, Claims)

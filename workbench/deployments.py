@@ -67,6 +67,7 @@ IN_FLIGHT_COLUMNS = [
     "claim_id",
     "target",
     "status",
+    "restate_status",
     "retry_count",
     "last_failure",
 ]
@@ -204,24 +205,38 @@ class Deployments:
     def in_flight(self) -> pd.DataFrame:
         """Every invocation not completed yet (the claims' workflows, the judge's evaluations),
         with the deployment it is pinned to and that deployment's version (none pinned yet: not
-        started) and its Restate status.
+        started), its status (a claim's as `wb.claims.get` words it: awaiting review, running,
+        retrying, paused), Restate's own status, retries and last failure.
 
         Example:
             >>> wb.deployments.in_flight().query("version == 'v1'")
         """
+        from .claims import AsyncClaims
+
         self.list()  # records the version of any deployment not seen before
         versions = self._versions()
+        unfinished = run_sync(self.session.restate.invocations(unfinished=True))
+        runs = [
+            str(u["target_service_key"])
+            for u in unfinished
+            if (u["target_service_name"], u["target_handler_name"]) == (names.WORKFLOW, names.RUN)
+        ]
+        claims = run_sync(AsyncClaims(self.session).get_many(runs)) if runs else []
+        status = {c.id: c.status for c in claims}
         rows = [
             {
                 "deployment_id": u.get("pinned_deployment_id"),
                 "version": versions.get(u.get("pinned_deployment_id") or ""),
                 "claim_id": u["target_service_key"],
                 "target": f"{u['target_service_name']}/{u['target_handler_name']}",
-                "status": u["status"],
+                "status": status.get(str(u["target_service_key"]), u["status"])
+                if u["target_handler_name"] == names.RUN
+                else u["status"],
+                "restate_status": u["status"],
                 "retry_count": u.get("retry_count"),
                 "last_failure": u.get("last_failure"),
             }
-            for u in run_sync(self.session.restate.invocations(unfinished=True))
+            for u in unfinished
         ]
         frame = as_table(pd.DataFrame(rows, columns=IN_FLIGHT_COLUMNS))
         frame["retry_count"] = pd.to_numeric(frame["retry_count"]).astype("Int64")
@@ -278,7 +293,10 @@ class Deployments:
         `services-<version>`, or `services` when that name is free) with
         SERVICE_VERSION=version, and register it with Restate as a new deployment beside the
         others: new claims go to it, claims in flight stay on the deployment they started on.
-        Idempotent: a version already running is not deployed twice. Returns `list()`.
+        Idempotent: a version already running is not deployed twice; if it is not the latest
+        (another version took the new claims since), it is registered again in place (same
+        deployment id, pinned claims untouched) and takes the new claims again. Returns
+        `list()`.
 
         Example:
             >>> wb.deployments.deploy("v2")
@@ -291,7 +309,11 @@ class Deployments:
         stack = self._stack()
         table = self.list()
         running = (table["version"] == version) & (table["code"] == version)
-        if (running & table["process"].notna()).any():
+        ours = table[running & table["process"].notna()]
+        if not ours.empty:
+            if not ours["latest"].astype(bool).any():  # make it the latest again
+                run_sync(self.session.restate.register(str(ours.iloc[-1]["uri"]), force=True))
+                return self.list()
             return table
         processes = self._services_processes(stack)
         if not processes:
@@ -342,8 +364,9 @@ class Deployments:
             "retired": None,
         }
         self._save_history(history)
-        with home_lock(stack.home):  # from now on the stack re-registers it if it goes missing
-            process.register = True
+        with home_lock(stack.home):  # from now on the stack re-registers it if it goes missing,
+            process.register = True  # and moves this deployment in place if its port moves
+            process.deployment_id = registered["id"]
             stack.record_process(process)
 
     def _rows_for(self, table: pd.DataFrame, version: str) -> pd.DataFrame:

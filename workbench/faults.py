@@ -9,6 +9,7 @@
     wb.faults.history(claim)            # what ran, what fired, in which pid
     wb.faults.report(claim)             # per step: executed, journaled, replayed
     wb.faults.panel()                   # the same, clicked
+    wb.faults.sweep(doc)                # crash the claim at every journal boundary, check it all
 
 Plans go to `faults.sqlite3` in the stack's home, where the services read them (a service killed
 by a fault finds the rest of its plan after its restart); each fault fires exactly `times` times.
@@ -17,6 +18,7 @@ The service side of the hooks is `services.faults`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +34,15 @@ from .session import Session, module_namespace, resolve
 
 if TYPE_CHECKING:
     from .evidence import Attempts
+    from .samples import Sample
+    from .sweep import SweepReport
     from .widgets.panel import FaultPanel
 
 SECONDS_KINDS = frozenset(DEFAULT_SECONDS)
 """Kinds that take `seconds`: delay (how long), rate_limit (Retry-After), timeout (when)."""
+KILLING_KINDS = frozenset({"crash", "crash_after_effect", "kill_restate"})
+"""Kinds that kill a process (the services' own, or Restate)."""
+MAX_TOGETHER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,8 @@ class Faults:
 
     def __repr__(self) -> str:
         return (
-            "<wb.faults: Fault, kinds, steps, plan, arm, disarm, clear, planned, history, "
-            "attempts, report, payments, panel>"
+            "<wb.faults: Fault, kinds, steps, plan, plan_together, arm, disarm, clear, planned, "
+            "history, attempts, report, payments, panel, sweep>"
         )
 
     # -- what can be planned -------------------------------------------------------------------
@@ -145,8 +152,8 @@ class Faults:
         """The steps a fault can name (and "model call N").
 
         Example:
-            >>> wb.faults.steps()[:3]
-            ['fetch prompts', 'parse', 'convert to EUR']
+            >>> wb.faults.steps()[:4]
+            ['fetch prompts', 'parse', 'verify documents', 'convert to EUR']
         """
         return [*STEPS, "model call 1", "model call 2", "model call 3"]
 
@@ -161,6 +168,29 @@ class Faults:
         claim_id = claim_ids(claim)[0]
         return [self._add(f, claim_id=claim_id) for f in as_faults(faults)]
 
+    def plan_together(self, faults: dict[str, Fault], *, within_s: float = 2.0) -> list[Plan]:
+        """Plan one fault for each of several claims (claim id -> Fault) so that the ones that
+        kill a process (crash, crash_after_effect, kill_restate) kill it together: each holds
+        its claim where it fired until all of them fired, or `within_s` after it fired, and
+        then the process dies once (or Restate is killed once) for all of them, with every
+        claim inside its own step. Claims run side by side then share one restart instead of
+        waiting for one each: what `wb.faults.sweep` does per wave of cases.
+
+        Example:
+            >>> wb.faults.plan_together({"c-1": Fault("parse", "crash"),
+            ...                          "c-2": Fault("reimburse", "crash")}, within_s=2)
+        """
+        if not 0 < float(within_s) <= MAX_TOGETHER_S:
+            raise ValueError(f"within_s={within_s!r} is not within 0-{MAX_TOGETHER_S:g} seconds.")
+        planned = {claim_ids(claim)[0]: as_faults(fault) for claim, fault in faults.items()}
+        killing = sum(f.kind in KILLING_KINDS for fs in planned.values() for f in fs)
+        wave = {"linger_s": float(within_s), "wave": uuid.uuid4().hex, "wave_size": killing}
+        return [
+            self._add(f, claim_id=claim_id, extra=wave if f.kind in KILLING_KINDS else None)
+            for claim_id, fs in planned.items()
+            for f in fs
+        ]
+
     def arm(self, *faults: Fault, claims: int = 1) -> list[Plan]:
         """Arm faults for the next `claims` claims that reach their step (each such claim takes
         one copy, which fires `times` times in it).
@@ -172,8 +202,8 @@ class Faults:
             raise ValueError(f"claims={claims!r} is not valid: arm a fault for 1 or more claims.")
         return [self._add(f, claims=claims) for f in as_faults(faults)]
 
-    def _add(self, fault: Fault, **target: Any) -> Plan:
-        params = fault.params
+    def _add(self, fault: Fault, extra: dict[str, Any] | None = None, **target: Any) -> Plan:
+        params = {**fault.params, **(extra or {})}
         if fault.kind == "kill_restate":
             params.update(self._restate_process())
         return self.session.fault_store.add(
@@ -312,6 +342,58 @@ class Faults:
             frame.insert(0, "claim_id", claim_id)
             frames.append(frame)
         return as_table(pd.concat(frames, ignore_index=True))
+
+    def sweep(
+        self,
+        document: str | Sample | Any,
+        kinds: tuple[str, ...] | list[str] | str = ("crash", "crash_after_effect", "kill_restate"),
+        *,
+        steps: list[str] | None = None,
+        concurrency: int = 4,
+        version: str | None = None,
+        review: str = "approve",
+        prompt_label: str | None = None,
+        timeout_s: float = 120.0,
+        progress: bool = True,
+    ) -> SweepReport:
+        """The crash-point sweep: run the claim once without faults (the baseline), read its
+        boundaries from its journals (each step, model call, tool, the review wait, the payment,
+        the send to the judge, the judge's steps), then run one claim per (boundary, kind) under
+        its own id with that fault planned, `concurrency` at a time, and check each against the
+        baseline: the fault fired; the claim and its evaluation completed; same status, decision
+        and EUR amounts; exactly one payment for an approved claim; no step or model call whose
+        result was journaled ran again; one evaluation, its score on the trace. Also per case:
+        the extra model calls and tokens the fault cost and the seconds from the crash to
+        completion.
+
+        `document`: a claim text, a `Sample` or a `ClaimRequest`. `kinds`: any fault kind but
+        `terminal` (model faults apply at model calls only). `steps`: only these boundaries.
+        `version`: run the sweep on that service version (deployed if needed, e.g. "unsafe",
+        whose payment has no idempotency key); the version that took new claims before takes
+        them again afterwards. `review`: how the claims that wait for a human are decided
+        ("approve" or "reject"). `timeout_s`: per claim. The faults kill the stack's shared
+        processes: claims of yours in flight meanwhile are interrupted (and resume) too.
+        Returns a `SweepReport` (`verdict`, `frame`, `heatmap()`, `failures`).
+
+        Example:
+            >>> report = wb.faults.sweep(wb.samples.get("claim-001"))
+            >>> report.verdict
+            'PASSED on v1: all 36 cases (12 boundaries x 3 kinds) kept every invariant; ...'
+        """
+        from .sweep import sweep
+
+        return sweep(
+            self.session,
+            document,
+            kinds,
+            steps=steps,
+            concurrency=concurrency,
+            version=version,
+            review=review,
+            prompt_label=prompt_label,
+            timeout_s=timeout_s,
+            progress=progress,
+        )
 
     def panel(self, **options: Any) -> FaultPanel:
         """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,

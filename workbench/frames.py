@@ -35,6 +35,8 @@ __all__ = [
     "mark_retries",
     "observations_frame",
     "score_rows",
+    "step_journal",
+    "timeline_frame",
 ]
 
 OBSERVATION_COLUMNS = [
@@ -331,3 +333,279 @@ def journaled_results(rows: Iterable[dict[str, Any]], model_step: str | None) ->
                 }
             )
     return results
+
+
+# -- the journal, one row per step -------------------------------------------------------------
+STEP_COLUMNS = ["index", "step", "kind", "result", "error", "at", "ms", "attempt"]
+_RESULT_CHARS = 120
+
+
+def _decoded(value: Any) -> Any:
+    """A journaled value (bytes as a list of ints) as JSON, or text, or None."""
+    text = _bytes_text(value)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _summary(value: Any) -> str:
+    """A short, readable digest of a journaled result."""
+    if isinstance(value, dict) and isinstance(value.get("output"), list):  # a model response
+        parts = []
+        for item in value["output"]:
+            if item.get("type") == "function_call":
+                parts.append(f"calls {item.get('name')}({item.get('arguments', '')})")
+            for content in item.get("content") or []:
+                if content.get("text"):
+                    parts.append(str(content["text"]))
+        text = "model: " + "; ".join(parts)
+    elif isinstance(value, dict) and {"parser", "analyst", "judge"} <= set(value):
+        text = ", ".join(f"{v.get('name')} v{v.get('version')}" for v in value.values())
+    elif isinstance(value, str | int | float | bool) or value is None:
+        text = "" if value is None else str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= _RESULT_CHARS else text[: _RESULT_CHARS - 1] + "\u2026"
+
+
+def _failure(result: dict[str, Any]) -> str:
+    failure = result.get("Failure")
+    if isinstance(failure, dict):
+        return f"[{failure.get('code', '')}] {failure.get('message', '')}".strip()
+    return str(failure)
+
+
+def _complete(row: dict[str, Any], result: dict[str, Any], at: float | None) -> None:
+    """Fill a step's row from the notification that completed it."""
+    if "Success" in result:
+        row["result"] = _summary(_decoded(result["Success"]))
+    elif "Failure" in result:
+        row["error"] = _failure(result)
+    row["done_at"] = at
+    if at is not None and row["at"] is not None:
+        row["ms"] = round((at - row["at"]) * 1000.0, 1)
+
+
+def step_journal(
+    rows: Iterable[dict[str, Any]], attempt_starts: Iterable[float] = ()
+) -> pd.DataFrame:
+    """A journal as one row per step: the step (a `ctx.run` by its name, a model call by the
+    step it was made in, a timer, the review promise, the judge send, the input and output),
+    its kind,
+    its result (a short digest) or error, when it was recorded, how long it took, and which
+    attempt of the invocation recorded it (from the services' `attempt_starts`, epoch seconds;
+    NA without them). The state updates that mark the step are folded in, not shown."""
+    starts = sorted(attempt_starts)
+    steps: list[dict[str, Any]] = []
+    open_by_id: dict[Any, dict[str, Any]] = {}
+    current = ""
+
+    def add(index: Any, step: str, kind: str, at: float | None, **extra: Any) -> dict[str, Any]:
+        row = {"index": index, "step": step, "kind": kind, "result": "", "error": "", "at": at}
+        row.update(ms=None, done_at=at, **extra)
+        steps.append(row)
+        return row
+
+    for entry in rows:
+        try:
+            body = json.loads(entry.get("entry_json") or "{}")
+        except ValueError:
+            continue
+        at = epoch_s(entry.get("appended_at"))
+        command = body.get("Command") or {}
+        if "SetState" in command:
+            if command["SetState"].get("key") == names.STEP_KEY:
+                step = _decoded(command["SetState"].get("value"))
+                current = step if isinstance(step, str) else current
+            continue
+        if "Input" in command:
+            add(entry.get("index"), "input", "input", at)
+        elif "Run" in command:
+            name = command["Run"].get("name") or "run"
+            kind = "model call" if name == names.CALL_LLM else "step"
+            label = current or "model" if kind == "model call" else name
+            open_by_id[command["Run"].get("completion_id")] = add(
+                entry.get("index"), label, kind, at
+            )
+        elif "Sleep" in command:
+            name = command["Sleep"].get("name") or "sleep"
+            open_by_id[command["Sleep"].get("completion_id")] = add(
+                entry.get("index"), name, "timer", at
+            )
+        elif "GetPromise" in command:
+            key = command["GetPromise"].get("key")
+            row = add(entry.get("index"), f"waiting for {key!r}", "promise", at)
+            open_by_id[command["GetPromise"].get("completion_id")] = row
+        elif "OneWayCall" in command:
+            target = (command["OneWayCall"].get("request") or command["OneWayCall"]).get(
+                "invocation_target"
+            ) or {}
+            inner = next(iter(target.values()), {}) if isinstance(target, dict) else {}
+            called = "/".join(str(inner.get(k)) for k in ("name", "key", "handler") if inner.get(k))
+            add(entry.get("index"), current or "send", "send", at, result=called)
+        elif "Output" in command:
+            result = command["Output"].get("result") or {}
+            row = add(entry.get("index"), "output", "output", at)
+            if "Success" in result:
+                outcome = _decoded(result["Success"])
+                # a claim's outcome reads as its status; any other output as itself
+                status = (
+                    outcome.get("status")
+                    if isinstance(outcome, dict) and "status" in outcome
+                    else outcome
+                )
+                row["result"] = _summary(status)
+            else:
+                row["error"] = _failure(result)
+        completion = (body.get("Notification") or {}).get("Completion") or {}
+        for done in completion.values():
+            row = open_by_id.pop(done.get("completion_id"), None)
+            if row is None:
+                continue
+            result = done.get("result")
+            if not isinstance(result, dict):
+                if row["kind"] != "timer":  # a timer's completion carries no result
+                    continue
+                result = {}
+            _complete(row, result, at)
+    for row in steps:  # the attempt that recorded the result (a retry completes a step)
+        done = row.pop("done_at")
+        row["attempt"] = max(1, sum(t <= done for t in starts)) if starts and done else None
+    frame = pd.DataFrame(steps, columns=STEP_COLUMNS)
+    frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+    frame["ms"] = pd.to_numeric(frame["ms"]).astype("Float64")
+    frame["attempt"] = pd.to_numeric(frame["attempt"]).astype("Int64")
+    return frame
+
+
+# -- a claim on one time axis ------------------------------------------------------------------
+TIMELINE_COLUMNS = ["lane", "label", "start", "end", "status", "detail"]
+LANES = ("journal", "attempts", "faults", "review", "trace", "judge")
+"""The timeline's lanes, top to bottom: what Restate recorded, the workflow's attempts (one
+process each, a new pid after a crash), the faults that fired, the wait for a human, the spans
+and generations of the trace, and the judge's score."""
+
+
+Row = tuple[str, str, float, "float | None", str, str]
+"""lane, label, start, end, status, detail."""
+
+
+def _journal_rows(journal: pd.DataFrame, now: float) -> list[Row]:
+    rows: list[Row] = []
+    for step in journal.itertuples():
+        if pd.isna(step.at):
+            continue
+        start = step.at.timestamp()
+        end = start + float(step.ms) / 1000.0 if pd.notna(step.ms) else None
+        text = f"{step.kind}: {step.step}\n{step.error or step.result}"
+        if pd.notna(step.attempt):
+            text += f"\nrecorded by attempt {int(step.attempt)}"
+        if step.kind == "promise":  # the wait for a human, open until the promise completes
+            waiting = end is None
+            status = "running" if waiting else "ok"
+            rows.append(
+                ("review", "waiting for review", start, now if waiting else end, status, text)
+            )
+        else:
+            status = "error" if step.error else "ok"
+            rows.append(("journal", str(step.step), start, end, status, text))
+    return rows
+
+
+def _attempt_rows(events: list[dict[str, Any]], last_recorded: float) -> list[Row]:
+    """Each attempt of the workflow, in the process (pid) that ran it, until the next one (a
+    failed attempt) or the last thing recorded, with the faults and failures that ended it."""
+    attempts = [e for e in events if e["event"] == "attempt"]
+    rows: list[Row] = []
+    for i, attempt in enumerate(attempts):
+        failed = i + 1 < len(attempts)
+        end = attempts[i + 1]["at"] if failed else max(attempt["at"], last_recorded)
+        why = [
+            f"{e['step']}: {e['kind'] or e['event']} {e['detail'] or ''}".strip()
+            for e in events
+            if e["event"] in ("fault", "failed") and attempt["at"] <= e["at"] < end + 1e-6
+        ]
+        detail = "\n".join([f"attempt {i + 1} in pid {attempt['pid']}", *why])
+        label = f"attempt {i + 1} (pid {attempt['pid']})"
+        rows.append(("attempts", label, attempt["at"], end, "error" if failed else "ok", detail))
+    return rows
+
+
+def _fault_rows(events: list[dict[str, Any]]) -> list[Row]:
+    return [
+        (
+            "faults",
+            f"{e['kind'] or 'failed'} at {e['step']}",
+            e["at"],
+            None,
+            "error",
+            f"{e['event']}: {e['kind'] or 'failed'} at {e['step']!r} ({e['detail'] or ''}), "
+            f"pid {e['pid']}",
+        )
+        for e in events
+        if e["event"] in ("fault", "failed")
+    ]
+
+
+def _trace_rows(observations: pd.DataFrame | None) -> list[Row]:
+    """The trace's own spans and generations (Restate's are in the journal and attempt lanes)."""
+    if observations is None or observations.empty:
+        return []
+    rows: list[Row] = []
+    for o in observations[~observations["restate"].astype(bool)].itertuples():
+        if pd.isna(o.start):
+            continue
+        text = f"{o.type}: {o.name}"
+        if isinstance(o.model, str):
+            text += f"\nmodel {o.model}"
+        if pd.notna(o.total_tokens):
+            text += f", {int(o.input_tokens or 0)}\u2192{int(o.output_tokens or 0)} tokens"
+        if isinstance(o.prompt_name, str) and pd.notna(o.prompt_version):
+            text += f"\nprompt {o.prompt_name} v{int(o.prompt_version)}"
+        if isinstance(o.status_message, str) and o.status_message:
+            text += f"\n{o.status_message}"
+        end = o.end.timestamp() if pd.notna(o.end) else None
+        status = "error" if o.level == "ERROR" else "ok"
+        rows.append(("trace", str(o.name), o.start.timestamp(), end, status, text))
+    return rows
+
+
+def _score_rows(scores: pd.DataFrame | None) -> list[Row]:
+    if scores is None or scores.empty:
+        return []
+    return [
+        (
+            "judge",
+            f"{s.name} {s.value:.2f}",
+            s.timestamp.timestamp(),
+            None,
+            "ok",
+            f"score {s.name} = {s.value:.2f}\n{s.comment or ''}",
+        )
+        for s in scores.itertuples()
+    ]
+
+
+def timeline_frame(
+    journal: pd.DataFrame,
+    events: list[dict[str, Any]],
+    observations: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    *,
+    now: float | None = None,
+) -> pd.DataFrame:
+    """Everything known about one claim as rows on one time axis (epoch seconds): the journal's
+    steps (`step_journal`), the services' records (attempts with their pids, faults, failures),
+    the trace's non-Restate spans and generations, and the judge's scores. `end` is None for an
+    instant; a wait still open runs to `now`."""
+    now = now if now is not None else max([e["at"] for e in events], default=0.0)
+    rows = _journal_rows(journal, now)
+    last_recorded = max([r[2] for r in rows] + [r[3] for r in rows if r[3]], default=0.0)
+    rows += _attempt_rows(events, last_recorded)
+    rows += _fault_rows(events) + _trace_rows(observations) + _score_rows(scores)
+    frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    frame["lane"] = pd.Categorical(frame["lane"], categories=LANES, ordered=True)
+    return frame.sort_values(["lane", "start"], kind="stable").reset_index(drop=True)

@@ -18,20 +18,12 @@ from collections import Counter
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Progress", "in_jupyter"]
+from .display import in_jupyter
+
+__all__ = ["Progress"]
 
 UPDATE_EVERY_S = 0.2
 """At most this often does the bar send an update to the notebook (plus the last one)."""
-
-
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (where display() reaches a frontend)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class Progress:
@@ -73,6 +65,28 @@ class Progress:
                 self._tqdm.update(n)
                 if label:
                     self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
+                return
+            now = time.monotonic()
+            if self._handle is not None and (
+                now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
+            ):
+                self._send()
+                self._last_sent = now
+
+    def set(self, done: int, counts: dict[str, int] | None = None) -> None:
+        """Show `done` items (and these counts by label) now: for work whose progress is read
+        rather than counted (an experiment running in Restate)."""
+        with self._lock:
+            step = done - self.done
+            self.done = done
+            if counts is not None:
+                self.counts = Counter(counts)
+            if not self.enabled:
+                return
+            if self._tqdm is not None:
+                self._tqdm.total = self.total
+                self._tqdm.update(step)
+                self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
                 return
             now = time.monotonic()
             if self._handle is not None and (

@@ -21,12 +21,15 @@ import html
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from services.prompts import ANALYST
+
 from .clients.langfuse import describe_error
+from .display import warn
 from .errors import LangfuseError, PromptError, PromptNotFoundError
 from .frames import as_table
 from .session import Session, module_namespace, resolve
@@ -55,6 +58,9 @@ class Prompt:
     tags: tuple[str, ...] = ()
     client: Any = field(default=None, repr=False, compare=False)
     """The SDK's prompt client (`.compile(**variables)`), when read through `get_prompt`."""
+    unrecognized_clauses: tuple[str, ...] = ()
+    """For an analyst prompt created while the embedded model runs: the clauses it would not
+    apply (a real language model reads them all)."""
 
     def compile(self, **variables: Any) -> Any:
         """The prompt with `{{variables}}` filled in (the SDK's own compile)."""
@@ -93,7 +99,14 @@ class Prompt:
             shown = html.escape(json.dumps(self.config, sort_keys=True))
             config = f"<div><code>config: {shown}</code></div>"
         body = html.escape(self.as_text())
-        return f"<div>{head}{config}<pre style='white-space:pre-wrap'>{body}</pre></div>"
+        missed = ""
+        if self.unrecognized_clauses:
+            items = "".join(f"<li>{html.escape(c)}</li>" for c in self.unrecognized_clauses)
+            missed = (
+                "<div style='background:#fff8e1;padding:4px 8px'>The embedded model does not "
+                f"apply these clauses:<ul style='margin:2px 0'>{items}</ul></div>"
+            )
+        return f"<div>{head}{config}{missed}<pre style='white-space:pre-wrap'>{body}</pre></div>"
 
 
 @dataclass(frozen=True)
@@ -201,8 +214,8 @@ def _created(raw: Any) -> pd.Timestamp | None:
 
 
 class Prompts:
-    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, promote, diff,
-    labels, switcher."""
+    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, ensure, promote,
+    diff, labels, switcher."""
 
     def __init__(self, session: Session | None = None) -> None:
         self._bound = session
@@ -212,7 +225,7 @@ class Prompts:
         return resolve(self._bound)
 
     def __repr__(self) -> str:
-        return "<wb.prompts: list, get, create, promote, diff, labels, switcher>"
+        return "<wb.prompts: list, get, create, ensure, promote, diff, labels, switcher>"
 
     def _known_names(self) -> str:
         names = sorted(p.name for p in self.session.langfuse.prompt_metas())
@@ -271,6 +284,10 @@ class Prompts:
         string (a text prompt) or a list of chat messages `{"role", "content"}`; `labels` (such
         as `["staging"]`) move to the new version.
 
+        When the embedded model answers the claims, an analyst prompt is checked against the
+        clause forms it applies: a clause it would not apply is named in a warning (and in
+        `Prompt.unrecognized_clauses`), never silently ignored.
+
         Example:
             >>> v3 = wb.prompts.create("claim-analyst", text, labels=["staging"],
             ...                        commit_message="review every travel claim")
@@ -311,7 +328,58 @@ class Prompts:
                 f"Langfuse refused the new version of prompt {name!r}: {describe_error(e)}"
             ) from None
         _labels_moved(name)
-        return _from_client(client)
+        created = _from_client(client)
+        if name == ANALYST and not chat and self._embedded_model():
+            from .local.llm.clauses import unrecognized_clauses
+
+            missed = tuple(unrecognized_clauses(text))
+            if missed:
+                created = replace(created, unrecognized_clauses=missed)
+                warn(
+                    f"{name} v{created.version}: the embedded model will not apply "
+                    f"{len(missed)} clause(s) of this prompt, and says so in each claim's "
+                    "outcome (unrecognized_clauses) and trace: "
+                    + "; ".join(missed)
+                    + ". Reword them in a form it knows (workbench/local/llm/README.md), or "
+                    "point OPENAI_BASE_URL at a language model."
+                )
+        return created
+
+    def _embedded_model(self) -> bool:
+        """The claims of this session are answered by the embedded model (not a real one)."""
+        stack = self.session.stack
+        return stack is not None and "llm" in stack.names
+
+    def ensure(
+        self,
+        name: str,
+        text: str | Sequence[dict[str, Any]],
+        labels: Iterable[str] = (),
+        commit_message: str | None = None,
+    ) -> Prompt:
+        """The version of `name` whose text is exactly `text`, created (as `create` does) when no
+        version has it: a notebook run twice makes one version, not two. `labels` move to it
+        either way.
+
+        Example:
+            >>> v3 = wb.prompts.ensure("claim-analyst", text, commit_message="receipts from 50 EUR")
+            >>> v3.version
+            3
+        """
+        _check_name(name)
+        meta = self.session.langfuse.prompt_meta(name)
+        for version in sorted(meta.versions if meta is not None else [], reverse=True):
+            found = self.get(name, version=version)
+            if found.text == text:
+                wanted = [*dict.fromkeys([labels] if isinstance(labels, str) else labels)]
+                missing = [label for label in wanted if label not in found.labels]
+                if missing:
+                    kept = [label for label in found.labels if label != LATEST]
+                    self.session.langfuse.move_labels(name, version, [*kept, *missing])
+                    _labels_moved(name)
+                    found = self.get(name, version=version)
+                return found
+        return self.create(name, text, labels, commit_message)
 
     def promote(self, name: str, version: int, label: str = PRODUCTION) -> Prompt:
         """Move `label` to `version` of `name` (off the version that had it). New claims fetching

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
     from .claims import AsyncClaims, Claims
     from .deployments import Deployments
+    from .experiments import Experiments
     from .faults import Faults
     from .prompts import Prompts
     from .scores import Scores
+    from .serving import Serving
     from .stack import Stack
     from .traces import Traces
 
@@ -57,6 +59,8 @@ class Endpoints:
     langfuse_public_key: str | None = None
     langfuse_secret_key: str | None = field(default=None, repr=False)
     llm_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    """The key sent to the model endpoint (the services' OPENAI_API_KEY)."""
 
     @property
     def has_langfuse(self) -> bool:
@@ -72,6 +76,7 @@ class Endpoints:
             keys[0],
             keys[1],
             stack.llm_url,
+            _model_key(stack),
         )
 
     @classmethod
@@ -90,7 +95,23 @@ class Endpoints:
             env.get("LANGFUSE_PUBLIC_KEY"),
             env.get("LANGFUSE_SECRET_KEY"),
             env.get("OPENAI_BASE_URL"),
+            env.get("OPENAI_API_KEY"),
         )
+
+
+def _model_key(stack: Stack) -> str:
+    """The model key the stack's services use: the one the stack gave them (the embedded model's),
+    else the real one they inherit (OPENAI_API_KEY here, or in the project's .env)."""
+    from .stack.config import LOCAL_OPENAI_API_KEY, dotenv_values
+
+    services = stack.processes.get("services")
+    given = services.env.get("OPENAI_API_KEY") if services is not None else None
+    return (
+        given
+        or os.environ.get("OPENAI_API_KEY")
+        or dotenv_values(stack.project).get("OPENAI_API_KEY")
+        or LOCAL_OPENAI_API_KEY
+    )
 
 
 class Session:
@@ -99,7 +120,8 @@ class Session:
     Attributes: `stack` (the `workbench.stack.Stack`, None when attached to endpoints only),
     `home` (where plans, the ledger and logs live), `endpoints`, the clients `restate`,
     `langfuse`, `fault_store`, `ledger_store`, and the namespaces `claims`, `traces`, `scores`,
-    `prompts`, `faults`, `deployments` and `aio` (async twins).
+    `prompts`, `faults`, `deployments`, `experiments`, `serving` (your own services,
+    `wb.serve`) and `aio` (async twins).
 
     Example:
         >>> session = workbench.start()
@@ -174,6 +196,18 @@ class Session:
         from .deployments import Deployments
 
         return Deployments(self)
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        from .experiments import Experiments
+
+        return Experiments(self)
+
+    @cached_property
+    def serving(self) -> Serving:
+        from .serving import Serving
+
+        return Serving(self)
 
     @cached_property
     def aio(self) -> Aio:

@@ -91,7 +91,7 @@ class Traces:
         return resolve(self._bound)
 
     def __repr__(self) -> str:
-        return "<wb.traces: trace_id, get, wait, waterfall>"
+        return "<wb.traces: trace_id, url, get, wait, waterfall>"
 
     # -- which trace -----------------------------------------------------------------------------
     def trace_id(self, claim: Claim | str) -> str:
@@ -140,6 +140,16 @@ class Traces:
             filter=json.dumps([condition]), orderBy="timestamp.asc", fields="core", limit=5
         )
         return data[0]["id"] if data else None
+
+    def url(self, claim: Claim | str) -> str:
+        """Where the claim's trace opens in a browser: the embedded Langfuse's viewer (log in
+        with the stack's keys), or the configured Langfuse's own UI.
+
+        Example:
+            >>> wb.traces.url(c)
+            'http://127.0.0.1:3000/project/local-workbench/traces/4bf9...'
+        """
+        return self.session.langfuse.trace_url(self.trace_id(claim))
 
     # -- observations ----------------------------------------------------------------------------
     def get(

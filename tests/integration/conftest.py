@@ -126,7 +126,7 @@ def options(standin: Path) -> dict[str, Any]:
     exists), a stack reaped at interpreter exit."""
     opts: dict[str, Any] = {
         "persistent": False,
-        "timeout_s": 30,
+        "timeout_s": 90,  # a bound, not a speed target: a loaded machine imports slowly
         "services_command": standin_command(standin, "services"),
         **{
             f"{name}_port": port

@@ -32,7 +32,7 @@ def test_an_approvable_claim_is_paid_once_with_a_named_journal(stack) -> None:
     assert o.claim.customer_id == sample.expected["customer_id"]
     assert o.prompt_versions == {"claim-parser": 1, "claim-analyst": 1, "claim-judge": 1}
     assert _payments(c.id) == 1
-    names = set(c.journal["name"])
+    names = set(c.journal_entries["name"])
     assert {
         "fetch prompts",
         "call LLM",
@@ -58,7 +58,7 @@ def test_bad_input_ends_terminally_with_a_reason_and_no_retries(stack) -> None:
     again = wb.claim(c.id)
     assert again.outcome == c.outcome
     runs = again.journal
-    assert (runs["name"] == "call LLM").sum() == 1, (
+    assert (runs["kind"] == "model call").sum() == 1, (
         "an invalid document is parsed once, not retried"
     )
 

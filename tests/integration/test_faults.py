@@ -166,7 +166,7 @@ def test_output_that_does_not_parse_is_retried_not_journaled(stack) -> None:
     # sent twice (the first answer was garbled), journaled once: the garbage never got in
     assert (row["executed"], row["journaled"]) == (2, 1), row
     assert "answered 1" in row["note"]
-    assert (c.journal["name"] == "call LLM").sum() == 3
+    assert (c.journal["kind"] == "model call").sum() == 3
 
 
 def test_judge_errors_are_retried_by_the_judge(stack) -> None:
@@ -222,3 +222,22 @@ def test_failed_attempts_show_as_error_spans_on_the_trace(stack) -> None:
     assert errors["name"].str.startswith("invocation-attempt").sum() >= 2
     generations = errors[errors["type"] == "GENERATION"]["status_message"]
     assert generations.str.contains("Injected server_error").any()
+
+
+def test_the_timeline_shows_the_retry_the_fault_the_trace_and_the_score(stack) -> None:
+    c = wb.submit_claim(_doc(), faults=[Fault("convert to EUR", "error")])
+    assert c.status == "paid", c
+    wb.scores.wait(c, timeout_s=30)
+    journal = c.journal
+    assert journal.loc[journal["step"] == "convert to EUR", "attempt"].tolist() == [2]
+    view = wb.timeline(c, live=False)
+    lanes = view.frame.groupby("lane", observed=True).size()
+    assert lanes["attempts"] == 2 and lanes["faults"] == 1 and lanes["judge"] == 1
+    assert lanes["journal"] == len(journal) and lanes["trace"] > 0
+    first = view.frame[view.frame["lane"] == "attempts"].iloc[0]
+    assert first["status"] == "error" and "convert to EUR: error" in first["detail"]
+    assert view.chart.value.count("<g class='wb-item'>") == len(view.frame)
+    assert "<title>" in view.chart.value
+    view.items.value = len(view.frame) - 1  # the score, picked in the list
+    assert "score quality" in view.detail.value
+    view.stop()

@@ -57,7 +57,7 @@ def test_a_crash_after_the_payment_shows_one_payment_and_the_refused_duplicate(p
     assert "refused as duplicates 1" in panel.evidence.value
     row = panel.report.set_index("step").loc["reimburse"]
     assert (row["executed"], row["journaled"]) == (2, 1)
-    assert "call LLM" in panel.journal.value
+    assert "model call" in panel.journal.value and "reimburse" in panel.journal.value
     assert "processes 2" in panel.status.value
 
 
@@ -107,3 +107,22 @@ def test_no_fault_and_a_bad_document(panel) -> None:
     panel.submit.click()
     assert panel.wait(60).status == "rejected"
     assert "faults:" not in panel.evidence.value
+
+
+def test_the_sweep_action_runs_a_sweep_and_shows_its_heatmap(panel) -> None:
+    panel.source.value = "sample"
+    panel.sample.value = wb.samples.pick(status="paid")[0].id
+    panel.sweep_kinds.value = ()
+    panel.sweep_button.click()
+    assert "Pick at least one fault kind" in panel.sweep_status.value and not panel.busy
+    panel.sweep_kinds.value = ("error",)  # cheap: every boundary, no process restarted
+    panel.sweep_button.click()
+    assert panel.busy and "FaultPanel(sweeping" in repr(panel)
+    panel.submit.click()
+    assert "A sweep is still running" in panel.message.value
+    panel.wait(300)
+    report = panel.sweep_report
+    assert report is not None and report.passed, report
+    assert set(report.frame["kind"]) == {"error"}
+    assert "PASSED" in panel.sweep_status.value
+    assert "data:image/png;base64," in panel.sweep_heatmap.value

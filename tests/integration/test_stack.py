@@ -156,7 +156,7 @@ def test_reset_stops_and_deletes_the_state(home: Path, options: dict[str, Any]) 
     pids = [stack.supervisor_pid, *(stack.pid(name) for name in stack.names)]
     assert (home / "restate").is_dir()
 
-    assert wb.reset(home) == home
+    assert wb.reset(home, yes=True) == home
 
     assert not home.exists()
     assert [pid for pid in pids if alive(pid)] == []

@@ -56,12 +56,12 @@ def test_new_claims_run_on_v2_and_waiting_claims_finish_on_v1(stack, waiting_on_
 
     new = wb.submit_claim(wb.samples.pick(status="paid")[0])
     assert new.status == "paid" and new.outcome.service_version == "v2"
-    assert "verify documents" in set(new.journal["name"])
+    assert "verify documents" in set(new.journal["step"])
 
     waiting = waiting_on_v1[0]
     done = wb.claims.approve(waiting.id)
     assert done.status == "paid" and done.outcome.service_version == "v1"
-    assert "verify documents" not in set(done.journal["name"])
+    assert "verify documents" not in set(done.journal["step"])
 
     pins = wb.deployments.pinning([done, new]).set_index("claim_id")
     assert pins.loc[done.id, "deployment_id"] == v1["id"]

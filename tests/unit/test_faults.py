@@ -308,13 +308,13 @@ def test_answers_without_a_schema_are_not_checked(in_claim) -> None:
     assert hooks.unparsable(json.dumps(_completion('{"a": 1}'))) is None
 
 
-def test_wrap_transport_installs_once() -> None:
-    client = openai.AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
-    hooks.wrap_transport(client)
-    hooks.wrap_transport(client)
-    transport = client._client._transport
-    assert isinstance(transport, hooks.ModelTransport)
-    assert not isinstance(transport.inner, hooks.ModelTransport)
+def test_the_model_transport_wraps_the_network_once() -> None:
+    from services.llm import model_http_client
+
+    client = model_http_client()
+    transport = client._transport  # reading the built client, to check how it was built
+    assert isinstance(transport.inner, hooks.ModelTransport)
+    assert isinstance(transport.inner.inner, httpx2.AsyncHTTPTransport)
 
 
 def test_terminal_failures_are_collected_for_the_agent_run() -> None:

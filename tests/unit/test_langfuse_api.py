@@ -26,7 +26,7 @@ def client(tmp_path) -> Iterator[TestClient]:
         yield test_client
 
 
-class _Collect(SpanExporter):
+class Collect(SpanExporter):
     def __init__(self) -> None:
         self.spans: list[Any] = []
 
@@ -37,7 +37,7 @@ class _Collect(SpanExporter):
 
 def ingest_trace(client: TestClient, **trace: Any) -> str:
     """Store a two-span trace (root 'claim' with a child generation); returns its id."""
-    exporter = _Collect()
+    exporter = Collect()
     provider = TracerProvider(resource=Resource.create({"service.name": "claims"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("langfuse-sdk")

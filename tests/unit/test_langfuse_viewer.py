@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.testclient import TestClient
 
-from tests._claim_spans import ClaimTrace, _Collect, claim_trace
+from tests._claim_spans import ClaimTrace, Collect, claim_trace
 from workbench.local.langfuse import create_app
 from workbench.local.langfuse.viewer import _diff, _waterfall
 from workbench.local.langfuse.viewer._session import Keys, safe_next
@@ -60,7 +60,7 @@ def api(client: TestClient, method: str, path: str, body: Any) -> Any:
 
 def experiment_item(dataset_id: str, run: str, item: str, output: Any) -> tuple[bytes, str]:
     """The root span the langfuse SDK's run_experiment makes for one item (its attributes)."""
-    exporter = _Collect()
+    exporter = Collect()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     attributes = {
@@ -391,6 +391,29 @@ def test_dataset_pages_put_runs_side_by_side(client, stocked) -> None:
     assert re.findall(r'<th class="run">([^<]*)</th>', one) == ["candidate"]
     results = client.get(
         "/project/local-workbench/experiments/results?baseline=run-baseline",
+        follow_redirects=False,
+    )
+    assert results.headers["location"] == f"/project/local-workbench/datasets/{dataset_id}"
+
+
+def test_a_run_linked_through_the_api_shows_beside_the_span_runs(client, stocked) -> None:
+    dataset_id = stocked["dataset"]["id"]
+    for item in ("doc-1", "doc-2"):  # the candidate's traces, linked again as a third run
+        api(client, "POST", "/api/public/dataset-run-items", {
+            "runName": "linked", "runDescription": "through the API", "datasetItemId": item,
+            "traceId": stocked["run_traces"]["candidate", item],
+        })  # fmt: skip
+    listing = client.get("/project/local-workbench/datasets").text
+    assert re.search(r"golden</a></td>\s*<td></td>\s*<td class=\"num\">2</td>\s*"
+                     r"<td class=\"num\">3</td>", listing)  # fmt: skip
+    page = client.get(f"/project/local-workbench/datasets/{dataset_id}").text
+    assert re.findall(r'<th class="run">([^<]*)</th>', page) == ["baseline", "candidate", "linked"]
+    assert "through the API" in page
+    row = page[page.index('data-item-id="doc-2"') :].split("</tr>")[0]
+    assert row.count(stocked["run_traces"]["candidate", "doc-2"]) == 2  # candidate and linked
+    run_id = client.get("/api/public/datasets/golden/runs/linked", headers=API).json()["id"]
+    results = client.get(
+        f"/project/local-workbench/experiments/results?baseline={run_id}",
         follow_redirects=False,
     )
     assert results.headers["location"] == f"/project/local-workbench/datasets/{dataset_id}"

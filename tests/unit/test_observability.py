@@ -8,6 +8,7 @@ and retried), agent spans and generations with model, tokens and prompt links. T
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -415,7 +416,10 @@ def test_waterfall_chart(seeded, tmp_path) -> None:
     errors = [line for line in ax.lines if line.get_gid() == "error"]
     assert len(errors) == 2
     title = ax.get_title(loc="left")
-    assert seeded.trace_a in title and "18 observations, 900 ms, 2 failed, 2 retried" in title
+    assert (
+        seeded.trace_a in title
+        and "18 observations, 900 ms, 2 failed, 2 steps retried (4 tries)" in title
+    )
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"GENERATION", "AGENT", "TOOL", "SPAN", "Restate", "ERROR", "retried"} <= set(legend)
     notes = [t.get_text() for t in ax.texts]
@@ -480,4 +484,18 @@ def test_scores_over_time(tmp_path) -> None:
     assert len(ax.lines) == 3 and len(ax.collections) == 3
     assert "rolling mean of 3" in ax.get_title()
     ax.figure.savefig(tmp_path / "over_time.png", dpi=80)
+    plt.close(ax.figure)
+
+
+def test_score_times_read_as_clock_times(tmp_path) -> None:
+    """Scores within one minute: the axis shows H:M:S, not bare seconds such as "25, 30"."""
+    frame = _score_frame()
+    frame["timestamp"] = pd.Timestamp("2025-01-01T10:00:00Z") + pd.to_timedelta(
+        range(len(frame)), unit="s"
+    )
+    ax = scores_over_time(frame, by="prompt_version")
+    ax.figure.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in ticks), ticks
+    assert "2025-01-01 10:00" in ax.get_xlabel()
     plt.close(ax.figure)

@@ -140,7 +140,6 @@ def scores_over_time(
     """Each score at its time, coloured by group, with the rolling mean of the last `window`
     scores of that group as a line (a promotion shows as one line taking over from another).
     Returns the Axes."""
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     _check(scores, by)
@@ -169,15 +168,14 @@ def scores_over_time(
             zorder=4,
             label=f"{group} (n={len(part)}, mean {part['value'].mean():.2f})",
         )
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _time_axis(ax, frame["timestamp"])
     low, high = frame["value"].min(), frame["value"].max()
     if 0 <= low and high <= 1:
         ax.set_ylim(-0.05, 1.08)
     name = _score_name(frame)
     ax.set_ylabel(f"{name} score")
-    ax.set_xlabel("time of the score (UTC)")
+    first = frame["timestamp"].min()
+    ax.set_xlabel(f"time of the score (UTC, from {first:%Y-%m-%d %H:%M})")
     ax.set_title(
         title or f"Judge {name} over time by {GROUPINGS.get(by, by)} (rolling mean of {window})"
     )
@@ -186,3 +184,18 @@ def scores_over_time(
     ax.spines[["top", "right"]].set_visible(False)
     ax.figure.tight_layout()
     return ax
+
+
+def _time_axis(ax: Any, times: pd.Series) -> None:
+    """Clock times on the x axis, whatever the span: H:M:S within a day, dates beyond (never the
+    bare "25, 30, 35" of seconds that a concise date formatter shows for a minute's data)."""
+    import matplotlib.dates as mdates
+
+    span = times.max() - times.min()
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
+    fmt = "%H:%M:%S" if span < pd.Timedelta(hours=1) else "%H:%M"
+    if span >= pd.Timedelta(days=1):
+        fmt = "%b %d %H:%M"
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))
+    for label in ax.get_xticklabels():
+        label.set_rotation(0)

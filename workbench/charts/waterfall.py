@@ -114,19 +114,8 @@ def _left_align_labels(ax: Any) -> None:
     ax.tick_params(axis="y", pad=widest * 72.0 / ax.figure.dpi + 4)
 
 
-def waterfall(
-    observations: pd.DataFrame,
-    *,
-    ax: Any = None,
-    max_rows: int = 80,
-    title: str | None = None,
-) -> Any:
-    """Draw one trace's observations (the DataFrame of `wb.traces.get(...)`) as a waterfall;
-    returns the Axes. `wb.traces.waterfall(claim)` reads the trace and calls this."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
+def _rows_to_draw(observations: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, int]:
+    """The rows of one trace to draw (at most `max_rows`) and how many were left out."""
     if not isinstance(observations, pd.DataFrame):
         raise TypeError(
             "waterfall() draws the DataFrame of wb.traces.get(...); got "
@@ -145,15 +134,12 @@ def waterfall(
             "Filter the frame on one trace_id."
         )
     rows = waterfall_rows(observations)
-    hidden = max(0, len(rows) - max_rows)
-    rows = rows.head(max_rows)
-    total_ms = float((rows["offset_ms"] + rows["length_ms"]).max() or 0.0)
-    min_width = max(total_ms * 0.004, 0.05)
+    return rows.head(max_rows), max(0, len(rows) - max_rows)
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(13, 1.4 + 0.32 * len(rows)))
-    ys = range(len(rows))
-    for y, row in zip(ys, rows.itertuples(), strict=True):
+
+def _draw_bars(ax: Any, rows: pd.DataFrame, min_width: float) -> None:
+    """One bar per row (Restate's hatched grey, failures edged red and crossed), its note."""
+    for y, row in enumerate(rows.itertuples()):
         failed = row.level == "ERROR"
         width = max(row.length_ms, min_width)
         if row.restate:
@@ -185,7 +171,11 @@ def waterfall(
             color=RETRY_COLOR if row.retried else "#424242",
             fontstyle="italic" if row.retried else "normal",
         )
-    ax.set_yticks(list(ys), [_label(r) for r in rows.itertuples()], fontsize=8.5)
+
+
+def _draw_axes(ax: Any, rows: pd.DataFrame, total_ms: float, min_width: float) -> None:
+    """The tree of names on the y axis (failures red, Restate's grey), milliseconds on x."""
+    ax.set_yticks(list(range(len(rows))), [_label(r) for r in rows.itertuples()], fontsize=8.5)
     for tick, row in zip(ax.get_yticklabels(), rows.itertuples(), strict=True):
         if row.level == "ERROR":
             tick.set_color(ERROR_COLOR)
@@ -198,17 +188,25 @@ def waterfall(
     ax.grid(axis="x", color="#eeeeee", zorder=0)
     ax.spines[["top", "right"]].set_visible(False)
 
-    trace_id = str(trace_ids[0]) if len(trace_ids) else "?"
-    errors = int((rows["level"] == "ERROR").sum())
-    retried = rows.loc[rows["retried"], "name"].nunique()
+
+def _summary(rows: pd.DataFrame, hidden: int, total_ms: float) -> str:
+    """ "18 observations, 900 ms, 2 failed, 2 steps retried (4 tries)"."""
     summary = f"{len(rows) + hidden} observations, {total_ms:,.0f} ms"
+    errors = int((rows["level"] == "ERROR").sum())
     if errors:
         summary += f", {errors} failed"
-    if retried:
-        summary += f", {retried} retried"
+    retried = rows[rows["retried"]]
+    if len(retried):
+        steps = retried["name"].nunique()
+        summary += f", {steps} {'step' if steps == 1 else 'steps'} retried ({len(retried)} tries)"
     if hidden:
         summary += f" (first {len(rows)} shown)"
-    ax.set_title(title or f"Trace {trace_id}\n{summary}", fontsize=11, loc="left")
+    return summary
+
+
+def _legend(ax: Any, rows: pd.DataFrame) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     handles: list[Any] = [
         Patch(color=TYPE_COLORS.get(t, OTHER_COLOR), label=t)
@@ -218,16 +216,41 @@ def waterfall(
         handles.append(
             Patch(facecolor=RESTATE_COLOR, edgecolor=RESTATE_EDGE, hatch="///", label="Restate")
         )
-    if errors:
+    if (rows["level"] == "ERROR").any():
         handles.append(
             Line2D([], [], marker="X", color=ERROR_COLOR, linestyle="none", label="ERROR")
         )
-    if retried:
+    if rows["retried"].any():
         handles.append(
             Line2D([], [], marker="$\u21bb$", color=RETRY_COLOR, linestyle="none", label="retried")
         )
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
     )
+
+
+def waterfall(
+    observations: pd.DataFrame,
+    *,
+    ax: Any = None,
+    max_rows: int = 80,
+    title: str | None = None,
+) -> Any:
+    """Draw one trace's observations (the DataFrame of `wb.traces.get(...)`) as a waterfall;
+    returns the Axes. `wb.traces.waterfall(claim)` reads the trace and calls this."""
+    import matplotlib.pyplot as plt
+
+    rows, hidden = _rows_to_draw(observations, max_rows)
+    total_ms = float((rows["offset_ms"] + rows["length_ms"]).max() or 0.0)
+    min_width = max(total_ms * 0.004, 0.05)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(13, 1.4 + 0.32 * len(rows)))
+    _draw_bars(ax, rows, min_width)
+    _draw_axes(ax, rows, total_ms, min_width)
+    trace_id = str(rows["trace_id"].dropna().iloc[0]) if rows["trace_id"].notna().any() else "?"
+    ax.set_title(
+        title or f"Trace {trace_id}\n{_summary(rows, hidden, total_ms)}", fontsize=11, loc="left"
+    )
+    _legend(ax, rows)
     ax.figure.tight_layout()
     return ax

@@ -7,22 +7,37 @@ invocation management).
     await restate.journal(invocation_id)                    # sys_journal rows, in order
     await restate.resume(invocation_id)
 
-Every method is a coroutine; a sync caller runs it through `workbench._aio.run_sync`. HTTP
-connections are pooled per event loop (an httpx client belongs to the loop that made it).
+Every method of `RestateClient` is a coroutine; a sync caller runs it through
+`workbench._aio.run_sync`. HTTP connections are pooled per event loop (an httpx client belongs to
+the loop that made it). `RestateAdmin` is the same admin API, synchronous, for the stack's own
+calls while it starts, restarts and stops processes (register a deployment and retry until
+Restate reaches it, move one in place, remove one, resume or purge invocations). Both build
+their SQL with the same functions (`invocations_sql`, `journal_sql`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
 
-from ..errors import RestateError
+from ..errors import AdminError, RegistrationError, RestateError
 
-__all__ = ["INVOCATION_COLUMNS", "JOURNAL_COLUMNS", "RestateClient", "sql_literal"]
+__all__ = [
+    "INVOCATION_COLUMNS",
+    "JOURNAL_COLUMNS",
+    "RestateAdmin",
+    "RestateClient",
+    "deployment_uri",
+    "invocations_sql",
+    "journal_sql",
+    "sql_literal",
+]
 
 INVOCATION_COLUMNS = (
     "id",
@@ -58,6 +73,64 @@ def sql_literal(value: str) -> str:
             f"{value!r} cannot be used in a Restate query: only letters, digits and ._:/- are."
         )
     return f"'{value}'"
+
+
+def invocations_sql(
+    *,
+    service: str | None = None,
+    key: str | None = None,
+    keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    handler: str | None = None,
+    unfinished: bool = False,
+    status: str | None = None,
+    deployment_ids: Iterable[str] | None = None,
+    limit: int | None = None,
+    columns: Iterable[str] = INVOCATION_COLUMNS,
+) -> str | None:
+    """The one `sys_invocation` query, newest first, filtered by target (a key, keys or a key
+    prefix), state and pinned deployment; None when an empty `keys` or `deployment_ids` means
+    there is nothing to ask."""
+    where = []
+    for column, value in (
+        ("target_service_name", service),
+        ("target_service_key", key),
+        ("target_handler_name", handler),
+        ("status", status),
+    ):
+        if value is not None:
+            where.append(f"{column} = {sql_literal(value)}")
+    for column, values in (("target_service_key", keys), ("pinned_deployment_id", deployment_ids)):
+        if values is not None:
+            listed = [sql_literal(v) for v in values]
+            if not listed:
+                return None
+            where.append(f"{column} IN ({', '.join(listed)})")
+    if key_prefix is not None:
+        where.append(f"starts_with(target_service_key, {sql_literal(key_prefix)})")
+    if unfinished:
+        where.append("status != 'completed'")
+    query = f"SELECT {', '.join(columns)} FROM sys_invocation"
+    if where:
+        query += " WHERE " + " AND ".join(where)
+    query += " ORDER BY created_at DESC"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    return query
+
+
+def journal_sql(invocation_id: str) -> str:
+    """The one `sys_journal` query: an invocation's entries, in order."""
+    return (
+        f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM sys_journal "
+        f"WHERE id = {sql_literal(invocation_id)} ORDER BY index"
+    )
+
+
+def deployment_uri(deployment: Mapping[str, Any]) -> str | None:
+    """The address of a deployment as the admin API lists it."""
+    uri = deployment.get("uri") or (deployment.get("http") or {}).get("uri")
+    return str(uri).rstrip("/") if uri else None
 
 
 class RestateClient:
@@ -152,6 +225,13 @@ class RestateClient:
             return await self.attach_workflow(workflow, key)
         return response
 
+    async def attach(self, invocation_id: str) -> httpx.Response:
+        """Wait for any invocation's result by its id (the raw response: 200 with the output,
+        or Restate's error)."""
+        return await self._ingress.get(
+            f"/restate/invocation/{sql_literal(invocation_id)[1:-1]}/attach"
+        )
+
     async def attach_workflow(self, workflow: str, key: str) -> httpx.Response:
         """Wait for a workflow's output (the raw response: 200 with the output, or an error)."""
         return await self._ingress.get(f"/restate/workflow/{workflow}/{key}/attach")
@@ -182,44 +262,100 @@ class RestateClient:
         rows = await self.invocations(service=service, key=key, handler=handler, limit=1)
         return rows[0] if rows else None
 
+    async def invocation_by_id(self, invocation_id: str) -> dict[str, Any] | None:
+        """One invocation (a `sys_invocation` row) by its id, or None."""
+        rows = await self.sql(
+            f"SELECT {', '.join(INVOCATION_COLUMNS)} FROM sys_invocation "
+            f"WHERE id = {sql_literal(invocation_id)}"
+        )
+        return rows[0] if rows else None
+
     async def invocations(
         self,
         *,
         service: str | None = None,
         key: str | None = None,
         keys: list[str] | None = None,
+        key_prefix: str | None = None,
         handler: str | None = None,
         unfinished: bool = False,
+        status: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """`sys_invocation` rows, newest first, filtered by target and state."""
-        where = []
-        if service is not None:
-            where.append(f"target_service_name = {sql_literal(service)}")
+        query = invocations_sql(
+            service=service,
+            key=key,
+            keys=keys,
+            key_prefix=key_prefix,
+            handler=handler,
+            unfinished=unfinished,
+            status=status,
+            limit=limit,
+        )
+        return await self.sql(query) if query else []
+
+    async def state(
+        self,
+        service: str,
+        *,
+        key: str | None = None,
+        keys: list[str] | None = None,
+        key_prefix: str | None = None,
+        names: list[str] | None = None,
+        name_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """K/V state rows (`service_key`, `key`, `value_utf8`: the value's JSON) of a virtual
+        object or workflow, for one key, some keys, or the keys starting with a prefix; only the
+        state `names` (or those starting with `name_prefix`) when given. One query, nothing run
+        in the services."""
+        where = [f"service_name = {sql_literal(service)}"]
         if key is not None:
-            where.append(f"target_service_key = {sql_literal(key)}")
+            where.append(f"service_key = {sql_literal(key)}")
         if keys is not None:
             if not keys:
                 return []
-            where.append(f"target_service_key IN ({', '.join(map(sql_literal, keys))})")
-        if handler is not None:
-            where.append(f"target_handler_name = {sql_literal(handler)}")
-        if unfinished:
-            where.append("status != 'completed'")
-        query = f"SELECT {', '.join(INVOCATION_COLUMNS)} FROM sys_invocation"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY created_at DESC"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
-        return await self.sql(query)
+            where.append(f"service_key IN ({', '.join(map(sql_literal, keys))})")
+        if key_prefix is not None:
+            where.append(f"starts_with(service_key, {sql_literal(key_prefix)})")
+        if names is not None:
+            if not names:
+                return []
+            where.append(f"key IN ({', '.join(map(sql_literal, names))})")
+        if name_prefix is not None:
+            where.append(f"starts_with(key, {sql_literal(name_prefix)})")
+        return await self.sql(
+            f"SELECT service_key, key, value_utf8 FROM state WHERE {' AND '.join(where)}"
+        )
+
+    async def state_counts(self, service: str, name_prefix: str) -> dict[str, int]:
+        """How many state entries whose name starts with `name_prefix` each key of `service`
+        holds (e.g. the items each experiment kept)."""
+        rows = await self.sql(
+            f"SELECT service_key, COUNT(*) AS n FROM state WHERE service_name = "
+            f"{sql_literal(service)} AND starts_with(key, {sql_literal(name_prefix)}) "
+            "GROUP BY service_key"
+        )
+        return {str(row["service_key"]): int(row["n"]) for row in rows}
 
     async def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         """The journal of an invocation (`sys_journal` rows, in order)."""
-        return await self.sql(
-            f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM sys_journal "
-            f"WHERE id = {sql_literal(invocation_id)} ORDER BY index"
-        )
+        return await self.sql(journal_sql(invocation_id))
+
+    async def journals(self, invocation_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The journals of several invocations in one query: id -> `sys_journal` rows, in order
+        (an id without entries maps to an empty list)."""
+        ids = [*dict.fromkeys(invocation_ids)]
+        found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            rows = await self.sql(
+                f"SELECT id, {', '.join(JOURNAL_COLUMNS)} FROM sys_journal "
+                f"WHERE id IN ({', '.join(map(sql_literal, chunk))}) ORDER BY id, index"
+            )
+            for row in rows:
+                found[str(row.pop("id"))].append(row)
+        return found
 
     # -- admin: deployments and services -------------------------------------------------------
     async def _admin_call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
@@ -299,6 +435,163 @@ class RestateClient:
     async def kill(self, invocation_id: str) -> None:
         """Kill: stop at once, without running the handler again."""
         await self._invocation_action(invocation_id, "kill")
+
+
+# -- the admin API, synchronous, for the stack --------------------------------------------------
+TRANSIENT_CODES = frozenset({"META0003"})
+"""Restate errors worth retrying: META0003 = the deployment could not be reached (yet)."""
+
+
+class RestateAdmin:
+    """Restate's admin API, synchronous: what the stack calls while it starts, restarts and stops
+    processes. `http` is the caller's httpx client (loopback, no proxy)."""
+
+    def __init__(self, admin_url: str, http: httpx.Client) -> None:
+        self.url = admin_url.rstrip("/")
+        self.http = http
+
+    def deployments(self) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/deployments")
+        _check(response, "list the deployments")
+        return list(response.json().get("deployments", []))
+
+    def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        """The deployment `deployment_id`, or None when Restate does not know it."""
+        response = self.http.get(f"{self.url}/deployments/{deployment_id}")
+        if response.status_code == 404:
+            return None
+        _check(response, f"read deployment {deployment_id}")
+        return response.json()
+
+    def register(
+        self, uri: str, *, timeout_s: float, poll_interval_s: float, force: bool = True
+    ) -> dict[str, Any]:
+        """POST /deployments {"uri", "force"}, retrying until it succeeds or time is up.
+        force=True replaces the deployment registered at the same URI (same id, new code); a
+        URI not registered yet is a new deployment either way. RegistrationError otherwise."""
+        return _until_registered(
+            lambda: self.http.post(
+                f"{self.url}/deployments", json={"uri": uri, "force": force}, timeout=30.0
+            ),
+            f"Registering the services deployment {uri} with the Restate admin API "
+            f"({self.url}/deployments)",
+            timeout_s=timeout_s,
+            poll_interval_s=poll_interval_s,
+        )
+
+    def rehome(
+        self,
+        deployment_id: str,
+        uri: str,
+        *,
+        timeout_s: float = 15.0,
+        poll_interval_s: float = 0.05,
+    ) -> dict[str, Any]:
+        """Point the existing deployment `deployment_id` at `uri` (`PATCH /deployments/{id}`,
+        the schemas re-discovered there). Invocations pinned to it keep their deployment and go
+        on at the new address: use it when services come back on another port."""
+        return _until_registered(
+            lambda: self.http.patch(
+                f"{self.url}/deployments/{deployment_id}",
+                json={"uri": uri, "overwrite": True},
+                timeout=30.0,
+            ),
+            f"Moving deployment {deployment_id} to {uri} (PATCH {self.url}/deployments/"
+            f"{deployment_id})",
+            timeout_s=timeout_s,
+            poll_interval_s=poll_interval_s,
+        )
+
+    def remove(self, deployment_id: str) -> bool:
+        """Delete a deployment (Restate only deletes by force). False when it did not exist."""
+        response = self.http.delete(
+            f"{self.url}/deployments/{deployment_id}", params={"force": "true"}, timeout=10.0
+        )
+        if response.status_code == 404:
+            return False
+        _check(response, f"remove deployment {deployment_id}")
+        return True
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        response = self.http.post(
+            f"{self.url}/query", json={"query": query}, headers={"accept": "application/json"}
+        )
+        _check(response, "query the invocations")
+        return list(response.json().get("rows", []))
+
+    def paused(self, deployment_ids: Iterable[str] | None = None) -> list[str]:
+        """Ids of the paused invocations (of the given deployments only, when given)."""
+        query = invocations_sql(status="paused", deployment_ids=deployment_ids, columns=("id",))
+        return [row["id"] for row in self.sql(query)] if query else []
+
+    def resume(self, invocation_id: str, *, deployment: str | None = None) -> bool:
+        """`PATCH /invocations/{id}/resume` (optionally onto another deployment: an id,
+        `latest` or `keep`). False when there was nothing to resume (not paused or suspended,
+        or gone)."""
+        params = {"deployment": deployment} if deployment else None
+        response = self.http.patch(
+            f"{self.url}/invocations/{invocation_id}/resume", params=params, timeout=10.0
+        )
+        if response.status_code in (404, 409):
+            return False
+        _check(response, f"resume invocation {invocation_id}")
+        return True
+
+    def resume_paused(self, deployment_ids: Iterable[str] | None = None) -> list[str]:
+        """Resume every paused invocation (of the given deployments); the ids resumed."""
+        return [i for i in self.paused(deployment_ids) if self.resume(i)]
+
+    def purge(self, invocation_id: str) -> bool:
+        """Delete a completed invocation and, for a workflow's `run`, its state: the workflow
+        id can be used again (e.g. after `run` refused a bad body with 400). False when it was
+        not there."""
+        response = self.http.patch(f"{self.url}/invocations/{invocation_id}/purge", timeout=10.0)
+        if response.status_code == 404:
+            return False
+        _check(response, f"purge invocation {invocation_id}")
+        return True
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.is_success:
+        return
+    raise AdminError(
+        f"The Restate admin API refused to {what}: HTTP {response.status_code} "
+        f"{response.text.strip()[:500]}",
+        status_code=response.status_code,
+    )
+
+
+def _restate_code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("restate_code")
+    except ValueError:
+        return None
+
+
+def _until_registered(
+    send: Callable[[], httpx.Response], what: str, *, timeout_s: float, poll_interval_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status: int | None = None
+        try:
+            response = send()
+            status, text = response.status_code, response.text
+            if response.is_success:
+                return response.json()
+            transient = status in (502, 503, 504) or _restate_code(response) in TRANSIENT_CODES
+        except httpx.HTTPError as exc:
+            text, transient = f"{type(exc).__name__}: {exc}", True
+        if not transient or time.monotonic() >= deadline:
+            raise RegistrationError(
+                f"{what} failed: {'HTTP ' + str(status) if status else 'no response'} "
+                f"{text.strip()[:2000]}\nCheck that the services process serves a Restate app "
+                "at that address (see its log), then start again.",
+                status_code=status,
+                response_text=text,
+            )
+        time.sleep(poll_interval_s)
 
 
 def _json(body: Any) -> str | bytes | None:

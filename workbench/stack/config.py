@@ -64,6 +64,7 @@ DEFAULT_LANGFUSE_COMMAND: tuple[str, ...] = (
     "{port}",
 )
 LOCAL_OPENAI_API_KEY = "workbench-local"
+# fixed keys for a standalone embedded Langfuse (benchmarks, tests); a stack generates its own
 LOCAL_LANGFUSE_PUBLIC_KEY = "pk-lf-local"
 LOCAL_LANGFUSE_SECRET_KEY = "sk-lf-local"
 
@@ -156,8 +157,10 @@ class StackConfig:
     restate_ingress_url: str | None = None
     tracing: bool = True  # False: no Langfuse at all (no embedded server, no span export)
     langfuse_base_url: str | None = None  # set: a real Langfuse, no embedded one
-    langfuse_public_key: str = LOCAL_LANGFUSE_PUBLIC_KEY
-    langfuse_secret_key: str = LOCAL_LANGFUSE_SECRET_KEY
+    # a real Langfuse's keys (LANGFUSE_PUBLIC_KEY/SECRET_KEY); for the embedded one they are
+    # generated per home at its first start (home.json) and filled in by the start
+    langfuse_public_key: str | None = None
+    langfuse_secret_key: str | None = None
     restate_bin: Path | None = None
     restate_args: tuple[str, ...] = ()
     llm_command: tuple[str, ...] = DEFAULT_LLM_COMMAND

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import WorkbenchError
+from ..errors import RegistrationError, StackError
 
-
-class StackError(WorkbenchError, RuntimeError):
-    """Base class of every error the stack raises."""
+__all__ = [
+    "BinaryNotFoundError",
+    "NotRunningError",
+    "PortTakenError",
+    "ProcessExitedError",
+    "RegistrationError",
+    "ResetRefusedError",
+    "StackError",
+    "StackWarning",
+    "StartTimeoutError",
+]
 
 
 class BinaryNotFoundError(StackError):
@@ -44,14 +52,14 @@ class StartTimeoutError(StackError):
         self.log_tail = log_tail
 
 
-class RegistrationError(StackError):
-    """The Restate admin API refused (or never accepted) the services deployment."""
-
-    def __init__(self, message: str, *, status_code: int | None, response_text: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.response_text = response_text
-
-
 class NotRunningError(StackError):
     """An operation needs a running stack (or a running process) and there is none."""
+
+
+class StackWarning(UserWarning):
+    """Something the stack can run without, but the user should know (one line, naming the URL):
+    Langfuse unreachable, the model endpoint not answering, claims resumed."""
+
+
+class ResetRefusedError(StackError):
+    """`reset` was asked to delete a folder the stack did not create, or was not confirmed."""

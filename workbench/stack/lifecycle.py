@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
-import shutil
 import time
 import uuid
 import warnings
 import xmlrpc.client
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, find_project
-from .errors import StackError, StartTimeoutError
+from ..clients.restate import RestateAdmin
+from . import home as homes
+from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig
+from .errors import StackError, StackWarning, StartTimeoutError
 from .ports import allocate_ports
 from .processes import (
     LangfuseProcess,
@@ -35,12 +36,14 @@ from .supervisor import (
     render_config,
     wait_answering,
 )
-from .tracing import seed_prompts, tracing_args, tracing_env
+from .tracing import LangfuseUnreachableError, seed_prompts, tracing_args, tracing_env
 
 if TYPE_CHECKING:
     import pandas as pd
 
-HOME_MARKER = ".workbench-home"  # written in a home folder the stack created (reset may delete it)
+HOME_MARKER = homes.MARKER  # written in a home folder the stack created (reset may delete it)
+OPTIONAL_WAIT_S = 15.0
+"""How long a start waits for an optional process (the embedded Langfuse) before going on."""
 
 
 def attach(home: str | os.PathLike[str] | None = None) -> Stack | None:
@@ -54,12 +57,13 @@ def _attachable(state: StackState) -> Stack | None:
     if not stack._is_ours():
         return None
     try:
-        infos = stack._client.all_process_info()
+        infos = stack.supervisor.all_process_info()
     except (OSError, xmlrpc.client.Error):
         return None
     if any(name not in infos for name in stack.names):
         return None
-    if any(infos[name]["statename"] not in {*UP_STATES, "BACKOFF"} for name in stack.names):
+    required = stack.required_names
+    if any(infos[name]["statename"] not in {*UP_STATES, "BACKOFF"} for name in required):
         return None
     return stack
 
@@ -70,6 +74,13 @@ def start(
     """Start the stack in `home` (default WORKBENCH_HOME or <project>/.workbench), or attach to
     the one already running there. Waits (at most timeout_s) until every process answers and
     the services deployment is registered with Restate.
+
+    A fresh start reuses the ports of the last run when free, moves the services' existing
+    Restate deployment to their address (instead of registering a new one), resumes the
+    invocations of that deployment that an outage paused, and removes a deployment it
+    registered itself if it then fails. What it can run without is a `StackWarning` (one line,
+    naming the URL): the embedded Langfuse not coming up, a configured Langfuse not answering,
+    the model not answering `GET /models`.
 
     Options (each also settable by environment where noted):
       persistent=True     False: stopped by an atexit reaper when this interpreter exits
@@ -94,11 +105,19 @@ def start(
             stack = _attachable(state)
             if stack is not None:
                 try:
-                    stack.wait_ready(timeout_s=timeout_s, poll_interval_s=config.poll_interval_s)
+                    deadline = time.monotonic() + timeout_s
+                    for name in stack.required_names:
+                        stack.wait_ready(
+                            name,
+                            timeout_s=max(deadline - time.monotonic(), 0.1),
+                            poll_interval_s=config.poll_interval_s,
+                        )
                 except (StackError, OSError, xmlrpc.client.Error, httpx.HTTPError):
                     pass  # unhealthy: replaced by a fresh start (which reports any error)
                 else:
                     _warn_ignored_ports(config, stack)
+                    homes.secure(config.home)
+                    _check_model(stack, config.environ, timeout_s=2.0)
                     return stack
             Stack(state)._stop(grace_s=STOP_WAIT_SECS)  # stale: clean up, then start fresh
         stack = _start_fresh(config, timeout_s)
@@ -108,7 +127,7 @@ def start(
 
 
 def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
-    running = stack._state.ports
+    running = stack.ports
     for name, request in config.ports.items():
         if request.explicit is not None and running.get(name) not in (None, request.explicit):
             warnings.warn(
@@ -119,14 +138,11 @@ def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
             )
 
 
-def _prepare_home(home: Path) -> None:
-    if not home.exists() or not any(p for p in home.iterdir() if p.name != ".stack.lock"):
-        home.mkdir(parents=True, exist_ok=True)
-        (home / HOME_MARKER).write_text("created by workbench.stack; `reset` may delete it\n")
-    (home / "logs").mkdir(exist_ok=True)
-
-
-def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[ManagedProcess]:
+def _build_processes(
+    config: StackConfig, ports: dict[str, int], deployments: dict[str, str] | None = None
+) -> list[ManagedProcess]:
+    """The processes of a fresh start. `deployments` maps a services process name to the Restate
+    deployment it served last time (it is moved to the new address instead of duplicated)."""
     home = config.home
     common = {"WORKBENCH_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     processes: list[ManagedProcess] = []
@@ -140,13 +156,14 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
                 *command(config.langfuse_command, ports["langfuse"]),
                 "--db",
                 str(home / "langfuse.sqlite3"),
-                "--public-key",
-                config.langfuse_public_key,
-                "--secret-key",
-                config.langfuse_secret_key,
             ],
             port=ports["langfuse"],
-            env={**common, **config.env.get("langfuse", {})},
+            env={  # keys in the environment (a 0600 config file), never on the command line
+                **common,
+                "LANGFUSE_PUBLIC_KEY": str(config.langfuse_public_key),
+                "LANGFUSE_SECRET_KEY": str(config.langfuse_secret_key),
+                **config.env.get("langfuse", {}),
+            },
         )
         processes.append(langfuse)
         langfuse_url = langfuse.url
@@ -155,8 +172,8 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
     langfuse_env = (
         {
             "LANGFUSE_BASE_URL": langfuse_url,
-            "LANGFUSE_PUBLIC_KEY": config.langfuse_public_key,
-            "LANGFUSE_SECRET_KEY": config.langfuse_secret_key,
+            "LANGFUSE_PUBLIC_KEY": str(config.langfuse_public_key),
+            "LANGFUSE_SECRET_KEY": str(config.langfuse_secret_key),
         }
         if langfuse_url
         else {}
@@ -212,6 +229,7 @@ def _build_processes(config: StackConfig, ports: dict[str, int]) -> list[Managed
             env={**services_env, **config.env.get("services", {})},
             admin_url=admin_url,
             register=config.register,
+            deployment_id=(deployments or {}).get("services"),
         )
     )
     return processes
@@ -243,11 +261,17 @@ def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
 def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
     deadline = time.monotonic() + timeout_s
     home = config.home
-    ports = allocate_ports(config.ports)  # PortTakenError before anything runs
-    processes = _build_processes(config, ports)  # BinaryNotFoundError before anything runs
+    record = homes.HomeRecord.load(home)
+    if config.embedded_langfuse:  # generated once per home, kept in home.json (0600)
+        config.langfuse_public_key, config.langfuse_secret_key = record.keys()
+    # the ports of the last run when free (PortTakenError before anything runs)
+    ports = allocate_ports(config.ports, previous=record.ports)
+    # BinaryNotFoundError before anything runs
+    processes = _build_processes(config, ports, record.deployments)
     if not config.embedded_restate:
         _check_external_restate(config, timeout_s)
-    _prepare_home(home)
+    homes.prepare(home)
+    record.save(home)  # the keys, before any process uses them
     for process in processes:  # this run's log starts empty; keep the previous one
         log = process.log_path(home)
         if log.exists():
@@ -310,7 +334,7 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
             "restate": not config.embedded_restate,
             "langfuse": not config.embedded_langfuse,
         },
-        langfuse_keys=[config.langfuse_public_key, config.langfuse_secret_key]
+        langfuse_keys=[str(config.langfuse_public_key), str(config.langfuse_secret_key)]
         if config.tracing
         else [],
         ports=ports,
@@ -331,36 +355,149 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
             timeout_s=max(deadline - time.monotonic(), 5.0),
         )
         state.supervisor["pid"] = wait_answering(
-            stack._client,
+            stack.supervisor,
             timeout_s=max(deadline - time.monotonic(), 5.0),
             poll_interval_s=config.poll_interval_s,
         )
         state.save()
         stack._wait(
-            stack.names,
+            stack.required_names,
             timeout_s=max(deadline - time.monotonic(), 0.0),
             poll_interval_s=config.poll_interval_s,
             fresh=True,
         )
+        _wait_optional(stack, deadline, config.poll_interval_s)
         with local_http() as http:
-            for process in stack._processes.values():
+            for process in stack.processes.values():
                 remaining_s = max(deadline - time.monotonic(), 1.0)
                 process.after_ready(
                     http,
                     timeout_s=min(config.registration_timeout_s, remaining_s),
                     poll_interval_s=config.poll_interval_s,
                 )
-        if state.urls.get("langfuse"):
-            seed_prompts(
-                str(state.urls["langfuse"]),
-                (config.langfuse_public_key, config.langfuse_secret_key),
-                config.data_dir,
-            )
-        stack._record_pids()
+                if isinstance(process, ServicesProcess):
+                    state.processes[process.name]["deployment_id"] = process.deployment_id
+        _seed(config, state)
+        stack.record_pids()
     except BaseException:
+        _remove_new_deployments(stack)  # a failed start leaves no deployment behind
         stack._stop(grace_s=2.0)  # nothing started may outlive a failed start
         raise
+    deployments = {
+        p.name: p.deployment_id
+        for p in stack.processes.values()
+        if isinstance(p, ServicesProcess) and p.deployment_id
+    }
+    homes.update(home, ports=ports, deployments=deployments)
+    _resume_paused(stack, list(deployments.values()))
+    _check_model(stack, config.environ)
+    homes.secure(home)
     return stack
+
+
+def _wait_optional(stack: Stack, deadline: float, poll_interval_s: float) -> None:
+    """Wait (briefly) for the optional processes; one that does not come up is a warning."""
+    for name in stack.names:
+        process = stack.process(name)
+        if not process.optional:
+            continue
+        timeout_s = min(max(deadline - time.monotonic(), 0.5), OPTIONAL_WAIT_S)
+        try:
+            stack._wait([name], timeout_s=timeout_s, poll_interval_s=poll_interval_s, fresh=False)
+        except StackError as e:
+            first = str(e).splitlines()[0]
+            _warn(
+                f"the embedded {name} at {process.url} did not come up ({first}); the stack runs "
+                f"without it: claims complete untraced, on the prompts of data/prompts/ "
+                f"(see {process.log_path(stack.home)})"
+            )
+
+
+def _seed(config: StackConfig, state: StackState) -> None:
+    """The prompts of data/prompts/ into Langfuse; Langfuse down is a warning, not a stop."""
+    url = state.urls.get("langfuse")
+    if not url:
+        return
+    try:
+        seed_prompts(
+            str(url),
+            (str(config.langfuse_public_key), str(config.langfuse_secret_key)),
+            config.data_dir,
+        )
+    except LangfuseUnreachableError as e:
+        _warn(
+            f"{e}: starting anyway; the services use the prompts of data/prompts/ and traces "
+            "wait until it answers (the prompts are seeded at the next start)"
+        )
+
+
+def _remove_new_deployments(stack: Stack) -> None:
+    """Remove the deployments this (failed) start registered; a deployment it only moved is
+    kept, with the invocations pinned to it. Best effort: Restate may be what failed."""
+    created = [
+        p
+        for p in stack.processes.values()
+        if isinstance(p, ServicesProcess) and p.created_deployment and p.deployment_id
+    ]
+    if not created:
+        return
+    with local_http() as http:
+        for process in created:
+            with contextlib.suppress(StackError, httpx.HTTPError):
+                RestateAdmin(str(process.admin_url), http).remove(str(process.deployment_id))
+
+
+def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
+    """Resume the invocations of our deployments that an outage paused (a model or service
+    outage longer than the retry window); one line says how many."""
+    if not deployment_ids:
+        return
+    try:
+        with local_http(10.0) as http:
+            resumed = RestateAdmin(stack.admin_url, http).resume_paused(deployment_ids)
+    except (StackError, httpx.HTTPError) as e:
+        _warn(f"could not resume the paused invocations at {stack.admin_url}: {e}")
+        return
+    if resumed:
+        _warn(
+            f"resumed {len(resumed)} paused invocation(s) at {stack.admin_url} "
+            f"(paused by an earlier outage): {', '.join(resumed[:5])}"
+            + (" ..." if len(resumed) > 5 else "")
+        )
+
+
+def model_problem(base_url: str, api_key: str, timeout_s: float = 5.0) -> str | None:
+    """Why the model endpoint at `base_url` does not answer `GET /models`, or None when it does."""
+    url = f"{base_url.rstrip('/')}/models"
+    try:
+        with httpx.Client(timeout=timeout_s) as http:
+            response = http.get(url, headers={"Authorization": f"Bearer {api_key}"})
+    except httpx.HTTPError as e:
+        return f"GET {url}: {type(e).__name__} {e}".strip()
+    if response.status_code in (401, 403):
+        return f"GET {url}: HTTP {response.status_code} (check OPENAI_API_KEY)"
+    if not response.is_success:
+        return f"GET {url}: HTTP {response.status_code} (check OPENAI_BASE_URL)"
+    return None
+
+
+def _check_model(stack: Stack, environ: Mapping[str, str], timeout_s: float = 5.0) -> None:
+    """One warning when the model the services use does not answer `GET /models`."""
+    base_url = stack.urls.get("llm")
+    if not base_url:
+        return
+    services = [p for p in stack.processes.values() if isinstance(p, ServicesProcess)]
+    key = next((p.env["OPENAI_API_KEY"] for p in services if p.env.get("OPENAI_API_KEY")), None)
+    problem = model_problem(base_url, key or environ.get("OPENAI_API_KEY", ""), timeout_s)
+    if problem:
+        _warn(
+            f"the model endpoint {base_url} does not answer ({problem}); claims wait for it "
+            "(retried, paused after WORKBENCH_OUTAGE_WINDOW_S)"
+        )
+
+
+def _warn(message: str) -> None:
+    warnings.warn(StackWarning(message), stacklevel=4)
 
 
 def stop(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) -> bool:
@@ -385,28 +522,3 @@ def status(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
 
         return pd.DataFrame(columns=STATUS_COLUMNS)
     return Stack(state).status()
-
-
-_KNOWN_ENTRIES = ("restate", "logs", STATE_FILE, "supervisord.conf", "supervisord.pid")
-_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db-wal", ".db-shm", ".sqlite3-wal", ".sqlite3-shm")
-
-
-def reset(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) -> Path:
-    """Stop the stack and delete its state: Restate data, databases (ledger), logs. A home the
-    stack created is deleted whole; in a folder it did not create, only those entries go."""
-    path = resolve_home(home)
-    if path in {Path("/"), Path.home().resolve(), find_project()} or path in Path.cwd().parents:
-        raise StackError(f"refusing to reset {path}: it is not a workbench home folder")
-    stop(path, grace_s=grace_s)
-    if not path.exists():
-        return path
-    if (path / HOME_MARKER).exists():
-        shutil.rmtree(path)
-        return path
-    for entry in path.iterdir():
-        if entry.name in _KNOWN_ENTRIES or entry.name.endswith(_DB_SUFFIXES):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    return path

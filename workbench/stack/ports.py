@@ -56,9 +56,17 @@ def port_owner(port: int) -> str | None:
     return None
 
 
-def allocate_ports(requests: Mapping[str, PortRequest], host: str = HOST) -> dict[str, int]:
-    """Pick one port per request. All are held (listening) until every one is chosen, so no two
-    requests get the same port. Raises PortTakenError for an explicit port that is in use."""
+def allocate_ports(
+    requests: Mapping[str, PortRequest],
+    host: str = HOST,
+    *,
+    previous: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Pick one port per request: an explicit port (which must be free: else PortTakenError),
+    else the port this name had in the previous run (`previous`) when it is free, else the
+    default when free, else any free port. All are held (listening) until every one is chosen,
+    so no two requests get the same port."""
+    previous = previous or {}
     chosen: dict[str, int] = {}
     with ExitStack() as held:
         explicit_first = sorted(requests.items(), key=lambda item: item[1].explicit is None)
@@ -70,11 +78,18 @@ def allocate_ports(requests: Mapping[str, PortRequest], host: str = HOST) -> dic
                     raise _taken(request, chosen) from None
                 chosen[name] = request.explicit
                 continue
-            try:
-                sock = held.enter_context(_listen(request.default, host))
-            except OSError:
-                sock = held.enter_context(_listen(0, host))
-            chosen[name] = sock.getsockname()[1]
+            wanted = [p for p in (previous.get(name), request.default) if p]
+            for port in [*dict.fromkeys(wanted), 0]:
+                if port and port in chosen.values():
+                    continue
+                try:
+                    sock = held.enter_context(_listen(port, host))
+                except OSError:
+                    continue
+                chosen[name] = sock.getsockname()[1]
+                break
+            else:
+                raise OSError(f"no free port on {host} for {name}")
     return {name: chosen[name] for name in requests}
 
 

@@ -3,15 +3,14 @@ services one also registers itself with Restate once it answers)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
+from ..clients.restate import RestateAdmin, deployment_uri
 from .config import HOST
-from .errors import RegistrationError
 
 
 class ManagedProcess:
@@ -19,6 +18,8 @@ class ManagedProcess:
 
     kind: ClassVar[str] = "process"
     priority: ClassVar[int] = 100  # supervisord stops higher priorities first
+    optional: ClassVar[bool] = False
+    """An optional process that does not come up is a warning, not a failed start."""
 
     def __init__(
         self,
@@ -96,13 +97,31 @@ class LlmProcess(ManagedProcess):
 
 class LangfuseProcess(ManagedProcess):
     """The embedded Langfuse-compatible server: ready when GET /api/public/health answers 200.
-    Started first, so Restate and the services export their spans from their first one."""
+    Started first, so Restate and the services export their spans from their first one. Its keys
+    come in its environment (LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY), never on its command line.
+    Optional: without it claims still complete (untraced, on the prompts of data/prompts/)."""
 
     kind = "langfuse"
     priority = 50
+    optional = True
 
     def health_urls(self) -> list[str]:
         return [f"{self.url}/api/public/health"]
+
+
+LOOPBACK_INVOKER = {
+    "RESTATE_WORKER__INVOKER__CONNECT_TIMEOUT": "2s",
+    "RESTATE_WORKER__INVOKER__HTTP2_KEEP_ALIVE_INTERVAL": "5s",
+    "RESTATE_WORKER__INVOKER__HTTP2_KEEP_ALIVE_TIMEOUT": "10s",
+}
+"""Restate's invoker defaults (connect 10 s; an unanswered HTTP/2 connection found dead after
+40 s + 20 s) suit remote services. Ours are on loopback: when the services come back on another
+port while their old one is taken by a program that accepts connections but never answers,
+the attempts Restate started at the old address (before the deployment moved) hang until the
+connection is found dead; with these they fail within ~15 s and the retry goes to the new
+address (measured on restate-server 1.7.12: 62 s with the defaults, ~1 s with 1 s values). The
+keep-alive timeout stays generous: a services process starved of CPU on a loaded machine must
+still answer its pings in time."""
 
 
 class RestateProcess(ManagedProcess):
@@ -150,6 +169,7 @@ class RestateProcess(ManagedProcess):
             "RESTATE_ADMIN__BIND_ADDRESS": f"{host}:{admin_port}",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
             "RESTATE_LOG_FORMAT": "compact",
+            **LOOPBACK_INVOKER,
             **(env or {}),
         }
         super().__init__(name=name, command=command, port=port, env=restate_env, host=host)
@@ -180,7 +200,13 @@ class RestateProcess(ManagedProcess):
 
 class ServicesProcess(ManagedProcess):
     """The services deployment (hypercorn + restate-sdk app). Ready as soon as it answers HTTP
-    at all (the SDK answers GET /health); then registered with the Restate admin API."""
+    at all (the SDK answers GET /health); then registered with the Restate admin API.
+
+    `deployment_id` is the Restate deployment this process serves. When it is set and Restate
+    knows it, the process moves that deployment to its address (`PATCH /deployments/{id}`)
+    instead of registering a new one, so invocations pinned to it go on after the services come
+    back on another port. Otherwise it registers its address (a new deployment, or the one
+    already at that address) and keeps the id; `created_deployment` says whether that id is new."""
 
     kind = "services"
     priority = 300
@@ -190,6 +216,7 @@ class ServicesProcess(ManagedProcess):
         *,
         admin_url: str | None,
         register: bool = True,
+        deployment_id: str | None = None,
         command: Sequence[str],
         port: int,
         env: Mapping[str, str] | None = None,
@@ -199,6 +226,8 @@ class ServicesProcess(ManagedProcess):
         super().__init__(name=name, command=command, port=port, env=env, host=host)
         self.admin_url = admin_url
         self.register = register
+        self.deployment_id = deployment_id
+        self.created_deployment = False
 
     def check_ready(self, http: httpx.Client) -> str | None:
         url = f"{self.url}/health"
@@ -209,24 +238,34 @@ class ServicesProcess(ManagedProcess):
         return None  # any HTTP answer: the app is imported and serving
 
     def after_ready(self, http: httpx.Client, *, timeout_s: float, poll_interval_s: float) -> None:
-        if self.register and self.admin_url:
-            register_deployment(
-                http,
-                self.admin_url,
-                self.url,
-                timeout_s=timeout_s,
-                poll_interval_s=poll_interval_s,
+        if not (self.register and self.admin_url):
+            return
+        admin = RestateAdmin(self.admin_url, http)
+        known = admin.deployment(self.deployment_id) if self.deployment_id else None
+        if known is not None and self.deployment_id:
+            admin.rehome(
+                self.deployment_id, self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s
             )
+            return
+        before = {d.get("id") for d in admin.deployments()}
+        registered = admin.register(self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s)
+        new_id = registered.get("id")
+        self.created_deployment = bool(new_id) and new_id not in before
+        self.deployment_id = new_id or self.deployment_id
 
     def is_registered(self, http: httpx.Client) -> bool:
         if not self.admin_url:
             return True
-        response = http.get(f"{self.admin_url}/deployments")
-        response.raise_for_status()
-        return any(_deployment_uri(d) == self.url for d in response.json().get("deployments", []))
+        deployments = RestateAdmin(self.admin_url, http).deployments()
+        return any(deployment_uri(d) == self.url for d in deployments)
 
     def to_state(self) -> dict[str, Any]:
-        return {**super().to_state(), "admin_url": self.admin_url, "register": self.register}
+        return {
+            **super().to_state(),
+            "admin_url": self.admin_url,
+            "register": self.register,
+            "deployment_id": self.deployment_id,
+        }
 
     @classmethod
     def _from_state(cls, state: Mapping[str, Any]) -> ManagedProcess:
@@ -234,6 +273,7 @@ class ServicesProcess(ManagedProcess):
             **_common(state),
             admin_url=state.get("admin_url"),
             register=state.get("register", True),
+            deployment_id=state.get("deployment_id"),
         )
 
 
@@ -248,58 +288,13 @@ def _common(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _deployment_uri(deployment: Mapping[str, Any]) -> str | None:
-    uri = deployment.get("uri") or (deployment.get("http") or {}).get("uri")
-    return str(uri).rstrip("/") if uri else None
-
-
-def register_deployment(
-    http: httpx.Client,
-    admin_url: str,
-    uri: str,
-    *,
-    timeout_s: float,
-    poll_interval_s: float,
-    force: bool = True,
-) -> dict[str, Any]:
-    """POST {admin}/deployments {"uri", "force"}, retrying until it succeeds or time is up.
-    force=True replaces the deployment registered at the same URI (same id, new code);
-    a URI not registered yet is a new deployment either way."""
-    endpoint = f"{admin_url}/deployments"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status: int | None = None
-        try:
-            # discovery calls the deployment back: allow it more than a probe's timeout
-            response = http.post(endpoint, json={"uri": uri, "force": force}, timeout=30.0)
-            status, text = response.status_code, response.text
-            if response.is_success:
-                return response.json()
-            transient = status in (502, 503, 504) or _restate_code(response) in TRANSIENT_CODES
-        except httpx.HTTPError as exc:
-            text, transient = f"{type(exc).__name__}: {exc}", True
-        if not transient or time.monotonic() >= deadline:
-            raise RegistrationError(
-                f"Registering the services deployment {uri} with the Restate admin API "
-                f"({endpoint}) failed: {'HTTP ' + str(status) if status else 'no response'} "
-                f"{text.strip()[:2000]}\nCheck that the services process serves a Restate app "
-                "at that address (see its log), then start again.",
-                status_code=status,
-                response_text=text,
-            )
-        time.sleep(poll_interval_s)
-
-
-# Restate errors worth retrying: META0003 = the deployment could not be reached (yet).
-TRANSIENT_CODES = frozenset({"META0003"})
-
-
-def _restate_code(response: httpx.Response) -> str | None:
-    try:
-        return response.json().get("restate_code")
-    except ValueError:
-        return None
-
+__all__ = [
+    "LangfuseProcess",
+    "LlmProcess",
+    "ManagedProcess",
+    "RestateProcess",
+    "ServicesProcess",
+]
 
 KINDS: dict[str, type[ManagedProcess]] = {
     cls.kind: cls for cls in (LangfuseProcess, LlmProcess, RestateProcess, ServicesProcess)

@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
+from ..clients.restate import RestateAdmin
 from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
+from .home import HomeRecord
+from .home import update as update_home
 from .processes import ManagedProcess, ServicesProcess
 from .state import StackState, remove_state
 from .supervisor import (
@@ -50,7 +53,7 @@ def home_lock(home: Path, *, create: bool = True) -> Iterator[None]:
     if not create and not home.exists():
         yield  # nothing there to protect (e.g. after reset)
         return
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     with (home / ".stack.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -163,6 +166,12 @@ class Stack:
         return list(self._processes)
 
     @property
+    def required_names(self) -> list[str]:
+        """The processes the stack cannot run without (all but the optional embedded Langfuse,
+        without which claims still complete)."""
+        return [name for name, process in self._processes.items() if not process.optional]
+
+    @property
     def supervisor_pid(self) -> int | None:
         return self._state.supervisor.get("pid")
 
@@ -173,6 +182,11 @@ class Stack:
     @property
     def project(self) -> Path:
         return Path(self._state.project)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The ports this stack was started on, by name (ingress, admin, ...)."""
+        return dict(self._state.ports)
 
     @property
     def processes(self) -> dict[str, ManagedProcess]:
@@ -485,10 +499,62 @@ class Stack:
         self._wait(names, timeout_s=timeout_s, poll_interval_s=0.05, fresh=False)
 
     def _record_pids(self) -> None:
+        """Save the pids (and each services process's deployment id, also in home.json, where
+        the next start finds it)."""
         infos = self._client.all_process_info()
-        for name in self._processes:
+        deployments: dict[str, str] = {}
+        for name, process in self._processes.items():
             self._state.processes[name]["pid"] = infos[name]["pid"] or None
+            if isinstance(process, ServicesProcess) and process.deployment_id:
+                self._state.processes[name]["deployment_id"] = process.deployment_id
+                deployments[name] = process.deployment_id
         self._state.save()
+        if deployments:
+            recorded = HomeRecord.load(self.home).deployments
+            if any(recorded.get(name) != dp for name, dp in deployments.items()):
+                update_home(self.home, deployments=deployments)
+
+    # -- Restate: deployments and paused invocations -----------------------------------------
+    @property
+    def deployment_ids(self) -> dict[str, str]:
+        """The Restate deployment of each services process (name -> deployment id)."""
+        return {
+            name: process.deployment_id
+            for name, process in self._processes.items()
+            if isinstance(process, ServicesProcess) and process.deployment_id
+        }
+
+    def rehome_deployment(self, deployment_id: str, uri: str, timeout_s: float = 15.0) -> None:
+        """Point the Restate deployment `deployment_id` at `uri` in place (`PATCH
+        /deployments/{id}`): invocations pinned to it go on at the new address. For services
+        that came back on another port (a version deployment re-added after a restart)."""
+        with local_http() as http:
+            RestateAdmin(self.admin_url, http).rehome(deployment_id, uri, timeout_s=timeout_s)
+
+    def paused(self, *, all_deployments: bool = False) -> list[str]:
+        """Ids of the paused invocations of this stack's deployments (of every deployment with
+        all_deployments=True)."""
+        ids = None if all_deployments else list(self.deployment_ids.values())
+        with local_http(10.0) as http:
+            return RestateAdmin(self.admin_url, http).paused(ids)
+
+    def resume(self, invocation_ids: Sequence[str] | None = None) -> list[str]:
+        """Resume paused invocations (`PATCH /invocations/{id}/resume`): the given ids, or every
+        paused invocation of this stack's deployments. Returns the ids resumed (an id that was
+        not paused is skipped)."""
+        with local_http(10.0) as http:
+            if invocation_ids is None:
+                return RestateAdmin(self.admin_url, http).resume_paused(
+                    list(self.deployment_ids.values())
+                )
+            admin = RestateAdmin(self.admin_url, http)
+            return [i for i in invocation_ids if admin.resume(i)]
+
+    def purge(self, invocation_id: str) -> bool:
+        """Purge a completed invocation (`PATCH /invocations/{id}/purge`): for a workflow's run
+        refused with 400 (a bad body), its claim id can be used again."""
+        with local_http(10.0) as http:
+            return RestateAdmin(self.admin_url, http).purge(invocation_id)
 
     # -- failure injection and restarts ------------------------------------------------------
     def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout_s: float = 10.0) -> int:

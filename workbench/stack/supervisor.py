@@ -66,7 +66,7 @@ def render_config(
         f"directory={_value(str(project), 'directory')}",
         f"identifier={_value(identifier, 'identifier')}",
         "nodaemon=false",
-        "umask=022",
+        "umask=077",  # the processes' databases, logs and data: readable by this user only
         *(["user=root"] if os.geteuid() == 0 else []),  # else a CRIT line about privileges
         "",
         "[inet_http_server]",

@@ -30,25 +30,35 @@ def tracing_args(langfuse_url: str) -> list[str]:
 def tracing_env(config: StackConfig) -> dict[str, str]:
     return {
         "RESTATE_TRACING_HEADERS__AUTHORIZATION": basic_auth(
-            config.langfuse_public_key, config.langfuse_secret_key
+            str(config.langfuse_public_key), str(config.langfuse_secret_key)
         ),
         "OTEL_BSP_SCHEDULE_DELAY": "500",  # a finished claim's Restate spans arrive within ~1 s
     }
 
 
-def seed_prompts(langfuse_url: str, keys: tuple[str, str], data_dir: Path) -> list[str]:
+class LangfuseUnreachableError(StackError):
+    """Langfuse does not answer (or answers 5xx): the stack runs without it for now."""
+
+
+def seed_prompts(
+    langfuse_url: str, keys: tuple[str, str], data_dir: Path, *, timeout_s: float = 10.0
+) -> list[str]:
     """Create the prompts of data/prompts/ in Langfuse when absent (a prompt that exists there is
-    left as it is: what was edited in Langfuse wins). Returns the names created."""
+    left as it is: what was edited in Langfuse wins). Returns the names created. Raises
+    LangfuseUnreachableError when Langfuse does not answer, StackError when it refuses."""
     index = json.loads((data_dir / "prompts" / "index.json").read_text())
     created: list[str] = []
-    with httpx.Client(base_url=langfuse_url.rstrip("/"), auth=keys, timeout=10.0) as http:
+    with httpx.Client(base_url=langfuse_url.rstrip("/"), auth=keys, timeout=timeout_s) as http:
         try:
             listing = http.get("/api/public/v2/prompts", params={"limit": 100})
         except httpx.HTTPError as e:
-            raise StackError(
-                f"Langfuse at {langfuse_url} cannot be reached to seed the prompts ({e}). "
-                "Check LANGFUSE_BASE_URL, or unset it to use the embedded Langfuse."
+            raise LangfuseUnreachableError(
+                f"Langfuse at {langfuse_url} does not answer ({type(e).__name__}: {e})"
             ) from None
+        if listing.status_code >= 500:
+            raise LangfuseUnreachableError(
+                f"Langfuse at {langfuse_url} answers HTTP {listing.status_code}"
+            )
         if listing.status_code == 401:
             raise StackError(
                 f"Langfuse at {langfuse_url} refused the keys (HTTP 401). Check "

@@ -2,6 +2,7 @@
 
     panel = wb.faults.panel()   # displays: claim + fault pickers, live journal, process buttons
     panel.wait()                # (from code) until the claim submitted last has ended
+    panel.sweep_button.click()  # the crash-point sweep of the chosen claim, as a heatmap
 
 Work runs in background threads, so the kernel stays free while a claim runs; the widgets are
 updated from there, which also makes the panel testable headless: set the pickers' values, call
@@ -11,6 +12,7 @@ updated from there, which also makes the panel testable headless: set the picker
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import textwrap
 import threading
@@ -24,18 +26,22 @@ import pandas as pd
 
 from services import names
 from services.faults import KINDS, MODEL_KINDS, is_model_step
+from services.versions import VERSIONS
 
 from .. import samples
 from ..claims import AsyncClaims, Claim, new_claim_id
 from ..evidence import aattempts, aresumption_report
 from ..faults import SECONDS_KINDS, Fault, Faults
-from ..frames import journal_frame
+from ..frames import step_journal
 from ..session import Session
+from ..sweep import DEFAULT_KINDS, SWEEP_KINDS, SweepReport, sweep
 from .tables import STYLE, WIDGET_CLASS, note, table
 
 NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
+JOURNAL_COLUMNS = ["step", "kind", "result", "error", "ms", "attempt"]
 PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
+AS_DEPLOYED = "(as deployed)"
 
 
 class FaultPanel:
@@ -55,6 +61,7 @@ class FaultPanel:
         self.claim: Claim | None = None
         self.report: pd.DataFrame | None = None
         self.error: str | None = None
+        self.sweep_report: SweepReport | None = None
         self._worker: threading.Thread | None = None
         self._actions: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -106,6 +113,23 @@ class FaultPanel:
         self.message = widgets.HTML()
         self.outcome = widgets.HTML()
         self.evidence = widgets.HTML()
+        self.sweep_kinds = widgets.SelectMultiple(
+            options=list(SWEEP_KINDS), value=list(DEFAULT_KINDS), rows=4, description="kinds"
+        )
+        self.sweep_version = widgets.Dropdown(
+            options=[AS_DEPLOYED, *VERSIONS], value=AS_DEPLOYED, description="version"
+        )
+        self.sweep_button = widgets.Button(
+            description="Sweep", button_style="info", icon="th", tooltip="crash at every boundary"
+        )
+        self.sweep_status = widgets.HTML(
+            note(
+                "Crash the claim picked above at every boundary of its journal, one claim per "
+                "(boundary, kind), and check that nothing changed: outcome, one payment, no "
+                "work redone, the judge's score."
+            )
+        )
+        self.sweep_heatmap = widgets.HTML()
 
         self.source.observe(self._on_source, "value")
         self.step.observe(self._on_fault_change, "value")
@@ -119,6 +143,7 @@ class FaultPanel:
             )
         )
         self.refresh.on_click(lambda _: self._act("refresh", self._show_processes))
+        self.sweep_button.on_click(lambda _: self._sweep())
         self._on_fault_change()
         self._show_processes()
 
@@ -149,6 +174,10 @@ class FaultPanel:
                 widgets.HTML(heading("4 · Outcome and evidence")),
                 self.outcome,
                 self.evidence,
+                widgets.HTML(heading("5 · Crash-point sweep")),
+                widgets.HBox([self.sweep_kinds, self.sweep_version, self.sweep_button]),
+                self.sweep_status,
+                self.sweep_heatmap,
             ]
         )
         self.widget.add_class(WIDGET_CLASS)
@@ -158,7 +187,7 @@ class FaultPanel:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
-        state = "running a claim" if self.busy else "idle"
+        state = ("sweeping" if self._sweeping else "running a claim") if self.busy else "idle"
         return f"FaultPanel({state}, claim={self.claim.id if self.claim else None})"
 
     # -- the pickers -----------------------------------------------------------------------------
@@ -196,11 +225,17 @@ class FaultPanel:
     # -- running a claim -------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
+        """A claim or a sweep is running."""
         return self._worker is not None and self._worker.is_alive()
+
+    @property
+    def _sweeping(self) -> bool:
+        return self._worker is not None and self._worker.name.startswith("sweep")
 
     def _submit(self) -> None:
         if self.busy:
-            self.message.value = note("A claim is still running: wait for its outcome.", "#b00")
+            what = "A sweep" if self._sweeping else "A claim"
+            self.message.value = note(f"{what} is still running: wait for its outcome.", "#b00")
             return
         try:
             faults = self.faults()
@@ -257,7 +292,13 @@ class FaultPanel:
             claim = await AsyncClaims(self.session).get(claim_id)
             attempts = await aattempts(self.session, claim_id)
             journal_id = claim.invocation_id or invocation_id
-            journal = journal_frame(await restate.journal(journal_id) if journal_id else [])
+            rows = await restate.journal(journal_id) if journal_id else []
+            starts = [
+                e["at"]
+                for e in self.session.fault_store.events(claim_id)
+                if e["event"] == "attempt"
+            ]
+            journal = step_journal(rows, starts)[JOURNAL_COLUMNS]
         except Exception as e:  # Restate killed and restarting: keep watching
             self.status.value = note(
                 f"{claim_id} · {elapsed:.1f} s · Restate does not answer ({type(e).__name__}); "
@@ -294,17 +335,71 @@ class FaultPanel:
         self.evidence.value = "".join(parts)
         self._show_processes()
 
+    # -- the crash-point sweep -------------------------------------------------------------------
+    def _sweep(self) -> None:
+        if self.busy:
+            self.sweep_status.value = note("A claim or a sweep is still running: wait.", "#b00")
+            return
+        kinds = list(self.sweep_kinds.value)
+        version = None if self.sweep_version.value == AS_DEPLOYED else self.sweep_version.value
+        try:
+            document = self.document_text()
+            AsyncClaims(self.session).request(document)
+            if not kinds:
+                raise ValueError("Pick at least one fault kind to sweep.")
+        except (ValueError, TypeError) as e:
+            self.sweep_status.value = note(str(e), "#b00")
+            return
+        self.sweep_report, self.error = None, None
+        self.sweep_heatmap.value = ""
+        self.sweep_status.value = note(
+            f"Sweeping with {', '.join(kinds)}: the baseline claim first ...", "#1565c0"
+        )
+        self._worker = threading.Thread(
+            target=self._follow_sweep, args=(document, kinds, version), daemon=True, name="sweep"
+        )
+        self._worker.start()
+
+    def _follow_sweep(self, document: str, kinds: list[str], version: str | None) -> None:
+        started = time.monotonic()
+
+        def progress(done: int, total: int, what: str) -> None:
+            elapsed = time.monotonic() - started
+            count = f"{done}/{total} cases" if total else "baseline done"
+            self.sweep_status.value = note(f"{count} · {elapsed:.0f} s · {what}", "#1565c0")
+
+        try:
+            report = sweep(
+                self.session, document, kinds, version=version, progress=False, on_case=progress
+            )
+        except Exception as e:  # shown in the panel: a background thread has no one to raise to
+            self.error = f"{type(e).__name__}: {e}"
+            self.sweep_status.value = note(f"The sweep failed: {self.error}", "#b00")
+            traceback.print_exc()
+            return
+        self.sweep_report = report
+        color = "#2e7d32" if report.passed else "#c62828"
+        self.sweep_status.value = f"<b style='color:{color}'>{html.escape(report.verdict)}</b>"
+        image = base64.b64encode(report.heatmap_png()).decode()
+        parts = [f"<img src='data:image/png;base64,{image}'/>"]
+        if not report.failures.empty:
+            parts.append(table(report.failures[["boundary", "kind", "broken", "why"]]))
+        self.sweep_heatmap.value = "".join(parts)
+        self._show_processes()
+
     def wait(self, timeout_s: float | None = None) -> Claim | None:
-        """Block until the claim submitted last has ended (or waits for review), and until the
-        process actions started have finished; returns the claim."""
+        """Block until the claim submitted last has ended (or waits for review), or the sweep
+        started last has finished, and until the process actions started have finished;
+        returns the claim (a sweep's result is `sweep_report`)."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s + 30)
         for thread in [self._worker, *self._actions]:
             if thread is not None:
                 thread.join(max(deadline - time.monotonic(), 0.0))
+        what = "sweep" if self._sweeping else "claim"
         if self.busy:
-            raise TimeoutError(f"the panel's claim is still running after {timeout_s} s")
+            raise TimeoutError(f"the panel's {what} is still running after {timeout_s} s")
         if self.error:
-            raise RuntimeError(f"the panel's claim failed to run: {self.error}")
+            raise RuntimeError(f"the panel's {what} failed to run: {self.error}")
         return self.claim
 
     # -- processes -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import BadRequest
-from ._time import parse_iso
+from ._time import parse_iso, time_problem
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ def condition(spec: Any, columns: dict[str, Column], index: int) -> tuple[str, l
             raise BadRequest(f"{where}: a datetime filter takes >, <, >= or <=.")
         try:
             moment = parse_iso(str(value))
-        except ValueError:
-            raise BadRequest(f"{where}: value '{value}' is not an ISO 8601 datetime.") from None
+        except ValueError as e:
+            raise BadRequest(f"{where}: {time_problem(value, e)}.") from None
         return f"{expr} {operator} ?", [moment]
     if kind == "number":
         if (

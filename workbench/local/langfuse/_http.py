@@ -10,7 +10,12 @@ from typing import Any
 from starlette.requests import Request
 
 from ._errors import BadRequest, PayloadTooLarge
-from ._time import parse_iso
+from ._time import parse_iso, time_problem
+
+MAX_INT = 2**63 - 1
+"""SQLite stores 64-bit signed integers: a larger number in a request is answered 400."""
+MAX_PAGE = 2**31 - 1
+"""Pages beyond this are refused (page x limit must stay a 64-bit row offset)."""
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """Request bodies above this are answered 413 (Langfuse Cloud's own limits are of this order)."""
@@ -75,6 +80,11 @@ def int_param(
         value = int(raw)
     except ValueError:
         raise BadRequest(f"Query parameter '{name}' has value '{raw}'. Not an integer.") from None
+    if not -MAX_INT - 1 <= value <= MAX_INT:
+        raise BadRequest(
+            f"Query parameter '{name}' has value {value}, beyond the 64-bit integers this server "
+            f"stores (at most {MAX_INT})."
+        )
     if minimum is not None and value < minimum:
         raise BadRequest(f"Query parameter '{name}' has value {value}. It must be >= {minimum}.")
     if maximum is not None and value > maximum:
@@ -111,11 +121,8 @@ def time_param(request: Request, name: str) -> int | None:
         return None
     try:
         return parse_iso(raw)
-    except ValueError:
-        raise BadRequest(
-            f"Query parameter '{name}' has value '{raw}'. Not an ISO 8601 datetime "
-            "(e.g. 2026-01-21T14:35:42Z)."
-        ) from None
+    except ValueError as e:
+        raise BadRequest(f"Query parameter '{name}': {time_problem(raw, e)}.") from None
 
 
 def list_param(request: Request, name: str) -> list[str]:

@@ -6,6 +6,13 @@ import time
 from datetime import UTC, datetime
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_NS = -(2**63)
+MAX_NS = 2**63 - 1
+"""Times are stored as SQLite INTEGERs (64-bit): 1677-09-21T00:12:43Z to 2262-04-11T23:47:16Z."""
+
+
+class TimeOutOfRange(ValueError):
+    """A valid datetime that 64-bit nanoseconds cannot hold."""
 
 
 def now_ns() -> int:
@@ -30,7 +37,26 @@ def parse_iso(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    check_ns(ns, text)
+    return ns
+
+
+def check_ns(ns: int, shown: object) -> int:
+    """`ns`, or TimeOutOfRange when it does not fit the 64-bit range this server stores."""
+    if not MIN_NS <= ns <= MAX_NS:
+        raise TimeOutOfRange(
+            f"{shown} is outside the range this server stores (1677-09-21 to 2262-04-11, "
+            "64-bit nanoseconds since 1970)"
+        )
+    return ns
+
+
+def time_problem(raw: object, error: ValueError) -> str:
+    """Why `raw` is not a usable time, for an error message."""
+    if isinstance(error, TimeOutOfRange):
+        return str(error)
+    return f"{raw!r} is not an ISO 8601 datetime (e.g. 2026-01-21T14:35:42Z)"
 
 
 def seconds_between(start_ns: int | None, end_ns: int | None) -> float | None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import datasets, observations, otlp, prompts, scores, traces
+from . import datasets, experiments, observations, otlp, prompts, runs, scores, traces
 from ._auth import BasicAuth
 from ._errors import ApiError, Json, error_response
 from .db import Database
@@ -86,6 +86,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, OverflowError):  # a number no check above caught: the client's, not ours
+        return error_response(
+            400,
+            f"A number in this request is beyond the 64-bit integers this server stores ({exc}).",
+            "InvalidRequestError",
+        )
     _log.exception("embedded langfuse failed on %s %s", request.method, request.url.path)
     return error_response(
         500,
@@ -143,6 +149,19 @@ def create_app(
             "/api/public/dataset-items/{item_id}",
             datasets.item_endpoint,
             methods=["GET", "DELETE"],
+        ),
+        Route("/api/public/dataset-run-items", runs.run_items_collection, methods=["GET", "POST"]),
+        Route("/api/public/datasets/{rest:path}/runs", runs.runs_endpoint, methods=["GET"]),
+        Route(
+            "/api/public/datasets/{rest:path}/runs/{run:path}",
+            runs.runs_endpoint,
+            methods=["GET", "DELETE"],
+        ),
+        Route("/api/public/experiments", experiments.experiments_endpoint, methods=["GET"]),
+        Route(
+            "/api/public/experiment-items",
+            experiments.experiment_items_endpoint,
+            methods=["GET"],
         ),
     ]
     app = Starlette(

@@ -13,7 +13,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._errors import BadRequest, Json, NotFound
-from ._http import dumps, int_param, json_object, loads, page_meta, read_json, str_param, time_param
+from ._http import (
+    MAX_PAGE,
+    dumps,
+    int_param,
+    json_object,
+    loads,
+    page_meta,
+    read_json,
+    str_param,
+    time_param,
+)
 from ._time import iso, now_ns
 from .db import Database
 
@@ -115,7 +125,7 @@ def create_dataset(db: Database, project_id: str, body: dict[str, Any]) -> dict[
 
 
 def list_datasets(db: Database, project_id: str, request: Request) -> dict[str, Any]:
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
     assert page is not None and limit is not None
     conn = db.connection()
@@ -200,7 +210,7 @@ def upsert_item(db: Database, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_items(db: Database, request: Request) -> dict[str, Any]:
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
     assert page is not None and limit is not None
     conn = db.connection()

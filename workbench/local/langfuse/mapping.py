@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ._errors import BadRequest
-from ._time import parse_iso
+from ._time import MAX_NS, MIN_NS, TimeOutOfRange, check_ns, parse_iso
 
 OBSERVATION_TYPES = frozenset(
     {
@@ -192,18 +192,18 @@ def _str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value == value and abs(value) != float("inf") else None
-    if isinstance(value, str):
+    """An attribute as a 64-bit integer (what SQLite stores), else None."""
+    number: int | None = None
+    if isinstance(value, bool | int):
+        number = int(value)
+    elif isinstance(value, float):
+        number = int(value) if value == value and abs(value) != float("inf") else None
+    elif isinstance(value, str):
         try:
-            return int(float(value))
-        except ValueError:
+            number = int(float(value))
+        except (ValueError, OverflowError):
             return None
-    return None
+    return number if number is not None and MIN_NS <= number <= MAX_NS else None
 
 
 def _float(value: Any) -> float | None:
@@ -387,8 +387,12 @@ def _completion_start(value: Any) -> int | None:
             return parse_iso(decoded)
         except ValueError:
             return None
-    if isinstance(decoded, int | float):  # epoch seconds or nanoseconds
-        return int(decoded * 1e9) if decoded < 1e12 else int(decoded)
+    if isinstance(decoded, int | float) and decoded == decoded:  # epoch seconds or nanoseconds
+        try:
+            ns = int(decoded * 1e9) if abs(decoded) < 1e12 else int(decoded)
+            return check_ns(ns, decoded)
+        except (TimeOutOfRange, OverflowError):
+            return None
     return None
 
 
@@ -469,56 +473,43 @@ def map_request(
     return rows, traces
 
 
-def _map_span(
-    span: Any,
-    attrs: dict[str, Any],
-    trace_id: str,
-    span_id: str,
-    parent_id: str | None,
-    resource_json: str,
-    resource_version: Any,
-    resource_release: Any,
-    resource_environment: Any,
-    scope_name: str | None,
-    scope_version: str | None,
-    now: int,
-) -> tuple[tuple[Any, ...], TracePatch]:
-    get = attrs.get
-    as_root = bool(get("langfuse.internal.as_root"))
-    if parent_id is None or as_root:
-        rank = ROOT_RANK_PHYSICAL
-    elif get("langfuse.internal.is_app_root"):
-        rank = ROOT_RANK_APP
-    else:
-        rank = ROOT_RANK_ANY
-    is_root = rank != ROOT_RANK_ANY
-    if as_root:
-        parent_id = None
+def _root_rank(attrs: dict[str, Any], parent_id: str | None) -> int:
+    """How strongly a span claims to be its trace's root (physical, app root, or not)."""
+    if parent_id is None or attrs.get("langfuse.internal.as_root"):
+        return ROOT_RANK_PHYSICAL
+    if attrs.get("langfuse.internal.is_app_root"):
+        return ROOT_RANK_APP
+    return ROOT_RANK_ANY
 
-    obs_type = _observation_type(attrs)
+
+def _times(span: Any, now: int) -> tuple[int, int | None]:
+    """Start and end in nanoseconds, refused beyond what the database stores."""
     start_ns = span.start_time_unix_nano or now
     end_ns = span.end_time_unix_nano or None
+    for what, ns in (("startTimeUnixNano", start_ns), ("endTimeUnixNano", end_ns)):
+        if ns is not None and ns > MAX_NS:
+            raise BadRequest(
+                f"Span '{span.name}' has {what} {ns}, beyond 2262-04-11 (the 64-bit nanoseconds "
+                "this server stores). Nothing was stored."
+            )
+    return start_ns, end_ns
 
-    level = get("langfuse.observation.level")
+
+def _level(span: Any, attrs: dict[str, Any]) -> tuple[str, Any]:
+    """The observation's level and status message (an ERROR status makes an ERROR level)."""
+    level = attrs.get("langfuse.observation.level")
     level = level.upper() if isinstance(level, str) else None
     error = span.status.code == STATUS_CODE_ERROR
     if level not in LEVELS:
         level = "ERROR" if error else "DEFAULT"
-    status_message = get("langfuse.observation.status_message") or span.status.message or None
-    if status_message is None and error:
-        status_message = _exception_message(span)
+    message = attrs.get("langfuse.observation.status_message") or span.status.message or None
+    if message is None and error:
+        message = _exception_message(span)
+    return level, message
 
-    version = _str(get("langfuse.version") or resource_version)
-    release = _str(get("langfuse.release") or resource_release)
-    environment = str(
-        get("langfuse.environment")
-        or resource_environment
-        or get("deployment.environment.name")
-        or get("deployment.environment")
-        or "default"
-    )
 
-    # Metadata (SDK 5 JSON-encodes every value) and trace-level fields, in one pass.
+def _metadata(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Observation and trace metadata (SDK 5 JSON-encodes every value), in one pass."""
     metadata: dict[str, Any] = {}
     trace_metadata: dict[str, Any] = {}
     for key, value in attrs.items():
@@ -537,7 +528,40 @@ def _map_span(
                 target.update(decoded)
             elif decoded is not None:
                 target[whole.rsplit(".", 1)[-1]] = decoded
+    return metadata, trace_metadata
 
+
+def _map_span(
+    span: Any,
+    attrs: dict[str, Any],
+    trace_id: str,
+    span_id: str,
+    parent_id: str | None,
+    resource_json: str,
+    resource_version: Any,
+    resource_release: Any,
+    resource_environment: Any,
+    scope_name: str | None,
+    scope_version: str | None,
+    now: int,
+) -> tuple[tuple[Any, ...], TracePatch]:
+    get = attrs.get
+    rank = _root_rank(attrs, parent_id)
+    if get("langfuse.internal.as_root"):
+        parent_id = None
+    obs_type = _observation_type(attrs)
+    start_ns, end_ns = _times(span, now)
+    level, status_message = _level(span, attrs)
+    version = _str(get("langfuse.version") or resource_version)
+    release = _str(get("langfuse.release") or resource_release)
+    environment = str(
+        get("langfuse.environment")
+        or resource_environment
+        or get("deployment.environment.name")
+        or get("deployment.environment")
+        or "default"
+    )
+    metadata, trace_metadata = _metadata(attrs)
     model = _model(attrs)
     usage = _usage(attrs)
     cost, total_cost = _cost(attrs)
@@ -546,17 +570,15 @@ def _map_span(
         prompt_name = get("langfuse.observation.prompt.name") or None
         prompt_version = _int(get("langfuse.observation.prompt.version"))
     completion_start = get("langfuse.observation.completion_start_time")
-
     user_id = _str(get("user.id") or get("langfuse.user.id"))
     session_id = _str(get("session.id") or get("langfuse.session.id"))
     input_text = _io(attrs, "input")
     output_text = _io(attrs, "output")
-
     row = (
         trace_id,
         span_id,
         parent_id,
-        1 if is_root else 0,
+        0 if rank == ROOT_RANK_ANY else 1,
         obs_type,
         span.name,
         start_ns,
@@ -586,19 +608,16 @@ def _map_span(
         now,
         now,
     )
-
-    trace_name = get("langfuse.trace.name")
     tags = get("langfuse.trace.tags")
-    if tags is None:
-        tags = get("tag.tags")  # OpenInference
     public = get("langfuse.trace.public")
+    trace_name = get("langfuse.trace.name")
     patch = TracePatch(
         start_ns=start_ns,
         end_ns=end_ns,
         name=str(trace_name) if trace_name else None,
         user_id=user_id,
         session_id=session_id,
-        tags=_tags(tags),
+        tags=_tags(tags if tags is not None else get("tag.tags")),  # tag.tags: OpenInference
         metadata=trace_metadata,
         public=bool(public) if public is not None else None,
         input=_text(get("langfuse.trace.input")),

@@ -18,7 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._errors import BadRequest, Json, MethodNotAllowed, NotFound
-from ._http import dumps, int_param, json_object, page_meta, read_json, str_param, time_param
+from ._http import (
+    MAX_INT,
+    MAX_PAGE,
+    dumps,
+    int_param,
+    json_object,
+    page_meta,
+    read_json,
+    str_param,
+    time_param,
+)
 from ._time import iso, now_ns
 from .db import Database
 
@@ -290,7 +300,7 @@ def delete(db: Database, name: str, version: int | None, label: str | None) -> N
 
 
 def list_prompts(db: Database, request: Request) -> dict[str, Any]:
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
     assert page is not None and limit is not None
     clauses: list[str] = []
@@ -388,6 +398,8 @@ async def prompt_item(request: Request) -> Response:
             raise BadRequest(
                 f"Prompt version '{unquote(match['version'])}' is not an integer."
             ) from None
+        if not 1 <= version <= MAX_INT:
+            raise BadRequest(f"Prompt version {version} is out of range (1 to {MAX_INT}).")
         body = json_object(await read_json(request), "PATCH .../versions/{version}")
         return Json(await run_in_threadpool(set_labels, db, name, version, body))
     name = unquote(rest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from . import _filters
 from ._errors import BadRequest, Json, NotFound
 from ._http import (
+    MAX_PAGE,
     decode_cursor,
     dumps,
     encode_cursor,
@@ -28,7 +30,7 @@ from ._http import (
     str_param,
     time_param,
 )
-from ._time import iso, now_ns, parse_iso
+from ._time import iso, now_ns, parse_iso, time_problem
 from .db import Database
 
 DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
@@ -135,9 +137,9 @@ def score_row(body: Any, now: int) -> tuple[Any, ...]:
     if body.get("timestamp") is not None:
         try:
             timestamp = parse_iso(str(body["timestamp"]))
-        except ValueError:
+        except ValueError as e:
             raise InvalidScore(
-                f"Score '{name}' has timestamp {body['timestamp']!r}. Not an ISO 8601 datetime."
+                f"Score '{name}' has timestamp {time_problem(body['timestamp'], e)}."
             ) from None
     score_id = _optional_str(body, "id") or uuid.uuid4().hex
     return (
@@ -278,7 +280,45 @@ def _in(clauses: list[str], params: list[Any], sql: str, values: list[Any]) -> N
         params.extend(values)
 
 
-def list_v3(db: Database, project_id: str, request: Request) -> dict[str, Any]:
+@dataclass(frozen=True)
+class V3Query:
+    """A v3 scores list request, parsed and checked (no HTTP beyond this point)."""
+
+    limit: int
+    groups: frozenset[str]
+    equal: dict[str, list[Any]]
+    """column -> the values it may take (an IN filter)."""
+    value_min: float | None
+    value_max: float | None
+    since_ns: int | None
+    until_ns: int | None
+    cursor: tuple[Any, ...] | None
+
+
+def _value_filter(data_types: list[str], values: list[str]) -> tuple[str, list[Any]]:
+    """The `value` filter as a column and the values it may take, by the one data type given."""
+    if len(data_types) != 1 or data_types[0] not in ("NUMERIC", "BOOLEAN", "CATEGORICAL"):
+        raise BadRequest(
+            "The value filter needs exactly one dataType of NUMERIC, BOOLEAN or CATEGORICAL."
+        )
+    if data_types[0] == "CATEGORICAL":
+        return "string_value", list(values)
+    numbers = []
+    for raw in values:
+        if data_types[0] == "BOOLEAN":
+            if raw.lower() not in ("true", "false"):
+                raise BadRequest(f"BOOLEAN value filter '{raw}' must be true or false.")
+            numbers.append(1.0 if raw.lower() == "true" else 0.0)
+        else:
+            try:
+                numbers.append(float(raw))
+            except ValueError:
+                raise BadRequest(f"NUMERIC value filter '{raw}' is not a number.") from None
+    return "value", numbers
+
+
+def v3_query(request: Request) -> V3Query:
+    """Read and check the query parameters of `GET /api/public/v3/scores`."""
     limit = int_param(request, "limit", 50, minimum=1, maximum=100)
     assert limit is not None
     groups = set(list_param(request, "fields"))
@@ -288,88 +328,85 @@ def list_v3(db: Database, project_id: str, request: Request) -> dict[str, Any]:
             f"Query parameter 'fields' has unknown group(s) {', '.join(sorted(unknown))}. "
             f"Use a comma-separated list of: {', '.join(V3_GROUPS)}."
         )
-    clauses: list[str] = []
-    params: list[Any] = []
-    _in(clauses, params, "id", list_param(request, "id"))
-    _in(clauses, params, "name", list_param(request, "name"))
-    _in(clauses, params, "source", [s.upper() for s in list_param(request, "source")])
     data_types = [d.upper() for d in list_param(request, "dataType")]
-    _in(clauses, params, "data_type", data_types)
-    _in(clauses, params, "environment", list_param(request, "environment"))
-    _in(clauses, params, "config_id", list_param(request, "configId"))
-    _in(clauses, params, "queue_id", list_param(request, "queueId"))
-    _in(clauses, params, "author_user_id", list_param(request, "authorUserId"))
-    trace_ids = list_param(request, "traceId")
-    session_ids = list_param(request, "sessionId")
-    observation_ids = list_param(request, "observationId")
-    experiment_ids = list_param(request, "experimentId")
-    if observation_ids and not trace_ids:
+    equal: dict[str, list[Any]] = {
+        "id": list_param(request, "id"),
+        "name": list_param(request, "name"),
+        "source": [s.upper() for s in list_param(request, "source")],
+        "data_type": data_types,
+        "environment": list_param(request, "environment"),
+        "config_id": list_param(request, "configId"),
+        "queue_id": list_param(request, "queueId"),
+        "author_user_id": list_param(request, "authorUserId"),
+        "trace_id": list_param(request, "traceId"),
+        "observation_id": list_param(request, "observationId"),
+        "session_id": list_param(request, "sessionId"),
+        "dataset_run_id": list_param(request, "experimentId"),
+    }
+    if equal["observation_id"] and not equal["trace_id"]:
         raise BadRequest("observationId needs traceId: observation ids are scoped to a trace.")
-    chosen = [n for n, v in (("traceId", trace_ids), ("sessionId", session_ids)) if v]
-    if experiment_ids:
-        chosen.append("experimentId")
+    chosen = [
+        name
+        for name, column in (
+            ("traceId", "trace_id"),
+            ("sessionId", "session_id"),
+            ("experimentId", "dataset_run_id"),
+        )
+        if equal[column]
+    ]
     if len(chosen) > 1:
         raise BadRequest(f"{' and '.join(chosen)} are mutually exclusive: filter by one of them.")
-    _in(clauses, params, "trace_id", trace_ids)
-    _in(clauses, params, "observation_id", observation_ids)
-    _in(clauses, params, "session_id", session_ids)
-    _in(clauses, params, "dataset_run_id", experiment_ids)
     values = list_param(request, "value")
-    value_min = float_param(request, "valueMin")
-    value_max = float_param(request, "valueMax")
     if values:
-        if len(data_types) != 1 or data_types[0] not in ("NUMERIC", "BOOLEAN", "CATEGORICAL"):
-            raise BadRequest(
-                "The value filter needs exactly one dataType of NUMERIC, BOOLEAN or CATEGORICAL."
-            )
-        if data_types[0] == "CATEGORICAL":
-            _in(clauses, params, "string_value", values)
-        else:
-            numbers = []
-            for raw in values:
-                if data_types[0] == "BOOLEAN":
-                    if raw.lower() not in ("true", "false"):
-                        raise BadRequest(f"BOOLEAN value filter '{raw}' must be true or false.")
-                    numbers.append(1.0 if raw.lower() == "true" else 0.0)
-                else:
-                    try:
-                        numbers.append(float(raw))
-                    except ValueError:
-                        raise BadRequest(f"NUMERIC value filter '{raw}' is not a number.") from None
-            _in(clauses, params, "value", numbers)
-    if value_min is not None or value_max is not None:
-        if data_types != ["NUMERIC"]:
-            raise BadRequest("valueMin/valueMax need dataType=NUMERIC (and only it).")
-        if value_min is not None:
-            clauses.append("value >= ?")
-            params.append(value_min)
-        if value_max is not None:
-            clauses.append("value <= ?")
-            params.append(value_max)
-    for name, op in (("fromTimestamp", ">="), ("toTimestamp", "<")):
-        moment = time_param(request, name)
-        if moment is not None:
-            clauses.append(f"timestamp_ns {op} ?")
-            params.append(moment)
-    cursor = decode_cursor(str_param(request, "cursor"), 2)
-    if cursor is not None:
+        column, accepted = _value_filter(data_types, values)
+        equal[column] = accepted
+    value_min, value_max = float_param(request, "valueMin"), float_param(request, "valueMax")
+    if (value_min is not None or value_max is not None) and data_types != ["NUMERIC"]:
+        raise BadRequest("valueMin/valueMax need dataType=NUMERIC (and only it).")
+    return V3Query(
+        limit=limit,
+        groups=frozenset(groups),
+        equal={column: v for column, v in equal.items() if v},
+        value_min=value_min,
+        value_max=value_max,
+        since_ns=time_param(request, "fromTimestamp"),
+        until_ns=time_param(request, "toTimestamp"),
+        cursor=decode_cursor(str_param(request, "cursor"), 2),
+    )
+
+
+def list_v3(db: Database, project_id: str, query: V3Query) -> dict[str, Any]:
+    """One page of scores, newest first, for a checked v3 query."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in query.equal.items():
+        _in(clauses, params, column, values)
+    for condition, value in (
+        ("value >= ?", query.value_min),
+        ("value <= ?", query.value_max),
+        ("timestamp_ns >= ?", query.since_ns),
+        ("timestamp_ns < ?", query.until_ns),
+    ):
+        if value is not None:
+            clauses.append(condition)
+            params.append(value)
+    if query.cursor is not None:
         clauses.append("(timestamp_ns, id) < (?, ?)")
-        params.extend(cursor)
+        params.extend(query.cursor)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = (
         db.connection()
         .execute(
             f"SELECT * FROM scores {where} ORDER BY timestamp_ns DESC, id DESC LIMIT ?",
-            [*params, limit + 1],
+            [*params, query.limit + 1],
         )
         .fetchall()
     )
-    meta: dict[str, Any] = {"limit": limit}
-    if len(rows) > limit:
-        rows = rows[:limit]
+    meta: dict[str, Any] = {"limit": query.limit}
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
         meta["cursor"] = encode_cursor(rows[-1]["timestamp_ns"], rows[-1]["id"])
-    frozen = frozenset(groups)
-    return {"data": [score_v3(row, frozen, project_id) for row in rows], "meta": meta}
+    return {"data": [score_v3(row, query.groups, project_id) for row in rows], "meta": meta}
 
 
 V2_FILTER_COLUMNS = {
@@ -395,7 +432,7 @@ FROM scores s LEFT JOIN traces t ON t.id = s.trace_id
 
 
 def list_v2(db: Database, request: Request) -> dict[str, Any]:
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=100)
     assert page is not None and limit is not None
     groups = set(list_param(request, "fields")) or {"score", "trace"}
@@ -501,7 +538,7 @@ async def create_scores(request: Request) -> Response:
 async def get_scores_v3(request: Request) -> Response:
     """`GET /api/public/v3/scores`."""
     state = request.app.state
-    return Json(await run_in_threadpool(list_v3, state.db, state.project.id, request))
+    return Json(await run_in_threadpool(list_v3, state.db, state.project.id, v3_query(request)))
 
 
 async def get_scores_v2(request: Request) -> Response:

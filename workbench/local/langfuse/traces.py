@@ -14,6 +14,7 @@ from starlette.responses import Response
 from . import _filters
 from ._errors import BadRequest, Json, NotFound
 from ._http import (
+    MAX_PAGE,
     equality_filters,
     int_param,
     json_object,
@@ -183,7 +184,7 @@ def get_trace(db: Database, project_id: str, trace_id: str, request: Request) ->
 
 def list_traces(db: Database, project_id: str, request: Request) -> dict[str, Any]:
     fields = _fields(request)
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
     assert page is not None and limit is not None
     clauses: list[str] = []

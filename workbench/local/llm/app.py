@@ -6,20 +6,37 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._protocol import MODEL_ID, RequestError, completion, error_body, parse_request
+from ._protocol import (
+    MODEL_ID,
+    Answer,
+    Conversation,
+    RequestError,
+    completion,
+    completion_chunks,
+    error_body,
+    parse_chat,
+)
+from ._responses import parse_responses, response, response_events
 from .tasks import answer
 
 _log = logging.getLogger(__name__)
 _CREATED = int(time.time())
 MAX_BODY_BYTES = 8 * 1024 * 1024
-"""Larger request bodies are refused with 413: a claim conversation is kilobytes, not megabytes."""
+"""Larger request bodies are refused with 413 while they arrive (declared or chunked): a claim
+conversation is kilobytes, not megabytes, and nothing past the limit is read or kept."""
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 def _model(model_id: str) -> dict[str, object]:
@@ -38,16 +55,47 @@ async def get_model(request: Request) -> Response:
     return JSONResponse(_model(request.path_params["model"]))  # any name is accepted
 
 
-async def chat_completions(request: Request) -> Response:
+async def read_body(request: Request) -> bytes:
+    """The request body, refused as soon as it passes MAX_BODY_BYTES (the declared length is
+    checked first; a chunked body is counted as it streams in and never held past the limit)."""
     declared = request.headers.get("content-length", "")
-    too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
-    raw = b"" if too_large else await request.body()
-    if too_large or len(raw) > MAX_BODY_BYTES:
-        message = (
-            f"The request body is larger than {MAX_BODY_BYTES:,} bytes. Send the "
-            "claim document itself (a few kilobytes), not its attachments."
-        )
-        return JSONResponse(error_body(message, code="request_too_large"), status_code=413)
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> Response:
+    message = (
+        f"The request body is larger than {MAX_BODY_BYTES:,} bytes. Send the claim document "
+        "itself (a few kilobytes), not its attachments."
+    )
+    # the rest of the body is never read: close the connection instead of draining it
+    return JSONResponse(
+        error_body(message, code="request_too_large"),
+        status_code=413,
+        headers={"connection": "close"},
+    )
+
+
+async def _handle(
+    request: Request,
+    parse: Callable[[Any], tuple[Conversation, Any]],
+    whole: Callable[[Conversation, Answer, Any], dict[str, Any]],
+    stream: Callable[[Conversation, Answer, Any], Iterator[str]],
+) -> Response:
+    try:
+        raw = await read_body(request)
+    except BodyTooLarge:
+        return _too_large()
+    except ClientDisconnect:
+        return Response(status_code=400)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -57,11 +105,11 @@ async def chat_completions(request: Request) -> Response:
         )
         return JSONResponse(error_body(message), status_code=400)
     try:
-        chat = parse_request(body)
+        conversation, echo = parse(body)
         latency = request.app.state.latency_ms
         if latency > 0:
             await asyncio.sleep(latency / 1000)
-        content, tool_calls = answer(chat)
+        result = answer(conversation)
     except RequestError as exc:
         return JSONResponse(error_body(exc.message, exc.param, exc.code), status_code=400)
     except Exception as exc:  # a rule tripped on input it does not expect: say so, as OpenAI would
@@ -72,15 +120,43 @@ async def chat_completions(request: Request) -> Response:
             "workbench/local/llm/README.md)."
         )
         return JSONResponse(error_body(message, kind="server_error"), status_code=500)
-    return JSONResponse(completion(chat, content, tool_calls))
+    if conversation.stream:
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(
+            stream(conversation, result, echo), media_type="text/event-stream", headers=headers
+        )
+    return JSONResponse(whole(conversation, result, echo))
+
+
+def _chat_stream(conversation: Conversation, result: Answer, echo: Any) -> Iterator[str]:
+    for chunk in completion_chunks(conversation, result):
+        yield f"data: {json.dumps(chunk)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _responses_stream(conversation: Conversation, result: Answer, echo: Any) -> Iterator[str]:
+    for event in response_events(conversation, result, echo):
+        yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _handle(
+        request,
+        lambda body: (parse_chat(body), None),
+        lambda conversation, result, _: completion(conversation, result),
+        _chat_stream,
+    )
+
+
+async def responses(request: Request) -> Response:
+    return await _handle(request, parse_responses, response, _responses_stream)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {
-        404: f"No route {request.url.path}. workbench-local serves GET /v1/models and POST "
-        "/v1/chat/completions only (not the Responses API: with the OpenAI Agents SDK, call "
-        "agents.set_default_openai_api('chat_completions')).",
+        404: f"No route {request.url.path}. workbench-local serves GET /v1/models, POST "
+        "/v1/chat/completions and POST /v1/responses.",
         405: f"{request.method} is not allowed on {request.url.path}.",
     }.get(status, str(getattr(exc, "detail", exc)))
     kind = "invalid_request_error" if status < 500 else "server_error"
@@ -88,7 +164,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(latency_ms: float = 0.0) -> Starlette:
-    """The embedded model's ASGI app; `latency_ms` is slept before answering each completion."""
+    """The embedded model's ASGI app; `latency_ms` is slept before answering each request."""
     if latency_ms < 0:
         raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
     app = Starlette(
@@ -97,6 +173,7 @@ def create_app(latency_ms: float = 0.0) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error},
     )
