@@ -29,7 +29,7 @@ def _ended(exp: wb.Experiment) -> set[str]:
 
 
 def _journaled_model_calls(claim_id: str) -> int:
-    journal = wb.claims.get(claim_id).journal
+    journal = wb.claims.get(claim_id).journal_entries
     runs = journal[journal["entry_type"] == "Command: Run"]
     return int((runs["name"] == names.CALL_LLM).sum())
 
