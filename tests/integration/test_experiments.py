@@ -20,7 +20,7 @@ from workbench.stack.ports import free_ports
 pytestmark = pytest.mark.integration
 
 VARIANTS = {"production": "production", "v2": {"claim-analyst": 2}}
-STRICT = "(-0.5) The claim is approved although it has no receipt"
+STRICT = "- [receipt] (weight 2)"
 
 
 def _ended(exp: wb.Experiment) -> set[str]:
@@ -29,7 +29,7 @@ def _ended(exp: wb.Experiment) -> set[str]:
 
 
 def _journaled_model_calls(claim_id: str) -> int:
-    journal = wb.claims.get(claim_id).journal
+    journal = wb.claims.get(claim_id).journal_entries
     runs = journal[journal["entry_type"] == "Command: Run"]
     return int((runs["name"] == names.CALL_LLM).sum())
 
@@ -122,7 +122,7 @@ def test_an_interrupted_experiment_runs_every_item_exactly_once(stack_options) -
         judge = wb.prompts.get("claim-judge", version=1).as_text()
         assert STRICT in judge
         stricter = wb.prompts.ensure(
-            "claim-judge", judge.replace(STRICT, STRICT.replace("-0.5", "-0.9"))
+            "claim-judge", judge.replace(STRICT, STRICT.replace("weight 2", "weight 6"))
         )
         judged_before = evidence["judge_requests"].copy()
         rejudged = exp.rejudge(stricter.version, progress=False, timeout_s=120)
