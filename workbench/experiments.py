@@ -814,7 +814,13 @@ class Experiment:
                         f"Experiment {self.name!r} failed: {now.error}. Its name stays taken; "
                         "fix the cause and run it under a new name."
                     )
-                if now.finished or now.stalled or (until is not None and now.ended >= until):
+                if now.finished:
+                    break
+                if now.stalled:
+                    bar.stop("stalled: nothing runs but what waits (below)")
+                    break
+                if until is not None and now.ended >= until:
+                    bar.stop(f"stopped waiting at {until} ended, as asked; it goes on in Restate")
                     break
                 _check_deadline(deadline, timeout_s, f"Experiment {self.name!r}", now)
                 time.sleep(poll_interval_s)
