@@ -189,7 +189,7 @@ def test_failure_panel_clicked_through_a_claim_with_kills_and_a_restart(
     expect(row).to_contain_text("faults: delay x2")  # the second delay: a try after the kill
     expect(status).to_contain_text(re.compile(r"attempts [2-9]\d* \(Restate retries [1-9]"))
     expect(panel).to_contain_text("Payment attempts")
-    journal = panel.locator("table.wb-table", has=page.locator("th:text-is('attempt')"))
+    journal = panel.locator("table.wb-table", has=page.locator("th:text-is('kind')"))
     expect(journal).to_have_count(1)
     processes = panel.locator("table.wb-table", has=page.locator("th:text-is('restarts')"))
     for name in ("restate", "services"):
