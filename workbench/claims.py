@@ -46,7 +46,7 @@ from .errors import (
 from .frames import as_table, journal_frame, step_journal
 from .progress import Progress
 from .samples import Sample
-from .session import Session, module_namespace, resolve
+from .session import Namespace, Session, module_namespace, resolve
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -352,16 +352,11 @@ def new_claim_id(prefix: str = "claim") -> str:
 
 
 # -- the async implementation --------------------------------------------------------------------
-class AsyncClaims:
+class AsyncClaims(Namespace):
     """The claim helpers as coroutines (`wb.aio.claims`): for code that runs its own event loop.
     The same methods as `wb.claims`, awaited."""
 
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
+    label = "wb.aio.claims"
 
     # -- requests --------------------------------------------------------------------------------
     def request(
@@ -723,13 +718,10 @@ async def _later(delay_s: float, request: Callable[[], Awaitable[httpx.Response]
 
 
 # -- the sync face ---------------------------------------------------------------------------------
-class Claims:
+class Claims(Namespace):
     """Submit claims and read them back (`wb.claims`). Each method takes claims as a `Claim`,
     a `ClaimBatch`, a claim id or a list of them, and works in Jupyter (any number of cells
     queued), in widget callbacks and in scripts. The async twins are `wb.aio.claims`."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
 
     @property
     def _aio(self) -> AsyncClaims:
@@ -877,9 +869,6 @@ class Claims:
         from .widgets.timeline import Timeline
 
         return Timeline(self, claim_ids(claim)[0], live=live, refresh_s=refresh_s)
-
-    def __repr__(self) -> str:
-        return "<wb.claims: submit, submit_many, get, wait, approve, reject, resume, timeline>"
 
 
 __getattr__, __dir__ = module_namespace(__name__, Claims)

@@ -37,7 +37,7 @@ from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .errors import DeploymentInUseError, DeploymentNotFoundError, RestateError
 from .frames import as_table
-from .session import Session, module_namespace, resolve
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .evidence import Attempts
@@ -95,22 +95,9 @@ def _code_version(process: ServicesProcess) -> str:
     return process.env.get("SERVICE_VERSION", "v1")
 
 
-class Deployments:
+class Deployments(Namespace):
     """Service versions side by side (`wb.deployments`): deploy, list, in_flight, pinning,
     retire, and the counter-example replace_code / restore_code / wait_for_failure."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return (
-            "<wb.deployments: deploy, list, in_flight, pinning, retire, replace_code, "
-            "restore_code, wait_for_failure>"
-        )
 
     # -- the stack and Restate -----------------------------------------------------------------
     def _stack(self) -> Stack:

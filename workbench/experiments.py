@@ -81,7 +81,7 @@ from .errors import (
 from .frames import epoch_s
 from .progress import Progress
 from .samples import Sample
-from .session import Session, module_namespace, resolve
+from .session import Namespace, Session, module_namespace, resolve
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -1358,19 +1358,9 @@ def _check_prompt_versions(session: Session, versions: Mapping[str, int], what: 
 
 
 # -- the namespace -------------------------------------------------------------------------------
-class Experiments:
+class Experiments(Namespace):
     """Prompt experiments as durable workflows (`wb.experiments`): `run`, `get`, `list`,
     `new_name`."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.experiments: run, get, list, new_name>"
 
     def run(
         self,

@@ -30,7 +30,7 @@ from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .clients.faults import Plan
 from .frames import as_table
-from .session import Session, module_namespace, resolve
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .evidence import Attempts
@@ -102,26 +102,13 @@ def as_faults(faults: Any) -> list[Fault]:
     return items
 
 
-class Faults:
+class Faults(Namespace):
     """Failure injection (`wb.faults`): plan faults for a claim or arm them for the next claims,
     see what is planned and what fired, and read the evidence that a claim resumed (attempts,
     the per-step report, payment attempts). `Fault`, `kinds()` and `steps()` describe what can
     be planned; `panel()` is the same as a widget."""
 
     Fault = Fault
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return (
-            "<wb.faults: Fault, kinds, steps, plan, plan_together, arm, disarm, clear, planned, "
-            "history, attempts, report, payments, panel, sweep>"
-        )
 
     # -- what can be planned -------------------------------------------------------------------
     @staticmethod

@@ -32,7 +32,7 @@ from .clients.langfuse import describe_error
 from .display import warn
 from .errors import LangfuseError, PromptError, PromptNotFoundError
 from .frames import as_table
-from .session import Session, module_namespace, resolve
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .widgets.label_switcher import LabelSwitcher
@@ -213,19 +213,9 @@ def _created(raw: Any) -> pd.Timestamp | None:
     return pd.Timestamp(value) if value else None
 
 
-class Prompts:
+class Prompts(Namespace):
     """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, ensure, promote,
     diff, labels, switcher."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.prompts: list, get, create, ensure, promote, diff, labels, switcher>"
 
     def _known_names(self) -> str:
         names = sorted(p.name for p in self.session.langfuse.prompt_metas())

@@ -42,7 +42,7 @@ from ._aio import run_sync
 from ._server_thread import ServerThread
 from .errors import NotAServiceError, RestateError, ServeError
 from .served import Invocation, Served
-from .session import Session, module_namespace, resolve
+from .session import Namespace, Session, module_namespace
 from .stack.ports import free_port, port_is_free, port_owner
 
 if TYPE_CHECKING:
@@ -171,19 +171,9 @@ def _uri(deployment: dict[str, Any]) -> str:
 
 
 # -- the namespace ---------------------------------------------------------------------------------
-class Serving:
+class Serving(Namespace):
     """Services defined in the notebook, served from the kernel (`wb.serve`): `serve`,
     `served`, `stop_all`."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.serving: serve, served, stop_all>"
 
     def serve(
         self,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .stack import Stack
     from .traces import Traces
 
-__all__ = ["Aio", "Endpoints", "Session", "current", "home_folder"]
+__all__ = ["Aio", "Endpoints", "Namespace", "Session", "current", "home_folder"]
 
 
 def home_folder(home: str | os.PathLike[str] | None = None) -> Path:
@@ -346,6 +346,31 @@ def _forget(session: Session) -> None:
     with _lock:
         if _current is session:
             _current = None
+
+
+class Namespace:
+    """The base of the helper namespaces (`wb.claims`, `wb.traces`, ...): bound to one session,
+    or (None) to whichever is current at each call. Its repr names its helpers, in the order the
+    class defines them."""
+
+    label = ""
+    """How a notebook reaches it (`wb.claims`); by default `wb.<module>`."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
+
+    @property
+    def session(self) -> Session:
+        return resolve(self._bound)
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        label = cls.label or f"wb.{cls.__module__.rsplit('.', 1)[-1]}"
+        helpers: list[str] = []
+        for klass in reversed(cls.__mro__[: cls.__mro__.index(Namespace)]):
+            helpers += [n for n in vars(klass) if not n.startswith("_") and n not in helpers]
+        helpers = [n for n in helpers if n not in ("label", "session")]
+        return f"<{label}: {', '.join(helpers)}>"
 
 
 def resolve(session: Session | None) -> Session:

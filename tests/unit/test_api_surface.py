@@ -113,3 +113,13 @@ def test_namespaces_are_the_modules_and_complete_their_helpers(namespace: str) -
 def test_every_error_is_a_workbench_error() -> None:
     errors = [getattr(wb, n) for n in wb.__all__ if n.endswith("Error")]
     assert errors and all(issubclass(e, wb.WorkbenchError) for e in errors)
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_a_namespace_repr_names_its_helpers(namespace: str) -> None:
+    helpers = getattr(wb.Session, namespace).func(None)
+    shown = repr(helpers)
+    assert shown.startswith(f"<wb.{namespace}: "), shown
+    listed = shown.split(": ", 1)[1].rstrip(">").split(", ")
+    methods = [n for n in dir(type(helpers)) if not n.startswith("_") and n != "label"]
+    assert sorted(listed) == sorted(m for m in methods if m != "session")
