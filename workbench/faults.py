@@ -8,6 +8,7 @@
     wb.faults.planned()                 # what is planned, what fired
     wb.faults.history(claim)            # what ran, what fired, in which pid
     wb.faults.report(claim)             # per step: executed, journaled, replayed
+    with wb.faults.model_down(): ...    # the embedded model stopped inside the block
     wb.faults.panel()                   # the same, clicked
 
 Plans go to `faults.sqlite3` in the stack's home, where the services read them (a service killed
@@ -31,6 +32,7 @@ from .session import Session, module_namespace, resolve
 
 if TYPE_CHECKING:
     from .evidence import Attempts
+    from .outages import ModelOutage
     from .widgets.panel import FaultPanel
 
 SECONDS_KINDS = frozenset(DEFAULT_SECONDS)
@@ -112,7 +114,7 @@ class Faults:
     def __repr__(self) -> str:
         return (
             "<wb.faults: Fault, kinds, steps, plan, arm, disarm, clear, planned, history, "
-            "attempts, report, payments, panel>"
+            "attempts, report, payments, model_down, panel>"
         )
 
     # -- what can be planned -------------------------------------------------------------------
@@ -309,6 +311,22 @@ class Faults:
             frame.insert(0, "claim_id", claim_id)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+    def model_down(self, *, timeout_s: float = 60.0) -> ModelOutage:
+        """A model outage as a context manager: the embedded model stops on entering the `with`
+        block and is started again (and answering) on leaving it. Claims that need it meanwhile
+        are retried by Restate, then go on where they stopped. `outage.wait_retrying(claim)`
+        waits until Restate retried a claim; `outage.down_s` says how long the model was down.
+
+        Example:
+            >>> with wb.faults.model_down() as outage:
+            ...     c = wb.submit_claim(doc, wait=False)
+            ...     outage.wait_retrying(c, retries=3).status
+            'retrying'
+        """
+        from .outages import ModelOutage
+
+        return ModelOutage(self.session, timeout_s=timeout_s)
 
     def panel(self, **options: Any) -> FaultPanel:
         """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,
