@@ -304,6 +304,15 @@ class ClaimBatch(list):
             claim.refresh()
         return self
 
+    def awaiting_review(self) -> ClaimBatch:
+        """The claims of this batch that wait for a human decision, as last read (`refresh()`
+        first to see decisions made elsewhere since).
+
+        Example:
+            >>> wb.claims.approve(batch.refresh().awaiting_review(), reviewer="ana")
+        """
+        return ClaimBatch(claim for claim in self if claim.awaiting_review)
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 

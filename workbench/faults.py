@@ -8,6 +8,7 @@
     wb.faults.planned()                 # what is planned, what fired
     wb.faults.history(claim)            # what ran, what fired, in which pid
     wb.faults.report(claim)             # per step: executed, journaled, replayed
+    with wb.faults.model_down(): ...    # the embedded model stopped inside the block
     wb.faults.panel()                   # the same, clicked
     wb.faults.sweep(doc)                # crash the claim at every journal boundary, check it all
 
@@ -34,6 +35,7 @@ from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .evidence import Attempts
+    from .outages import ModelOutage
     from .samples import Sample
     from .sweep import SweepReport
     from .widgets.panel import FaultPanel
@@ -381,6 +383,22 @@ class Faults(Namespace):
             timeout_s=timeout_s,
             progress=progress,
         )
+
+    def model_down(self, *, timeout_s: float = 60.0) -> ModelOutage:
+        """A model outage as a context manager: the embedded model stops on entering the `with`
+        block and is started again (and answering) on leaving it. Claims that need it meanwhile
+        are retried by Restate, then go on where they stopped. `outage.wait_retrying(claim)`
+        waits until Restate retried a claim; `outage.down_s` says how long the model was down.
+
+        Example:
+            >>> with wb.faults.model_down() as outage:
+            ...     c = wb.submit_claim(doc, wait=False)
+            ...     outage.wait_retrying(c, retries=3).status
+            'retrying'
+        """
+        from .outages import ModelOutage
+
+        return ModelOutage(self.session, timeout_s=timeout_s)
 
     def panel(self, **options: Any) -> FaultPanel:
         """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,
