@@ -199,6 +199,7 @@ def start(
     *,
     persistent: bool = True,
     timeout_s: float = 60.0,
+    nodes: int | None = None,
     tracing: bool = True,
     model_url: str | None = None,
     langfuse_url: str | None = None,
@@ -223,20 +224,29 @@ def start(
         persistent: False stops the stack when this interpreter exits (tests); by default it
             outlives the kernel, and `python -m workbench down` stops it.
         timeout_s: how long to wait for every process to answer.
+        nodes: Restate nodes to run: 1 (one restate-server, the default, also
+            WORKBENCH_RESTATE_NODES) or 3 and more: a local cluster under the same supervisord,
+            processes `restate-1`, `restate-2`, ... (replicated metadata and logs, 2 copies), the
+            services registered once; the clients fail over between the nodes, `status()` shows
+            each node's health and the partitions it leads, `session.stack.kill("restate-2")`
+            kills one node. A cluster keeps its data in `<home>/cluster/`, apart from the single
+            server's. Attaching to a running stack keeps its number of nodes (a warning says so).
         tracing: False runs without Langfuse (no embedded server, no span export).
         model_url: an OpenAI-compatible endpoint to use instead of the embedded model
             (OPENAI_BASE_URL; its key comes from OPENAI_API_KEY).
         langfuse_url: a real Langfuse (Cloud or self-hosted) instead of the embedded one
             (LANGFUSE_BASE_URL; keys from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY).
         restate_ingress_url, restate_admin_url: an existing Restate server instead of the
-            embedded one (RESTATE_INGRESS_URL, RESTATE_ADMIN_URL; both or neither).
+            embedded one (RESTATE_INGRESS_URL, RESTATE_ADMIN_URL; both or neither); a cluster's
+            nodes as several URLs, comma-separated (the clients fail over between them). For
+            Restate Cloud also `restate_token=` (RESTATE_AUTH_TOKEN).
         llm_latency_ms: simulated latency of the embedded model per completion.
         langfuse_port, llm_port, ingress_port, admin_port, node_port, services_port,
             supervisor_port: fixed ports (also WORKBENCH_<NAME>_PORT); a port given here must be
             free. Unset, the defaults are used, or free ones when they are taken.
-        **advanced: restate_bin, restate_args, llm_command, services_command, langfuse_command,
-            env (extra environment per process), service_version, register, poll_interval_s,
-            registration_timeout_s, project: see `workbench.stack.start`.
+        **advanced: restate_token, restate_bin, restate_args, llm_command, services_command,
+            langfuse_command, env (extra environment per process), service_version, register,
+            poll_interval_s, registration_timeout_s, project: see `workbench.stack.start`.
 
     Returns:
         The Session: `session.status()`, `session.stack` (kill, restart, logs), its clients
@@ -250,6 +260,7 @@ def start(
     from .session import Session
 
     options: dict[str, Any] = {
+        "nodes": nodes,
         "persistent": persistent,
         "tracing": tracing,
         "openai_base_url": model_url,

@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "default",
     )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    up.add_argument(
+        "--nodes",
+        type=str,
+        default=None,
+        help="Restate nodes: 1 (one server, the default) or 3+ (a local cluster: restate-1, "
+        "restate-2, ...; also WORKBENCH_RESTATE_NODES)",
+    )
     down = commands.add_parser("down", help="stop the stack; nothing of it keeps running")
     down.add_argument("--grace", type=float, default=5.0, help="seconds before SIGKILL")
     commands.add_parser("status", help="show the status table")
@@ -100,7 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         home = wb.resolve_home(args.home)
         if args.command == "up":
-            running = wb.start(home, timeout_s=args.timeout)
+            options = {"nodes": args.nodes} if args.nodes is not None else {}
+            running = wb.start(home, timeout_s=args.timeout, **options)
+            if args.nodes is not None and len(running.restate_nodes) not in (0, int(args.nodes)):
+                print(
+                    f"warning: the stack running in {home} has {len(running.restate_nodes)} "
+                    f"Restate node(s); it was attached to as it is. Stop it first "
+                    "(`python -m workbench down`) to change the number of nodes.",
+                    file=sys.stderr,
+                )
             print(format_table(running.status_rows()))
             print(f"\nRestate UI: {running.ui_url}")
             print(f"Ingress:    {running.ingress_url}")
@@ -135,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The status rows as a plain-text table (what `DataFrame.to_string(index=False)` prints,
     without pandas): right-aligned numbers, left-aligned text, `-` for nothing."""
-    from workbench.stack.stack import STATUS_COLUMNS
+    from workbench.stack.stack import CLUSTER_COLUMNS, STATUS_COLUMNS
+
+    columns = STATUS_COLUMNS + [c for c in CLUSTER_COLUMNS if any(c in row for row in rows)]
 
     def cell(value: Any) -> str:
         if value is None:
@@ -144,14 +161,13 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             return f"{value:.1f}"
         return str(value)
 
-    cells = [[cell(row.get(column)) for column in STATUS_COLUMNS] for row in rows]
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
     numeric = [
         all(isinstance(row.get(column), (int, float)) or row.get(column) is None for row in rows)
-        for column in STATUS_COLUMNS
+        for column in columns
     ]
     widths = [
-        max(len(column), *(len(line[i]) for line in cells))
-        for i, column in enumerate(STATUS_COLUMNS)
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
     ]
 
     def line(values: Sequence[str]) -> str:
@@ -160,7 +176,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             for value, width, right in zip(values, widths, numeric, strict=True)
         ).rstrip()
 
-    return "\n".join([line(STATUS_COLUMNS), *(line(values) for values in cells)])
+    return "\n".join([line(columns), *(line(values) for values in cells)])
 
 
 def _print_moved_ports(moves: Sequence[Any]) -> None:

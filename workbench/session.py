@@ -61,6 +61,12 @@ class Endpoints:
     llm_url: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)
     """The key sent to the model endpoint (the services' OPENAI_API_KEY)."""
+    ingress_urls: tuple[str, ...] = ()
+    """Every Restate node's ingress (a cluster's); empty: `ingress_url` alone."""
+    admin_urls: tuple[str, ...] = ()
+    """Every Restate node's admin API (a cluster's); empty: `admin_url` alone."""
+    restate_token: str | None = field(default=None, repr=False)
+    """Sent to Restate as `Authorization: Bearer` (Restate Cloud's API key)."""
 
     @property
     def has_langfuse(self) -> bool:
@@ -77,25 +83,35 @@ class Endpoints:
             keys[1],
             stack.llm_url,
             _model_key(stack),
+            tuple(stack.ingress_urls),
+            tuple(stack.admin_urls),
+            stack.restate_token,
         )
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Endpoints | None:
-        """An existing Restate server named by RESTATE_INGRESS_URL + RESTATE_ADMIN_URL (and a
-        Langfuse by LANGFUSE_BASE_URL + keys), or None."""
+        """An existing Restate server or cluster named by RESTATE_INGRESS_URL + RESTATE_ADMIN_URL
+        (each one URL, or a cluster's several, comma-separated; RESTATE_AUTH_TOKEN for Restate
+        Cloud), and a Langfuse by LANGFUSE_BASE_URL + keys; None without Restate URLs."""
+        from .clients.restate import url_list
+
         env = os.environ if environ is None else environ
         ingress, admin = env.get("RESTATE_INGRESS_URL"), env.get("RESTATE_ADMIN_URL")
         if not (ingress and admin):
             return None
+        ingress_urls, admin_urls = url_list(ingress), url_list(admin)
         langfuse = env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST")
         return cls(
-            ingress.rstrip("/"),
-            admin.rstrip("/"),
+            ingress_urls[0],
+            admin_urls[0],
             langfuse.rstrip("/") if langfuse else None,
             env.get("LANGFUSE_PUBLIC_KEY"),
             env.get("LANGFUSE_SECRET_KEY"),
             env.get("OPENAI_BASE_URL"),
             env.get("OPENAI_API_KEY"),
+            tuple(ingress_urls),
+            tuple(admin_urls),
+            env.get("RESTATE_AUTH_TOKEN") or None,
         )
 
 
@@ -133,7 +149,11 @@ class Session:
         self.endpoints = endpoints
         self.home = Path(home)
         self.stack = stack
-        self.restate = RestateClient(endpoints.ingress_url, endpoints.admin_url)
+        self.restate = RestateClient(
+            endpoints.ingress_urls or endpoints.ingress_url,
+            endpoints.admin_urls or endpoints.admin_url,
+            token=endpoints.restate_token,
+        )
         self.fault_store = FaultStoreClient(self.home)
         self.ledger_store = LedgerClient(self.home)
 
@@ -235,7 +255,12 @@ class Session:
         return self.stack
 
     def status(self) -> pd.DataFrame:
-        """One row per process: name, state, pid, port, url, uptime, restarts, log."""
+        """One row per process: name, state, pid, port, url, uptime, restarts, log; on a
+        cluster also each node's node_id, health, the partitions it leads and the replication.
+
+        Example:
+            >>> session.status()[["name", "state", "health", "leads"]]
+        """
         import pandas as pd
 
         from .frames import as_table
@@ -245,7 +270,10 @@ class Session:
         return as_table(
             pd.DataFrame(
                 [
-                    {"name": "restate", "state": "EXTERNAL", "url": self.endpoints.ingress_url},
+                    {"name": "restate", "state": "EXTERNAL", "url": url}
+                    for url in self.endpoints.ingress_urls or [self.endpoints.ingress_url]
+                ]
+                + [
                     {"name": "langfuse", "state": "EXTERNAL", "url": self.endpoints.langfuse_url},
                 ]
             )

@@ -1,7 +1,8 @@
 """One client per protocol; each is the only code of the notebook layer that speaks it.
 
 - `RestateClient`: Restate's ingress (invoke, attach) and admin API (SQL, deployments,
-  invocations);
+  invocations), on one server or failing over between a cluster's nodes;
+- `RestateCluster`: a cluster's nodes, partitions (and their leaders) and logs (restatectl);
 - `LangfuseClient`: Langfuse's public API (observations, traces, scores, prompts, datasets);
 - `FaultStoreClient`: the fault plans and the services' evidence (`faults.sqlite3`);
 - `LedgerClient`: the payments ledger (`ledger.sqlite3`).
@@ -15,18 +16,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .cluster import RestateCluster
     from .faults import FaultStoreClient
     from .langfuse import LangfuseClient
     from .ledger import LedgerClient
     from .restate import RestateClient
 
-__all__ = ["FaultStoreClient", "LangfuseClient", "LedgerClient", "RestateClient"]
+__all__ = ["FaultStoreClient", "LangfuseClient", "LedgerClient", "RestateClient", "RestateCluster"]
 
 _MODULES = {
     "FaultStoreClient": ".faults",
     "LangfuseClient": ".langfuse",
     "LedgerClient": ".ledger",
     "RestateClient": ".restate",
+    "RestateCluster": ".cluster",
 }
 """Imported on first use: the stack's own code imports `clients.restate` alone, and the command
 line (`python -m workbench status`) must not load pandas with the ledger's client."""

@@ -21,7 +21,7 @@ import asyncio
 import re
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -34,6 +34,7 @@ __all__ = [
     "RestateAdmin",
     "RestateClient",
     "deployment_uri",
+    "url_list",
     "invocations_sql",
     "journal_sql",
     "sql_literal",
@@ -64,6 +65,28 @@ JOURNAL_COLUMNS = ("index", "entry_type", "name", "entry_json", "entry_lite_json
 _SAFE = re.compile(r"^[A-Za-z0-9._:/-]+$")
 UNAVAILABLE = frozenset({502, 503, 504})
 """Ingress answers meaning "Restate is not there right now" (restarting, behind a proxy)."""
+SCHEMA_WAIT_S = 5.0
+"""How long a cluster's ingress answering "service not found" (404) is asked again: right after
+a registration, the new schema reaches the other nodes within about a second."""
+_CONNECT_FAILED = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Transport errors raised before the request left: another node can always be asked."""
+
+
+def url_list(urls: str | Sequence[str]) -> list[str]:
+    """One URL, a comma-separated list, or a sequence of them: the URLs, without trailing
+    slashes and duplicates (ValueError when there is none)."""
+    parts = urls.split(",") if isinstance(urls, str) else [str(u) for u in urls]
+    found = [*dict.fromkeys(u.strip().rstrip("/") for u in parts if u and u.strip())]
+    if not found:
+        raise ValueError(
+            f"No Restate URL in {urls!r}: give one URL or several (a list, or comma-separated)."
+        )
+    return found
+
+
+def _service_not_found(response: httpx.Response) -> bool:
+    """The ingress's 404 for a service it does not know (yet): `service 'X' not found`."""
+    return response.status_code == 404 and "not found, make sure to register" in response.text
 
 
 def sql_literal(value: str) -> str:
@@ -134,49 +157,118 @@ def deployment_uri(deployment: Mapping[str, Any]) -> str | None:
 
 
 class RestateClient:
-    """Restate's ingress and admin API for one server (or cluster entry point)."""
+    """Restate's ingress and admin API for one server, or a cluster's nodes (or Restate Cloud).
 
-    def __init__(self, ingress_url: str, admin_url: str, *, timeout_s: float = 30.0) -> None:
-        self.ingress_url = ingress_url.rstrip("/")
-        self.admin_url = admin_url.rstrip("/")
+    `ingress_url` and `admin_url` are one URL each, or several (a list, or comma-separated): the
+    nodes of a cluster. Every request goes to the node that answered last and fails over to the
+    next when a node does not answer: a connection refused is always asked elsewhere; a request
+    cut off after it was sent only when repeating it is harmless (a read, a workflow's `run`
+    (keyed), a `send` with an idempotency key). On a cluster, an ingress answering "service not
+    found" right after a registration is asked again for up to SCHEMA_WAIT_S. `token` is sent as
+    `Authorization: Bearer` (Restate Cloud's API key)."""
+
+    def __init__(
+        self,
+        ingress_url: str | Sequence[str],
+        admin_url: str | Sequence[str],
+        *,
+        timeout_s: float = 30.0,
+        token: str | None = None,
+        schema_wait_s: float = SCHEMA_WAIT_S,
+    ) -> None:
+        self.ingress_urls = url_list(ingress_url)
+        self.admin_urls = url_list(admin_url)
         self.timeout_s = timeout_s
+        self.schema_wait_s = schema_wait_s
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._preferred = {"ingress": self.ingress_urls[0], "admin": self.admin_urls[0]}
         self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, httpx.AsyncClient]
+            asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]
         ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
-        return f"RestateClient(ingress={self.ingress_url}, admin={self.admin_url})"
+        ingress, admin = ",".join(self.ingress_urls), ",".join(self.admin_urls)
+        return f"RestateClient(ingress={ingress}, admin={admin})"
+
+    @property
+    def ingress_url(self) -> str:
+        """The ingress that answered last (the first one before any request)."""
+        return self._preferred["ingress"]
+
+    @property
+    def admin_url(self) -> str:
+        """The admin API that answered last (the first one before any request)."""
+        return self._preferred["admin"]
+
+    @property
+    def is_cluster(self) -> bool:
+        """More than one node to talk to."""
+        return len(self.ingress_urls) > 1 or len(self.admin_urls) > 1
 
     # -- connections ---------------------------------------------------------------------------
-    def _pair(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    def _client(self, kind: str, url: str) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        pair = self._clients.get(loop)
-        if pair is None or pair[0].is_closed:
+        clients = self._clients.setdefault(loop, {})
+        key = f"{kind} {url}"
+        client = clients.get(key)
+        if client is None or client.is_closed:
             # trust_env=False: a proxy configured for the internet must not see loopback calls;
             # read=None on the ingress: a workflow's answer comes when it has ended
-            ingress = httpx.AsyncClient(
-                base_url=self.ingress_url,
-                timeout=httpx.Timeout(self.timeout_s, read=None),
-                trust_env=False,
+            timeout = (
+                httpx.Timeout(self.timeout_s, read=None) if kind == "ingress" else self.timeout_s
             )
-            admin = httpx.AsyncClient(
-                base_url=self.admin_url, timeout=self.timeout_s, trust_env=False
+            client = clients[key] = httpx.AsyncClient(
+                base_url=url, timeout=timeout, trust_env=False, headers=self._headers
             )
-            pair = self._clients[loop] = (ingress, admin)
-        return pair
+        return client
 
-    @property
-    def _ingress(self) -> httpx.AsyncClient:
-        return self._pair()[0]
+    def _order(self, kind: str) -> list[str]:
+        """The URLs of `kind`, the one that answered last first."""
+        urls = self.ingress_urls if kind == "ingress" else self.admin_urls
+        first = self._preferred[kind]
+        return [first, *(u for u in urls if u != first)]
 
-    @property
-    def _admin(self) -> httpx.AsyncClient:
-        return self._pair()[1]
+    async def _request(
+        self, kind: str, method: str, path: str, *, safe: bool, **kwargs: Any
+    ) -> httpx.Response:
+        """One request to the first node of `kind` that answers (see the class). Raises the
+        last transport error when none does; returns the last answer when every node answered
+        "unavailable"."""
+        deadline = time.monotonic() + self.schema_wait_s
+        while True:
+            response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
+            for url in self._order(kind):
+                try:
+                    response = await self._client(kind, url).request(method, path, **kwargs)
+                except _CONNECT_FAILED as e:
+                    failure = e
+                    continue
+                except httpx.TransportError as e:
+                    if not safe:
+                        raise
+                    failure = e
+                    continue
+                if response.status_code in UNAVAILABLE:
+                    continue
+                if kind == "ingress" and self.is_cluster and _service_not_found(response):
+                    continue
+                self._preferred[kind] = url
+                return response
+            if response is not None and _service_not_found(response):
+                if time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    continue
+                return response
+            if response is not None:
+                return response
+            assert failure is not None
+            raise failure
 
     async def aclose(self) -> None:
         """Close the connections made on the running loop."""
-        pair = self._clients.pop(asyncio.get_running_loop(), None)
-        for client in pair or ():
+        clients = self._clients.pop(asyncio.get_running_loop(), None)
+        for client in (clients or {}).values():
             await client.aclose()
 
     # -- ingress -------------------------------------------------------------------------------
@@ -189,9 +281,22 @@ class RestateClient:
     ) -> httpx.Response:
         """POST to the ingress (`/Service/key/handler`, `/.../send`): the raw response. A body
         is sent as JSON; none, for a handler without input."""
+        return await self._post(path, body, headers=headers, safe=False)
+
+    async def _post(
+        self,
+        path: str,
+        body: str | bytes | None,
+        *,
+        headers: dict[str, str] | None = None,
+        safe: bool,
+    ) -> httpx.Response:
         if body is not None:
             headers = {"content-type": "application/json", **(headers or {})}
-        return await self._ingress.post(path, content=body, headers=headers)
+        safe = safe or any(k.lower() == "idempotency-key" for k in headers or {})
+        return await self._request(
+            "ingress", "POST", path, safe=safe, content=body, headers=headers
+        )
 
     async def call(self, service: str, key: str | None, handler: str, body: Any = None) -> Any:
         """Call a handler and wait for its JSON answer; raises RestateError with Restate's
@@ -220,7 +325,8 @@ class RestateClient:
     async def run_workflow(self, workflow: str, key: str, body: str | bytes) -> httpx.Response:
         """Start a workflow's `run` and answer with its output in one request. A key that ran
         before is not run again (Restate answers 409): its first run is attached to instead."""
-        response = await self.post(f"/{workflow}/{key}/run", body)
+        # keyed: sent again after a node died mid-request, it attaches to the first run
+        response = await self._post(f"/{workflow}/{key}/run", body, safe=True)
         if response.status_code == 409:
             return await self.attach_workflow(workflow, key)
         return response
@@ -228,24 +334,35 @@ class RestateClient:
     async def attach(self, invocation_id: str) -> httpx.Response:
         """Wait for any invocation's result by its id (the raw response: 200 with the output,
         or Restate's error)."""
-        return await self._ingress.get(
-            f"/restate/invocation/{sql_literal(invocation_id)[1:-1]}/attach"
+        return await self._request(
+            "ingress",
+            "GET",
+            f"/restate/invocation/{sql_literal(invocation_id)[1:-1]}/attach",
+            safe=True,
         )
 
     async def attach_workflow(self, workflow: str, key: str) -> httpx.Response:
         """Wait for a workflow's output (the raw response: 200 with the output, or an error)."""
-        return await self._ingress.get(f"/restate/workflow/{workflow}/{key}/attach")
+        return await self._request(
+            "ingress", "GET", f"/restate/workflow/{workflow}/{key}/attach", safe=True
+        )
 
     # -- admin: SQL ----------------------------------------------------------------------------
     async def sql(self, query: str) -> list[dict[str, Any]]:
         """Rows of a query over Restate's system tables (`sys_invocation`, `sys_journal`, ...)."""
         try:
-            response = await self._admin.post(
-                "/query", json={"query": query}, headers={"accept": "application/json"}
+            response = await self._request(
+                "admin",
+                "POST",
+                "/query",
+                safe=True,
+                json={"query": query},
+                headers={"accept": "application/json"},
             )
         except httpx.TransportError as e:
             raise RestateError(
-                f"Restate's admin API at {self.admin_url} does not answer ({type(e).__name__}). "
+                f"Restate's admin API at {', '.join(self.admin_urls)} does not answer "
+                f"({type(e).__name__}). "
                 "Is the stack running (`python -m workbench status`)?"
             ) from None
         if not response.is_success:
@@ -360,10 +477,11 @@ class RestateClient:
     # -- admin: deployments and services -------------------------------------------------------
     async def _admin_call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         try:
-            response = await self._admin.request(method, path, **kwargs)
+            # every admin call is safe to repeat: reads, and writes that set a state
+            response = await self._request("admin", method, path, safe=True, **kwargs)
         except httpx.TransportError as e:
             raise RestateError(
-                f"{what}: Restate's admin API at {self.admin_url} does not answer "
+                f"{what}: Restate's admin API at {', '.join(self.admin_urls)} does not answer "
                 f"({type(e).__name__}). Is the stack running (`python -m workbench status`)?"
             ) from None
         if not response.is_success:
@@ -444,20 +562,47 @@ TRANSIENT_CODES = frozenset({"META0003"})
 
 class RestateAdmin:
     """Restate's admin API, synchronous: what the stack calls while it starts, restarts and stops
-    processes. `http` is the caller's httpx client (loopback, no proxy)."""
+    processes. `admin_url` is one URL or several (a cluster's nodes: a node that does not
+    answer is skipped for the next; every admin call is safe to repeat). `http` is the caller's
+    httpx client (loopback, no proxy)."""
 
-    def __init__(self, admin_url: str, http: httpx.Client) -> None:
-        self.url = admin_url.rstrip("/")
+    def __init__(
+        self, admin_url: str | Sequence[str], http: httpx.Client, *, token: str | None = None
+    ) -> None:
+        self.urls = url_list(admin_url)
+        self.url = self.urls[0]
         self.http = http
+        self._headers = {"authorization": f"Bearer {token}"} if token else None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """`method path` at the first admin API that answers (the last one that did first)."""
+        failure: httpx.HTTPError | None = None
+        response: httpx.Response | None = None
+        if self._headers:
+            kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
+        for url in [self.url, *(u for u in self.urls if u != self.url)]:
+            try:
+                response = self.http.request(method, f"{url}{path}", **kwargs)
+            except httpx.TransportError as e:
+                failure = e
+                continue
+            if response.status_code in UNAVAILABLE:
+                continue
+            self.url = url
+            return response
+        if response is not None:
+            return response
+        assert failure is not None
+        raise failure
 
     def deployments(self) -> list[dict[str, Any]]:
-        response = self.http.get(f"{self.url}/deployments")
+        response = self._send("GET", "/deployments")
         _check(response, "list the deployments")
         return list(response.json().get("deployments", []))
 
     def deployment(self, deployment_id: str) -> dict[str, Any] | None:
         """The deployment `deployment_id`, or None when Restate does not know it."""
-        response = self.http.get(f"{self.url}/deployments/{deployment_id}")
+        response = self._send("GET", f"/deployments/{deployment_id}")
         if response.status_code == 404:
             return None
         _check(response, f"read deployment {deployment_id}")
@@ -470,8 +615,8 @@ class RestateAdmin:
         force=True replaces the deployment registered at the same URI (same id, new code); a
         URI not registered yet is a new deployment either way. RegistrationError otherwise."""
         return _until_registered(
-            lambda: self.http.post(
-                f"{self.url}/deployments", json={"uri": uri, "force": force}, timeout=30.0
+            lambda: self._send(
+                "POST", "/deployments", json={"uri": uri, "force": force}, timeout=30.0
             ),
             f"Registering the services deployment {uri} with the Restate admin API "
             f"({self.url}/deployments)",
@@ -491,8 +636,9 @@ class RestateAdmin:
         the schemas re-discovered there). Invocations pinned to it keep their deployment and go
         on at the new address: use it when services come back on another port."""
         return _until_registered(
-            lambda: self.http.patch(
-                f"{self.url}/deployments/{deployment_id}",
+            lambda: self._send(
+                "PATCH",
+                f"/deployments/{deployment_id}",
                 json={"uri": uri, "overwrite": True},
                 timeout=30.0,
             ),
@@ -504,8 +650,8 @@ class RestateAdmin:
 
     def remove(self, deployment_id: str) -> bool:
         """Delete a deployment (Restate only deletes by force). False when it did not exist."""
-        response = self.http.delete(
-            f"{self.url}/deployments/{deployment_id}", params={"force": "true"}, timeout=10.0
+        response = self._send(
+            "DELETE", f"/deployments/{deployment_id}", params={"force": "true"}, timeout=10.0
         )
         if response.status_code == 404:
             return False
@@ -513,8 +659,8 @@ class RestateAdmin:
         return True
 
     def sql(self, query: str) -> list[dict[str, Any]]:
-        response = self.http.post(
-            f"{self.url}/query", json={"query": query}, headers={"accept": "application/json"}
+        response = self._send(
+            "POST", "/query", json={"query": query}, headers={"accept": "application/json"}
         )
         _check(response, "query the invocations")
         return list(response.json().get("rows", []))
@@ -529,8 +675,8 @@ class RestateAdmin:
         `latest` or `keep`). False when there was nothing to resume (not paused or suspended,
         or gone)."""
         params = {"deployment": deployment} if deployment else None
-        response = self.http.patch(
-            f"{self.url}/invocations/{invocation_id}/resume", params=params, timeout=10.0
+        response = self._send(
+            "PATCH", f"/invocations/{invocation_id}/resume", params=params, timeout=10.0
         )
         if response.status_code in (404, 409):
             return False
@@ -545,7 +691,7 @@ class RestateAdmin:
         """Delete a completed invocation and, for a workflow's `run`, its state: the workflow
         id can be used again (e.g. after `run` refused a bad body with 400). False when it was
         not there."""
-        response = self.http.patch(f"{self.url}/invocations/{invocation_id}/purge", timeout=10.0)
+        response = self._send("PATCH", f"/invocations/{invocation_id}/purge", timeout=10.0)
         if response.status_code == 404:
             return False
         _check(response, f"purge invocation {invocation_id}")

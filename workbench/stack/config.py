@@ -69,8 +69,35 @@ LOCAL_LANGFUSE_PUBLIC_KEY = "pk-lf-local"
 LOCAL_LANGFUSE_SECRET_KEY = "sk-lf-local"
 
 
+NODE_PORTS = ("ingress", "admin", "node")
+"""The ports each Restate node of a cluster has: node k > 1 names them `ingress_k`, ... with the
+defaults of node 1 plus k - 1 (8081, 9071, 5123 for node 2)."""
+MAX_NODES = 9
+
+
 def port_env_var(name: str) -> str:
     return f"WORKBENCH_{name.upper()}_PORT"
+
+
+def node_port_name(kind: str, node: int) -> str:
+    """The port name of a cluster node's `kind` port: `ingress` for node 1, `ingress_2`, ..."""
+    return kind if node == 1 else f"{kind}_{node}"
+
+
+def check_nodes(value: object, source: str = "nodes") -> int:
+    """The number of Restate nodes asked for: 1 (a single server) or 3..MAX_NODES (a cluster
+    that survives a node down); ValueError saying what is valid otherwise."""
+    try:
+        nodes = int(str(value))
+    except ValueError:
+        nodes = 0
+    if str(value).strip() != str(nodes) or not (nodes == 1 or 3 <= nodes <= MAX_NODES):
+        raise ValueError(
+            f"{source}={value!r} is not a valid number of Restate nodes: use 1 (one server, the "
+            f"default) or 3 to {MAX_NODES} (a cluster; 2 nodes cannot lose one, since its "
+            "metadata needs a majority)."
+        )
+    return nodes
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -87,6 +114,26 @@ def default_home(project: Path, environ: Mapping[str, str]) -> Path:
     if configured:
         return Path(configured).expanduser().resolve()
     return project / ".workbench"
+
+
+def find_restatectl(project: Path, environ: Mapping[str, str]) -> Path | None:
+    """restatectl (the cluster's admin tool, npm `@restatedev/restatectl`): RESTATECTL_BIN, the
+    npm package in the project, then PATH; None when there is none."""
+    configured = environ.get("RESTATECTL_BIN")
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise BinaryNotFoundError(
+            f"RESTATECTL_BIN={configured} is not an executable file. Point it at restatectl, "
+            "or unset it to use the one from npm (`npm ci` in the project)."
+        )
+    package = restate_platform_package().replace("restate-server", "restatectl")
+    in_project = project / "node_modules" / "@restatedev" / package / "bin" / "restatectl"
+    if in_project.is_file() and os.access(in_project, os.X_OK):
+        return in_project
+    on_path = shutil.which("restatectl", path=environ.get("PATH", os.defpath))
+    return Path(on_path) if on_path else None
 
 
 def restate_platform_package() -> str:
@@ -153,8 +200,10 @@ class StackConfig:
     ports: dict[str, PortRequest]
     persistent: bool = True
     openai_base_url: str | None = None  # set: a real model endpoint, no embedded llm
-    restate_admin_url: str | None = None  # both set: an existing Restate server
-    restate_ingress_url: str | None = None
+    restate_admin_url: str | None = None  # both set: an existing Restate server (or cluster:
+    restate_ingress_url: str | None = None  # several URLs, comma-separated)
+    restate_token: str | None = None  # Restate Cloud's API key (RESTATE_AUTH_TOKEN)
+    nodes: int = 1  # Restate nodes the stack runs: 1, or 3+ (a cluster)
     tracing: bool = True  # False: no Langfuse at all (no embedded server, no span export)
     langfuse_base_url: str | None = None  # set: a real Langfuse, no embedded one
     # a real Langfuse's keys (LANGFUSE_PUBLIC_KEY/SECRET_KEY); for the embedded one they are
@@ -210,8 +259,17 @@ class StackConfig:
             env = {**dotenv_values(project), **env}
         home_path = Path(home).expanduser().resolve() if home else default_home(project, env)
 
+        asked = overrides.pop("nodes", None)
+        if asked is not None:
+            nodes = check_nodes(asked, "nodes")
+        else:
+            nodes = check_nodes(env.get("WORKBENCH_RESTATE_NODES") or 1, "WORKBENCH_RESTATE_NODES")
+        defaults = dict(DEFAULT_PORTS)
+        for node in range(2, nodes + 1):
+            for kind in NODE_PORTS:
+                defaults[node_port_name(kind, node)] = DEFAULT_PORTS[kind] + node - 1
         ports: dict[str, PortRequest] = {}
-        for name, default in DEFAULT_PORTS.items():
+        for name, default in defaults.items():
             key = f"{name}_port"
             if overrides.get(key) is not None:
                 source = f"start({key}=...)"
@@ -237,6 +295,8 @@ class StackConfig:
             restate_ingress_url=text("restate_ingress_url", "RESTATE_INGRESS_URL"),
             langfuse_base_url=text("langfuse_base_url", "LANGFUSE_BASE_URL")
             or text("langfuse_host", "LANGFUSE_HOST"),
+            restate_token=text("restate_token", "RESTATE_AUTH_TOKEN"),
+            nodes=nodes,
             environ=env,
         )
         if config.langfuse_base_url:  # a real Langfuse: its keys are required
@@ -273,15 +333,35 @@ class StackConfig:
                 setattr(config, key, overrides.pop(key))
         return config
 
+    @property
+    def restate_admin_urls(self) -> list[str]:
+        """The configured Restate admin URLs (several for a cluster), empty when embedded."""
+        return _split(self.restate_admin_url)
+
+    @property
+    def restate_ingress_urls(self) -> list[str]:
+        """The configured Restate ingress URLs (several for a cluster), empty when embedded."""
+        return _split(self.restate_ingress_url)
+
+    def restatectl(self) -> Path | None:
+        """restatectl, for the cluster's nodes and partitions (None: not installed)."""
+        return find_restatectl(self.project, self.environ)
+
     def restate_server(self) -> Path:
         if self.restate_bin is not None:
             return find_restate_server(self.project, {"RESTATE_SERVER_BIN": str(self.restate_bin)})
         return find_restate_server(self.project, self.environ)
 
 
+def _split(urls: str | None) -> list[str]:
+    return [u.strip().rstrip("/") for u in (urls or "").split(",") if u.strip()]
+
+
 OVERRIDES = frozenset(
     {
         "project",
+        "nodes",
+        "restate_token",
         *(f"{name}_port" for name in DEFAULT_PORTS),
         "persistent",
         "tracing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import time
@@ -18,15 +19,17 @@ import httpx
 
 from ..clients.restate import RestateAdmin
 from . import home as homes
-from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig
+from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, node_port_name
 from .errors import StackError, StackWarning, StartTimeoutError
 from .ports import allocate_ports, port_moves
 from .processes import (
+    ClusterNode,
     LangfuseProcess,
     LlmProcess,
     ManagedProcess,
     RestateProcess,
     ServicesProcess,
+    cluster_config,
 )
 from .stack import STATUS_COLUMNS, Stack, home_lock, local_http, resolve_home
 from .state import STATE_FILE, StackState, remove_state
@@ -84,13 +87,16 @@ def start(
     the model not answering `GET /models`.
 
     Options (each also settable by environment where noted):
+      nodes=1             Restate nodes: 1, or 3+ for a local cluster named restate-1..N
+                          (WORKBENCH_RESTATE_NODES); ports ingress_2, admin_2, node_2, ...
       persistent=True     False: stopped by an atexit reaper when this interpreter exits
       <name>_port=        llm, ingress, admin, node, services, supervisor (WORKBENCH_<NAME>_PORT);
                           an explicit port must be free (PortTakenError), a default one is
                           replaced by a free one when taken
       openai_base_url=    a real model endpoint: no embedded llm (OPENAI_BASE_URL)
       restate_admin_url=, restate_ingress_url=   an existing Restate server: no restate-server
-                          (RESTATE_ADMIN_URL + RESTATE_INGRESS_URL)
+                          (RESTATE_ADMIN_URL + RESTATE_INGRESS_URL; a cluster's several URLs
+                          comma-separated); restate_token= (RESTATE_AUTH_TOKEN) for Restate Cloud
       restate_bin=        the restate-server binary (RESTATE_SERVER_BIN)
       restate_args=[...]  extra restate-server flags, e.g. ["--tracing-endpoint", url]
       llm_command=, services_command=   argv templates with {host} and {port}
@@ -132,6 +138,7 @@ def _attach_healthy(config: StackConfig, state: StackState, timeout_s: float) ->
     except (StackError, OSError, xmlrpc.client.Error, httpx.HTTPError):
         return None
     _warn_ignored_ports(config, stack)
+    _warn_other_nodes(config, stack)
     homes.secure(config.home)
     _check_model(stack, config.environ, timeout_s=2.0)
     return stack
@@ -147,6 +154,17 @@ def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
                 "as it is. Stop it first (`python -m workbench down`) to change ports.",
                 stacklevel=4,  # the caller of start()
             )
+
+
+def _warn_other_nodes(config: StackConfig, stack: Stack) -> None:
+    running = len(stack.restate_nodes)
+    if config.embedded_restate and running and running != config.nodes:
+        warnings.warn(
+            f"{config.nodes} Restate node(s) asked for, but the stack already running in "
+            f"{stack.home} has {running}; it was attached to as it is. Stop it first "
+            "(`python -m workbench down`) to change the number of nodes.",
+            stacklevel=4,  # the caller of start()
+        )
 
 
 def _build_processes(
@@ -165,18 +183,19 @@ def _build_processes(
     else:
         langfuse_url = str(config.langfuse_base_url) if config.tracing else None
     llm = _llm_process(config, ports["llm"], common) if config.embedded_llm else None
-    restate = _restate_process(config, ports, langfuse_url) if config.embedded_restate else None
+    restate = _restate_processes(config, ports, langfuse_url) if config.embedded_restate else []
     services = _services_process(
         config,
         ports["services"],
         common,
         langfuse_url=langfuse_url,
         openai_base_url=llm.openai_base_url if llm else str(config.openai_base_url),
-        admin_url=restate.admin_url if restate else str(config.restate_admin_url),
-        ingress_url=restate.ingress_url if restate else str(config.restate_ingress_url),
+        admin_url=",".join(r.admin_url for r in restate) or str(config.restate_admin_url),
+        ingress_url=",".join(r.ingress_url for r in restate) or str(config.restate_ingress_url),
+        node_urls=[r.node_url for r in restate] if config.nodes > 1 else [],
         deployment_id=(deployments or {}).get("services"),
     )
-    return [p for p in (langfuse, llm, restate, services) if p is not None]
+    return [p for p in (langfuse, llm, *restate, services) if p is not None]
 
 
 def _command(template: Sequence[str], port: int) -> list[str]:
@@ -214,20 +233,59 @@ def _llm_process(config: StackConfig, port: int, common: dict[str, str]) -> LlmP
     )
 
 
-def _restate_process(
+def _restate_processes(
     config: StackConfig, ports: dict[str, int], langfuse_url: str | None
-) -> RestateProcess:
+) -> list[RestateProcess]:
     """The embedded restate-server (BinaryNotFoundError when there is none), tracing into
-    Langfuse when there is one."""
-    return RestateProcess(
-        binary=config.restate_server(),
-        base_dir=config.home / "restate",
-        port=ports["ingress"],
-        admin_port=ports["admin"],
-        node_port=ports["node"],
-        extra_args=[*(tracing_args(langfuse_url) if langfuse_url else []), *config.restate_args],
-        env={**(tracing_env(config) if langfuse_url else {}), **config.env.get("restate", {})},
-    )
+    Langfuse when there is one: one server named `restate`, or `config.nodes` nodes of a
+    cluster named `restate-1`, `restate-2`, ... (each with its config file and data folder under
+    `<home>/cluster/`; extra environment for all of them under `env={"restate": ...}`)."""
+    binary = config.restate_server()
+    extra_args = [*(tracing_args(langfuse_url) if langfuse_url else []), *config.restate_args]
+    env = {**(tracing_env(config) if langfuse_url else {}), **config.env.get("restate", {})}
+    if config.nodes == 1:
+        return [
+            RestateProcess(
+                binary=binary,
+                base_dir=config.home / "restate",
+                port=ports["ingress"],
+                admin_port=ports["admin"],
+                node_port=ports["node"],
+                extra_args=extra_args,
+                env=env,
+            )
+        ]
+    nodes = [
+        ClusterNode(
+            number,
+            ingress_port=ports[node_port_name("ingress", number)],
+            admin_port=ports[node_port_name("admin", number)],
+            node_port=ports[node_port_name("node", number)],
+        )
+        for number in range(1, config.nodes + 1)
+    ]
+    folder = config.home / "cluster"
+    name = cluster_name(config.home)
+    return [
+        RestateProcess(
+            name=node.name,
+            binary=binary,
+            port=node.ingress_port,
+            admin_port=node.admin_port,
+            node_port=node.node_port,
+            config_file=folder / f"{node.name}.toml",
+            config_text=cluster_config(node, nodes, cluster_name=name, base_dir=folder / node.name),
+            extra_args=extra_args,
+            env={**env, **config.env.get(node.name, {})},
+        )
+        for node in nodes
+    ]
+
+
+def cluster_name(home: Path) -> str:
+    """The name of the home's local cluster: the same at every start (Restate keeps it in its
+    data), different per home (two homes' clusters never join each other)."""
+    return f"workbench-{hashlib.sha1(str(home).encode()).hexdigest()[:10]}"
 
 
 def _services_process(
@@ -239,6 +297,7 @@ def _services_process(
     openai_base_url: str,
     admin_url: str,
     ingress_url: str,
+    node_urls: Sequence[str],
     deployment_id: str | None,
 ) -> ServicesProcess:
     """The services (the claim workflow and its steps), told where the model, Langfuse and
@@ -261,6 +320,13 @@ def _services_process(
         "RESTATE_INGRESS_URL": ingress_url,
         "RESTATE_ADMIN_URL": admin_url,
     }
+    if config.restate_token:  # Restate Cloud: the registration needs it
+        env["RESTATE_AUTH_TOKEN"] = config.restate_token
+    if node_urls:  # a local cluster: where `kill_leader` finds the partitions' leaders
+        env["WORKBENCH_RESTATE_NODE_URLS"] = ",".join(node_urls)
+        restatectl = config.restatectl()
+        if restatectl:
+            env["RESTATECTL_BIN"] = str(restatectl)
     if config.embedded_llm or not config.environ.get("OPENAI_API_KEY"):
         env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
     return ServicesProcess(
@@ -274,16 +340,21 @@ def _services_process(
 
 
 def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
-    url = f"{config.restate_admin_url}/health"
+    """Wait until one of the configured Restate admin APIs answers GET /health."""
+    headers = {"authorization": f"Bearer {config.restate_token}"} if config.restate_token else {}
     deadline = time.monotonic() + timeout_s
     with local_http() as http:
         while True:
-            try:
-                if http.get(url).status_code == 200:
-                    return
-                reason = "not HTTP 200"
-            except httpx.HTTPError as exc:
-                reason = f"{type(exc).__name__} {exc}"
+            reasons = []
+            for admin in config.restate_admin_urls:
+                try:
+                    answer = http.get(f"{admin}/health", headers=headers)
+                    if answer.status_code == 200:
+                        return
+                    reasons.append(f"{admin}: HTTP {answer.status_code}")
+                except httpx.HTTPError as exc:
+                    reasons.append(f"{admin}: {type(exc).__name__} {exc}")
+            reason = "; ".join(reasons)
             if time.monotonic() >= deadline:
                 raise StartTimeoutError(
                     f"The Restate server at RESTATE_ADMIN_URL={config.restate_admin_url} does not "
@@ -336,10 +407,14 @@ def _plan(
 def _prepare_home(
     home: Path, record: homes.HomeRecord, processes: Sequence[ManagedProcess]
 ) -> None:
-    """The home folder's layout, its record (the keys, before any process uses them), and an
-    empty log for each process of this run (the previous run's kept as <name>.previous.log)."""
+    """The home folder's layout, its record (the keys, before any process uses them), the
+    config files of a cluster's nodes, and an empty log for each process of this run (the
+    previous run's kept as <name>.previous.log)."""
     homes.prepare(home)
     record.save(home)
+    for process in processes:
+        if isinstance(process, RestateProcess):
+            process.write_config()
     for process in processes:
         log = process.log_path(home)
         if log.exists():
@@ -367,6 +442,7 @@ def _new_state(
         ),
         processes={process.name: {**process.to_state(), "pid": None} for process in processes},
         urls=_urls(config, processes),
+        restate=_restate_endpoints(config, processes),
         external={
             "llm": not config.embedded_llm,
             "restate": not config.embedded_restate,
@@ -418,14 +494,35 @@ def _urls(config: StackConfig, processes: Sequence[ManagedProcess]) -> dict[str,
     def embedded(kind: type[ManagedProcess], attribute: str, configured: Any) -> Any:
         return next((getattr(p, attribute) for p in processes if isinstance(p, kind)), configured)
 
+    first = _restate_endpoints(config, processes)
     return {
-        "ingress": embedded(RestateProcess, "ingress_url", config.restate_ingress_url),
-        "admin": embedded(RestateProcess, "admin_url", config.restate_admin_url),
+        "ingress": first["ingress"][0],
+        "admin": first["admin"][0],
         "llm": embedded(LlmProcess, "openai_base_url", config.openai_base_url),
         "services": next(p.url for p in processes if isinstance(p, ServicesProcess)),
         "langfuse": embedded(
             LangfuseProcess, "url", config.langfuse_base_url if config.tracing else None
         ),
+    }
+
+
+def _restate_endpoints(config: StackConfig, processes: Sequence[ManagedProcess]) -> dict[str, Any]:
+    """Every Restate node's ingress, admin and node-to-node address (the embedded ones, else the
+    configured URLs), restatectl for a cluster, and the configured token (Restate Cloud)."""
+    nodes = [p for p in processes if isinstance(p, RestateProcess)]
+    if nodes:
+        ingress = [n.ingress_url for n in nodes]
+        admin = [n.admin_url for n in nodes]
+        node_urls = [n.node_url for n in nodes] if len(nodes) > 1 else []
+    else:
+        ingress, admin, node_urls = config.restate_ingress_urls, config.restate_admin_urls, []
+    restatectl = config.restatectl() if node_urls else None
+    return {
+        "ingress": ingress,
+        "admin": admin,
+        "nodes": node_urls,
+        "restatectl": str(restatectl) if restatectl else None,
+        "token": config.restate_token,
     }
 
 
@@ -527,7 +624,9 @@ def _remove_new_deployments(stack: Stack) -> None:
     with local_http() as http:
         for process in created:
             with contextlib.suppress(StackError, httpx.HTTPError):
-                RestateAdmin(str(process.admin_url), http).remove(str(process.deployment_id))
+                RestateAdmin(str(process.admin_url), http, token=stack.restate_token).remove(
+                    str(process.deployment_id)
+                )
 
 
 def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
@@ -537,7 +636,7 @@ def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
         return
     try:
         with local_http(10.0) as http:
-            resumed = RestateAdmin(stack.admin_url, http).resume_paused(deployment_ids)
+            resumed = stack.admin(http).resume_paused(deployment_ids)
     except (StackError, httpx.HTTPError) as e:
         _warn(f"could not resume the paused invocations at {stack.admin_url}: {e}")
         return

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 
-from ..clients.restate import RestateAdmin
 from .config import find_project
 from .errors import ResetRefusedError, StackError
 from .home import MARKER, is_home
@@ -82,7 +81,7 @@ def reset_plan(home: str | os.PathLike[str] | None = None) -> ResetPlan:
     if not plan.exists or not plan.ours:
         return plan
     plan.entries = sorted(entry.name for entry in path.iterdir() if entry.name != ".stack.lock")
-    plan.restate_bytes = _size(path / "restate")
+    plan.restate_bytes = _size(path / "restate") + _size(path / "cluster")
     plan.payments = _sql_count(path / "ledger.sqlite3", "SELECT COUNT(*) FROM payments")
     langfuse = path / "langfuse.sqlite3"
     plan.traces = _sql_count(langfuse, "SELECT COUNT(*) FROM traces")
@@ -95,9 +94,7 @@ def reset_plan(home: str | os.PathLike[str] | None = None) -> ResetPlan:
         if plan.running and not state.external.get("restate"):
             with contextlib.suppress(StackError, httpx.HTTPError, KeyError, ValueError):
                 with local_http(5.0) as http:
-                    rows = RestateAdmin(stack.admin_url, http).sql(
-                        "SELECT COUNT(*) AS n FROM sys_invocation"
-                    )
+                    rows = stack.admin(http).sql("SELECT COUNT(*) AS n FROM sys_invocation")
                 plan.invocations = int(rows[0]["n"])
     return plan
 

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
+from ..clients.cluster import RestateCluster
 from ..clients.restate import RestateAdmin
+from ..errors import RestateError
 from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
 from .home import HomeRecord
 from .home import update as update_home
 from .ports import PortMove
-from .processes import ManagedProcess, ServicesProcess
+from .processes import ManagedProcess, RestateProcess, ServicesProcess
 from .state import StackState, remove_state
 from .supervisor import (
     STOP_WAIT_SECS,
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 LOG_TAIL_LINES = 20
 PROBE_TIMEOUT_S = 2.0
 STATUS_COLUMNS = ["name", "state", "pid", "port", "url", "uptime_s", "restarts", "log"]
+CLUSTER_COLUMNS = ["node_id", "health", "leads", "replication"]
+"""What `status()` adds for a cluster's nodes: the cluster's node id, its health as the cluster
+sees it (alive, suspect, dead), the partitions it leads, and the logs' replication."""
+PARTITION_COLUMNS = ["partition", "leader", "epoch", "replicas", "start_key", "end_key"]
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -129,6 +135,57 @@ class Stack:
     @property
     def admin_url(self) -> str:
         return str(self._state.urls["admin"])
+
+    @property
+    def ingress_urls(self) -> list[str]:
+        """Every Restate node's ingress (one for a single server)."""
+        return list(self._state.restate.get("ingress") or [self.ingress_url])
+
+    @property
+    def admin_urls(self) -> list[str]:
+        """Every Restate node's admin API (one for a single server)."""
+        return list(self._state.restate.get("admin") or [self.admin_url])
+
+    @property
+    def node_urls(self) -> list[str]:
+        """A local cluster's node-to-node addresses (what restatectl asks); empty otherwise."""
+        return list(self._state.restate.get("nodes") or [])
+
+    @property
+    def restate_token(self) -> str | None:
+        """The token sent to a configured Restate (Restate Cloud's API key), if any."""
+        return self._state.restate.get("token")
+
+    @property
+    def restate_nodes(self) -> list[str]:
+        """The names of the Restate server processes this stack runs: `["restate"]`, or a
+        cluster's `["restate-1", "restate-2", ...]` (empty for an external Restate)."""
+        return [n for n, p in self._processes.items() if isinstance(p, RestateProcess)]
+
+    @property
+    def is_cluster(self) -> bool:
+        """The stack runs a Restate cluster (several nodes)."""
+        return len(self.node_urls) > 1
+
+    def admin(self, http: httpx.Client) -> RestateAdmin:
+        """Restate's admin API (every node's, failing over) over the caller's client."""
+        return RestateAdmin(self.admin_urls, http, token=self.restate_token)
+
+    def cluster(self) -> RestateCluster:
+        """The cluster's own view (nodes, partitions and their leaders, logs: restatectl).
+        StackError when the stack runs no local cluster or restatectl is missing."""
+        restatectl = self._state.restate.get("restatectl")
+        if not self.is_cluster:
+            raise StackError(
+                f"The stack in {self.home} runs a single Restate server, not a cluster: start "
+                "one with `python -m workbench up --nodes 3` (or wb.start(nodes=3))."
+            )
+        if not restatectl:
+            raise StackError(
+                "restatectl is not installed: run `npm ci` in the project (it installs "
+                "@restatedev/restatectl), or set RESTATECTL_BIN, then start the stack again."
+            )
+        return RestateCluster(self.node_urls, restatectl=restatectl)
 
     @property
     def ui_url(self) -> str:
@@ -346,13 +403,64 @@ class Stack:
         return found[-1] if found else None
 
     def status(self) -> pd.DataFrame:
-        """One row per process: name, state, pid, port, url, uptime_s, restarts, log."""
+        """One row per process: name, state, pid, port, url, uptime_s, restarts, log; for a
+        cluster also each node's node_id, health, the partitions it leads and the replication
+        (`CLUSTER_COLUMNS`)."""
         import pandas as pd
 
-        frame = pd.DataFrame(self.status_rows(), columns=STATUS_COLUMNS)
+        columns = STATUS_COLUMNS + (CLUSTER_COLUMNS if self.is_cluster else [])
+        frame = pd.DataFrame(self.status_rows(), columns=columns)
         for column in ("pid", "port", "restarts"):
             frame[column] = frame[column].astype("Int64")
         return frame
+
+    def partitions(self) -> pd.DataFrame:
+        """A cluster's partitions: partition, leader (node name), epoch, replicas (node names),
+        start_key, end_key. Empty when no node answers restatectl."""
+        import pandas as pd
+
+        return pd.DataFrame(self.cluster_view()["partitions"], columns=PARTITION_COLUMNS)
+
+    def cluster_view(self) -> dict[str, Any]:
+        """The cluster as restatectl sees it: `nodes` (node name -> node_id, health),
+        `partitions` (rows of PARTITION_COLUMNS, node names for ids), `replication` (the logs'
+        e.g. "{node: 2}"), and `error` (why it could not be read: every node down, no
+        restatectl) or None."""
+        view: dict[str, Any] = {"nodes": {}, "partitions": [], "replication": None, "error": None}
+        try:
+            cluster = self.cluster()
+            nodes = cluster.nodes()
+            partitions = cluster.partitions()
+            logs = cluster.logs()
+        except (StackError, RestateError) as e:
+            view["error"] = str(e)
+            return view
+        names = {row["plain_node_id"]: row["name"] for row in nodes}
+        view["nodes"] = {
+            row["name"]: {"node_id": row["plain_node_id"], "health": row["state"]} for row in nodes
+        }
+        view["partitions"] = [
+            {
+                "partition": row["partition_id"],
+                "leader": names.get(
+                    row.get("leader_plain_node_id"), row.get("leader_plain_node_id")
+                ),
+                "epoch": row.get("leader_epoch"),
+                "replicas": ", ".join(
+                    sorted(
+                        names.get(n, n)
+                        for n in str(row.get("current_replica_set") or "").split(",")
+                        if n
+                    )
+                ),
+                "start_key": row["start_key"],
+                "end_key": row["end_key"],
+            }
+            for row in partitions
+        ]
+        replication = sorted({str(row["replication"]) for row in logs if row.get("replication")})
+        view["replication"] = ", ".join(replication) or None
+        return view
 
     def status_rows(self) -> list[dict[str, Any]]:
         """`status()` as plain rows (dicts with the STATUS_COLUMNS), for code that does not
@@ -366,7 +474,7 @@ class Stack:
         if self._state.external.get("llm"):
             rows.append(_external_row("llm", self.llm_url))
         if self._state.external.get("restate"):
-            rows.append(_external_row("restate", self.ingress_url))
+            rows.extend(_external_row("restate", url) for url in self.ingress_urls)
         for name, process in self._processes.items():
             info = infos.get(name)
             state = info["statename"] if info else "STOPPED"
@@ -383,7 +491,24 @@ class Stack:
                     "log": str(process.log_path(self.home)),
                 }
             )
+        if self.is_cluster and infos:
+            self._add_cluster_columns(rows)
         return rows
+
+    def _add_cluster_columns(self, rows: list[dict[str, Any]]) -> None:
+        """Fill CLUSTER_COLUMNS in the rows of the Restate nodes (restatectl's view)."""
+        view = self.cluster_view()
+        leads: dict[str, list[str]] = {}
+        for partition in view["partitions"]:
+            leads.setdefault(str(partition["leader"]), []).append(str(partition["partition"]))
+        for row in rows:
+            if row["name"] not in self.restate_nodes:
+                continue
+            node = view["nodes"].get(row["name"], {})
+            row["node_id"] = node.get("node_id")
+            row["health"] = node.get("health") or ("unknown" if view["error"] else "not joined")
+            row["leads"] = ", ".join(leads.get(row["name"], []))
+            row["replication"] = view["replication"]
 
     def _summary(self) -> str:
         state = "running" if self.is_running() else "stopped"
@@ -549,14 +674,14 @@ class Stack:
         /deployments/{id}`): invocations pinned to it go on at the new address. For services
         that came back on another port (a version deployment re-added after a restart)."""
         with local_http() as http:
-            RestateAdmin(self.admin_url, http).rehome(deployment_id, uri, timeout_s=timeout_s)
+            self.admin(http).rehome(deployment_id, uri, timeout_s=timeout_s)
 
     def paused(self, *, all_deployments: bool = False) -> list[str]:
         """Ids of the paused invocations of this stack's deployments (of every deployment with
         all_deployments=True)."""
         ids = None if all_deployments else list(self.deployment_ids.values())
         with local_http(10.0) as http:
-            return RestateAdmin(self.admin_url, http).paused(ids)
+            return self.admin(http).paused(ids)
 
     def resume(self, invocation_ids: Sequence[str] | None = None) -> list[str]:
         """Resume paused invocations (`PATCH /invocations/{id}/resume`): the given ids, or every
@@ -564,17 +689,15 @@ class Stack:
         not paused is skipped)."""
         with local_http(10.0) as http:
             if invocation_ids is None:
-                return RestateAdmin(self.admin_url, http).resume_paused(
-                    list(self.deployment_ids.values())
-                )
-            admin = RestateAdmin(self.admin_url, http)
+                return self.admin(http).resume_paused(list(self.deployment_ids.values()))
+            admin = self.admin(http)
             return [i for i in invocation_ids if admin.resume(i)]
 
     def purge(self, invocation_id: str) -> bool:
         """Purge a completed invocation (`PATCH /invocations/{id}/purge`): for a workflow's run
         refused with 400 (a bad body), its claim id can be used again."""
         with local_http(10.0) as http:
-            return RestateAdmin(self.admin_url, http).purge(invocation_id)
+            return self.admin(http).purge(invocation_id)
 
     # -- failure injection and restarts ------------------------------------------------------
     def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout_s: float = 10.0) -> int:

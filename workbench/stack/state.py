@@ -26,6 +26,9 @@ class StackState:
     ports: dict[str, int] = field(default_factory=dict)  # name (ingress, admin, ...) -> port
     langfuse_keys: list[str] = field(default_factory=list)  # public, secret
     moved_ports: list[dict[str, Any]] = field(default_factory=list)  # ports.PortMove fields
+    # every Restate node: {"ingress": [urls], "admin": [urls], "nodes": [node-to-node urls],
+    # "restatectl": path or None, "token": Restate Cloud's key or None}
+    restate: dict[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
 
     @property
