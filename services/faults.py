@@ -33,6 +33,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -100,6 +101,9 @@ KINDS: dict[str, str] = {
     "delay": "the step takes `seconds` longer",
     "kill_restate": "the Restate server is killed (SIGKILL) inside the step, which ends that try; "
     "supervisord brings Restate back and the claim continues",
+    "kill_leader": "on a cluster: the Restate node leading the claim's partition is killed "
+    "(SIGKILL) inside the step, which ends that try; another node takes the partition over, "
+    "supervisord restarts the killed one, and the claim continues",
     "rate_limit": "the model endpoint answers HTTP 429 with Retry-After: `seconds`",
     "server_error": "the model endpoint answers HTTP 500",
     "timeout": "the model call times out after `seconds`",
@@ -111,10 +115,19 @@ MODEL_KINDS = frozenset({"rate_limit", "server_error", "timeout", "bad_output"})
 DEFAULT_SECONDS = {"delay": 2.0, "rate_limit": 1.0, "timeout": 1.0}
 
 _ENDING = frozenset(
-    {"error", "terminal", "crash", "kill_restate", "rate_limit", "server_error", "timeout"}
+    {
+        "error",
+        "terminal",
+        "crash",
+        "kill_restate",
+        "kill_leader",
+        "rate_limit",
+        "server_error",
+        "timeout",
+    }
 )
 """Kinds that end the try they fire in (at most one of them fires per try)."""
-_STEP_BEFORE = frozenset({"error", "terminal", "crash", "delay", "kill_restate"})
+_STEP_BEFORE = frozenset({"error", "terminal", "crash", "delay", "kill_restate", "kill_leader"})
 _MODEL_BEFORE = _STEP_BEFORE | {"rate_limit", "server_error", "timeout"}
 _AFTER = frozenset({"crash_after_effect"})
 PREVENTING = _ENDING
@@ -415,6 +428,38 @@ def _restate_server(params: dict[str, Any]) -> Any:
     return None
 
 
+_leader_kill = asyncio.Lock()
+_last_killed: str | None = None
+"""The node this process killed last: the next `kill_leader` waits until it runs again, so
+faults firing together never take two nodes of three down (the cluster would stall)."""
+
+
+async def kill_leader(plan: Plan, where: str) -> str:
+    """Kill the Restate node leading the running claim's partition; what was killed."""
+    global _last_killed
+    from restate.server_context import current_context
+
+    from . import cluster
+
+    ctx = current_context()
+    invocation_id = str(ctx.request().id) if ctx is not None else ""
+    async with _leader_kill:
+        if _last_killed:
+            await asyncio.to_thread(cluster.wait_node_back, _last_killed, timeout_s=30.0)
+        try:
+            key = await asyncio.to_thread(cluster.partition_key, invocation_id)
+            leader = await asyncio.to_thread(cluster.leader_of, key)
+        except (cluster.ClusterError, OSError, subprocess.SubprocessError) as e:
+            print(f"workbench fault kill_leader: {e}", flush=True)
+            return f"no leader killed ({e})"
+        pid = await asyncio.to_thread(cluster.kill_node, leader.name)
+        _last_killed = leader.name
+    what = f"{leader.name} (pid {pid}), leader of partition {leader.partition}"
+    if plan.claim_id:
+        store().record(plan.claim_id, where, CRASHED, kind="kill_leader", detail=what)
+    return what
+
+
 async def _act(plan: Plan, where: str, *, model: bool) -> None:
     """Do what one fired fault says (before the step's work)."""
     message = _what(plan, where)
@@ -425,6 +470,11 @@ async def _act(plan: Plan, where: str, *, model: bool) -> None:
         # the try ends with the server (deterministically: not racing the lost connection)
         raise (InjectedModelError if model else InjectedError)(
             f"{message}: Restate (pid {pid}) was killed; this try ends with it"
+        )
+    elif plan.kind == "kill_leader":
+        killed = await kill_leader(plan, where)
+        raise (InjectedModelError if model else InjectedError)(
+            f"{message}: Restate node {killed} was killed; this try ends with it"
         )
     elif plan.kind == "crash":
         await die(plan, where)

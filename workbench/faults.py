@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 SECONDS_KINDS = frozenset(DEFAULT_SECONDS)
 """Kinds that take `seconds`: delay (how long), rate_limit (Retry-After), timeout (when)."""
-KILLING_KINDS = frozenset({"crash", "crash_after_effect", "kill_restate"})
+KILLING_KINDS = frozenset({"crash", "crash_after_effect", "kill_restate", "kill_leader"})
 """Kinds that kill a process (the services' own, or Restate)."""
 MAX_TOGETHER_S = 30.0
 
@@ -195,6 +195,8 @@ class Faults(Namespace):
         params = {**fault.params, **(extra or {})}
         if fault.kind == "kill_restate":
             params.update(self._restate_process())
+        elif fault.kind == "kill_leader":
+            self._require_cluster()
         return self.session.fault_store.add(
             **target, step=fault.step, kind=fault.kind, times=fault.times, params=params
         )
@@ -205,6 +207,12 @@ class Faults(Namespace):
         import psutil
 
         stack = self.session.stack
+        if stack is not None and stack.is_cluster:
+            raise ValueError(
+                "kill_restate kills the single Restate server; this stack runs a cluster "
+                f"({', '.join(stack.restate_nodes)}): plan kill_leader (the node leading the "
+                "claim's partition) or kill one node with session.stack.kill('restate-2')."
+            )
         if stack is None or "restate" not in stack.names:
             raise ValueError(
                 "kill_restate needs the Restate server that the workbench runs; this session "
@@ -217,6 +225,23 @@ class Faults(Namespace):
             return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
         except psutil.Error:
             return {"pid": pid}
+
+    def _require_cluster(self) -> None:
+        """kill_leader needs a local cluster the workbench runs (with restatectl)."""
+        from .stack import StackError
+
+        stack = self.session.stack
+        if stack is None or not stack.is_cluster:
+            where = "endpoints only" if stack is None else "a single Restate server"
+            raise ValueError(
+                f"kill_leader needs a Restate cluster that the workbench runs; this session has "
+                f"{where}. Start one with wb.start(nodes=3) (or `python -m workbench up "
+                "--nodes 3`), or plan kill_restate on a single server."
+            )
+        try:
+            stack.cluster()
+        except StackError as e:
+            raise ValueError(f"kill_leader cannot find the leaders: {e}") from None
 
     def disarm(self) -> int:
         """Forget the armed faults that no claim took yet; returns how many were armed.

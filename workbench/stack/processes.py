@@ -249,6 +249,8 @@ class RestateProcess(ManagedProcess):
                 "tcp",
                 "--config-file",
                 str(self.config_file),
+                "--node-name",  # as in the config file: how `kill_leader` finds the node
+                str(name),
                 *extra_args,
             ]
         if command is None:

@@ -41,6 +41,8 @@ NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
 JOURNAL_COLUMNS = ["step", "kind", "result", "error", "ms", "attempt"]
 PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
+CLUSTER_COLUMNS = ["health", "leads"]
+"""On a cluster, also: each node's health and the partitions it leads."""
 AS_DEPLOYED = "(as deployed)"
 
 
@@ -132,7 +134,13 @@ class FaultPanel:
         """3 · Processes: their status table, kill and restart buttons, and what they did."""
         self.processes = widgets.HTML()
         self.kill_service = widgets.Button(description="Kill service", button_style="danger")
-        self.kill_restate = widgets.Button(description="Kill Restate", button_style="danger")
+        nodes = self.stack.restate_nodes or ["restate"]
+        self.kill_restate = widgets.Button(
+            description="Kill Restate" if len(nodes) == 1 else "Kill node", button_style="danger"
+        )
+        self.restate_node = widgets.Dropdown(  # which node, on a cluster
+            options=nodes, value=nodes[0], layout=widgets.Layout(width="110px")
+        )
         self.restart_target = widgets.Dropdown(
             options=list(self.stack.names),
             value="services" if "services" in self.stack.names else self.stack.names[0],
@@ -142,7 +150,11 @@ class FaultPanel:
         self.refresh = widgets.Button(description="Refresh", icon="refresh")
         self.message = widgets.HTML()
         self.kill_service.on_click(lambda _: self._act("kill services", self._kill, "services"))
-        self.kill_restate.on_click(lambda _: self._act("kill restate", self._kill, "restate"))
+        self.kill_restate.on_click(
+            lambda _: self._act(
+                f"kill {self.restate_node.value}", self._kill, self.restate_node.value
+            )
+        )
         self.restart.on_click(
             lambda _: self._act(
                 f"restart {self.restart_target.value}", self._restart, self.restart_target.value
@@ -152,6 +164,7 @@ class FaultPanel:
         self._show_processes()
         buttons = [
             self.kill_service,
+            *([self.restate_node] if len(nodes) > 1 else []),
             self.kill_restate,
             self.restart_target,
             self.restart,
@@ -446,7 +459,8 @@ class FaultPanel:
     def _show_processes(self) -> None:
         with self._lock:
             try:
-                frame = self.stack.status()[PROCESS_COLUMNS]
+                frame = self.stack.status()
+                frame = frame[[c for c in (*PROCESS_COLUMNS, *CLUSTER_COLUMNS) if c in frame]]
             except Exception as e:
                 self.processes.value = note(f"status unavailable: {e}", "#b00")
                 return
