@@ -435,14 +435,20 @@ faults firing together never take two nodes of three down (the cluster would sta
 
 
 async def kill_leader(plan: Plan, where: str) -> str:
-    """Kill the Restate node leading the running claim's partition; what was killed."""
-    global _last_killed
+    """Kill the Restate node leading the running claim's partition; what was killed. The kill
+    goes through even when the try is cancelled meanwhile (its node died of another kill)."""
     from restate.server_context import current_context
-
-    from . import cluster
 
     ctx = current_context()
     invocation_id = str(ctx.request().id) if ctx is not None else ""
+    kill = asyncio.ensure_future(_kill_leader(plan, where, invocation_id))
+    return await asyncio.shield(kill)
+
+
+async def _kill_leader(plan: Plan, where: str, invocation_id: str) -> str:
+    global _last_killed
+    from . import cluster
+
     async with _leader_kill:
         if _last_killed:
             await asyncio.to_thread(cluster.wait_node_back, _last_killed, timeout_s=30.0)

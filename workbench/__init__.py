@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # imported on first use (below): `python -m workbench status`
 
 NAMESPACE_MODULES = (
     "claims",
+    "cluster",
     "deployments",
     "experiments",
     "faults",
@@ -141,6 +142,7 @@ __all__ = [
     "aio",
     "claim",
     "claims",
+    "cluster",
     "current",
     "deployments",
     "experiments",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .claims import AsyncClaims, Claims
+    from .cluster import Cluster
     from .deployments import Deployments
     from .experiments import Experiments
     from .faults import Faults
@@ -137,7 +138,7 @@ class Session:
     `home` (where plans, the ledger and logs live), `endpoints`, the clients `restate`,
     `langfuse`, `fault_store`, `ledger_store`, and the namespaces `claims`, `traces`, `scores`,
     `prompts`, `faults`, `deployments`, `experiments`, `serving` (your own services,
-    `wb.serve`) and `aio` (async twins).
+    `wb.serve`), `cluster` (a Restate cluster's nodes and partitions) and `aio` (async twins).
 
     Example:
         >>> session = workbench.start()
@@ -228,6 +229,12 @@ class Session:
         from .serving import Serving
 
         return Serving(self)
+
+    @cached_property
+    def cluster(self) -> Cluster:
+        from .cluster import Cluster
+
+        return Cluster(self)
 
     @cached_property
     def aio(self) -> Aio:

@@ -66,8 +66,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9._:/-]+$")
 UNAVAILABLE = frozenset({502, 503, 504})
 """Ingress answers meaning "Restate is not there right now" (restarting, behind a proxy)."""
 SCHEMA_WAIT_S = 5.0
-"""How long a cluster's ingress answering "service not found" (404) is asked again: right after
-a registration, the new schema reaches the other nodes within about a second."""
+"""How long a cluster's passing errors are asked again: an ingress answering "service not found"
+(404; right after a registration the new schema reaches the other nodes within about a second),
+an admin query that reached a node as it died (500)."""
 _CONNECT_FAILED = (httpx.ConnectError, httpx.ConnectTimeout)
 """Transport errors raised before the request left: another node can always be asked."""
 
@@ -87,6 +88,19 @@ def url_list(urls: str | Sequence[str]) -> list[str]:
 def _service_not_found(response: httpx.Response) -> bool:
     """The ingress's 404 for a service it does not know (yet): `service 'X' not found`."""
     return response.status_code == 404 and "not found, make sure to register" in response.text
+
+
+def _node_lost(response: httpx.Response) -> bool:
+    """A cluster's admin query that reached a node which just died (`Datafusion error: External
+    error: node N1:2 was shut down or removed`): another node, or a moment later, answers."""
+    return response.status_code == 500 and "External error" in response.text
+
+
+def _passing(kind: str, response: httpx.Response, cluster: bool) -> bool:
+    """An answer worth asking again (another node, or the same a moment later)."""
+    if kind == "ingress":
+        return cluster and _service_not_found(response)
+    return cluster and _node_lost(response)
 
 
 def sql_literal(value: str) -> str:
@@ -164,7 +178,8 @@ class RestateClient:
     next when a node does not answer: a connection refused is always asked elsewhere; a request
     cut off after it was sent only when repeating it is harmless (a read, a workflow's `run`
     (keyed), a `send` with an idempotency key). On a cluster, an ingress answering "service not
-    found" right after a registration is asked again for up to SCHEMA_WAIT_S. `token` is sent as
+    found" right after a registration, and an admin query that reached a node as it died, are
+    asked again (other nodes, then the same) for up to SCHEMA_WAIT_S. `token` is sent as
     `Authorization: Bearer` (Restate Cloud's API key)."""
 
     def __init__(
@@ -251,11 +266,11 @@ class RestateClient:
                     continue
                 if response.status_code in UNAVAILABLE:
                     continue
-                if kind == "ingress" and self.is_cluster and _service_not_found(response):
+                if _passing(kind, response, self.is_cluster):
                     continue
                 self._preferred[kind] = url
                 return response
-            if response is not None and _service_not_found(response):
+            if response is not None and _passing(kind, response, self.is_cluster):
                 if time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                     continue
@@ -454,6 +469,15 @@ class RestateClient:
             "GROUP BY service_key"
         )
         return {str(row["service_key"]): int(row["n"]) for row in rows}
+
+    async def partition_key(self, invocation_id: str) -> int | None:
+        """The partition key of an invocation (which partition, so which node of a cluster,
+        runs it), or None when Restate does not know it."""
+        rows = await self.sql(
+            "SELECT partition_key FROM sys_invocation_status "
+            f"WHERE id = {sql_literal(invocation_id)}"
+        )
+        return int(rows[0]["partition_key"]) if rows else None
 
     async def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         """The journal of an invocation (`sys_journal` rows, in order)."""

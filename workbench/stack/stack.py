@@ -738,6 +738,18 @@ class Stack:
             process.after_ready(http, timeout_s=timeout_s, poll_interval_s=0.05)
         self._record_pids()
 
+    def stop_process(self, name: str) -> None:
+        """Stop a process (SIGINT, SIGKILL after the grace period) and leave it down:
+        supervisord does not restart it until `start_process(name)`."""
+        self._require(name)
+        self._client.stop_process(name, timeout_s=STOP_WAIT_SECS + 10)
+
+    def start_process(self, name: str, timeout_s: float = 30.0) -> None:
+        """Start a process stopped by `stop_process` and wait until it answers."""
+        self._require(name)
+        self._client.start_process(name)
+        self.wait_ready(name, timeout_s)
+
     @contextlib.contextmanager
     def stopped(self, name: str, timeout_s: float = 30.0) -> Iterator[None]:
         """`with stack.stopped("restate"):` the process is down inside, up and ready after."""
