@@ -15,6 +15,7 @@ The helpers read the cluster through `Stack.cluster_view()` (restatectl) and Res
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services import names
@@ -34,8 +35,22 @@ NODE_COLUMNS = ["name", "node_id", "state", "health", "leads", "pid", "ingress",
 
 
 class Cluster(Namespace):
-    """The Restate cluster of the session's stack (`wb.cluster`): `nodes`, `partitions`,
-    `leader_of`, `kill`, `stop`, `start`, `wait_healthy`, `snapshot`, `plot_leaders`."""
+    """The Restate cluster of the session's stack (`wb.cluster`): `home`, `nodes`,
+    `partitions`, `leader_of`, `kill`, `stop`, `start`, `wait_healthy`, `snapshot`,
+    `plot_leaders`."""
+
+    def home(self) -> Path:
+        """A home for a cluster beside the default one (`<home>-cluster`, e.g.
+        `.workbench-cluster`): a cluster's stack runs apart from the single server's, which the
+        other notebooks share. Needs no running stack.
+
+        Example:
+            >>> session = wb.start(wb.cluster.home(), nodes=3)
+        """
+        from .session import home_folder
+
+        default = home_folder()
+        return default.with_name(f"{default.name}-cluster")
 
     def _stack(self) -> Stack:
         stack = self.session.stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import time
 import uuid
@@ -20,7 +21,7 @@ import httpx
 from ..clients.restate import RestateAdmin
 from . import home as homes
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, node_port_name
-from .errors import StackError, StackWarning, StartTimeoutError
+from .errors import ProcessExitedError, StackError, StackWarning, StartTimeoutError
 from .ports import allocate_ports, port_moves
 from .processes import (
     ClusterNode,
@@ -114,7 +115,7 @@ def start(
                 return stack
             # stale or unhealthy: clean up (we hold the home lock), then start fresh
             Stack(state).stop(STOP_WAIT_SECS, lock_home=False)
-        stack = _start_fresh(config, timeout_s)
+        stack = _start_fresh_on_free_ports(config, timeout_s)
     if not config.persistent:
         stack.stop_at_exit()
     return stack
@@ -365,6 +366,40 @@ def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
                     log_tail="",
                 )
             time.sleep(config.poll_interval_s)
+
+
+PORT_RACE_RETRIES = 2
+"""Fresh starts tried again when a process could not bind a port that was free when checked."""
+_BIND_FAILED = re.compile(r"address already in use|address in use|AddrInUse", re.IGNORECASE)
+
+
+def _start_fresh_on_free_ports(config: StackConfig, timeout_s: float) -> Stack:
+    """`_start_fresh`, again (ports re-checked) when a process found its port taken: ports are
+    checked free before supervisord starts the processes, and another program (another stack:
+    a cluster needs 9 ports and more) may bind one in between. An explicit port is not moved,
+    so its clash is not retried; the error then says what happened."""
+    for attempt in range(PORT_RACE_RETRIES + 1):
+        try:
+            return _start_fresh(config, timeout_s)
+        except ProcessExitedError as e:
+            if not _BIND_FAILED.search(e.log_tail or ""):
+                raise
+            explicit = any(r.explicit is not None for r in config.ports.values())
+            if attempt == PORT_RACE_RETRIES or explicit:
+                raise ProcessExitedError(
+                    f"{e}\nHint: {e.name!r} could not bind its port: it was free when the "
+                    "start checked it, and another program took it before the process bound it "
+                    "(or an explicit WORKBENCH_<NAME>_PORT is in use). Start again: free ports "
+                    "are picked anew.",
+                    name=e.name,
+                    log_path=e.log_path,
+                    log_tail=e.log_tail,
+                ) from None
+            _warn(
+                f"{e.name} could not bind its port (taken by another program after the start "
+                "checked it); starting again on ports checked anew"
+            )
+    raise AssertionError("unreachable")
 
 
 def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
