@@ -14,6 +14,10 @@ claim's completion, beside a bare restart of that process (`bench_recovery`).
 `--sweep` measures the crash-point sweep of one claim instead (`bench_sweep`): its total time,
 its cases per second, and where a wave's time goes.
 
+`--cluster` measures a 3-node Restate cluster beside a single server instead (`bench_cluster`):
+cold start, claim p50 and throughput of each, and the time from a leader kill to the claim's
+completion.
+
 `--experiments` measures experiments instead (`bench_experiments.py`): the items/s of an
 experiment beside `claims.submit_many` on as many claims at the same concurrency, in the same run
 (alternated, medians), and the time to attach to a finished 200-item experiment."""
@@ -480,8 +484,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment-concurrency", type=int, default=16)
     parser.add_argument("--experiment-runs", type=int, default=3)
     parser.add_argument("--attach-items", type=int, default=200)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="measure a 3-node Restate cluster beside a single node instead",
+    )
+    parser.add_argument("--cluster-concurrency", type=int, default=8)
+    parser.add_argument("--leader-kills", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.experiments:
+    if args.cluster:
+        from .bench_cluster import bench_cluster
+
+        rows = asyncio.run(bench_cluster(args))
+    elif args.experiments:
         from .bench_experiments import bench_experiments
 
         rows = bench_experiments(args)
