@@ -557,7 +557,10 @@ class Stack:
                     if info["statename"] not in UP_STATES:
                         reasons[name] = f"supervisord state {info['statename']}"
                         continue
-                    reason = self._processes[name].check_ready(http)
+                    process = self._processes[name]
+                    reason = process.check_ready(http) or _foreign_listener(
+                        process.port, info["pid"]
+                    )
                     if reason is None:
                         pending.remove(name)
                     else:
@@ -836,6 +839,34 @@ class Stack:
         for pid in running.values():
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _foreign_listener(port: int, pid: int | None) -> str | None:
+    """Why `port` does not count as answered by the process `pid`: another program listens on
+    it (it took the port between the start's check and our process's bind, and answers the
+    probes in its place). None when `pid` or one of its children listens there, or when the
+    system does not say who listens (then the probe's answer is trusted)."""
+    if not pid:
+        return None
+    try:
+        owners = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        }
+        if not owners or None in owners:
+            return None
+        ours = {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+    except (psutil.Error, OSError):
+        return None
+    if owners & ours:
+        return None
+    other = sorted(owners)[0]
+    try:
+        who = f"pid {other} ({psutil.Process(other).name()})"
+    except psutil.Error:
+        who = f"pid {other}"
+    return f"port {port} is answered by another program, {who}, not by pid {pid}"
 
 
 def _uptime_s(pid: int) -> float | None:
