@@ -205,8 +205,8 @@ def start(
     tracing: bool = True,
     model_url: str | None = None,
     langfuse_url: str | None = None,
-    restate_ingress_url: str | None = None,
-    restate_admin_url: str | None = None,
+    restate_ingress_url: str | list[str] | None = None,
+    restate_admin_url: str | list[str] | None = None,
     llm_latency_ms: float | None = None,
     langfuse_port: int | None = None,
     llm_port: int | None = None,
@@ -240,7 +240,7 @@ def start(
             (LANGFUSE_BASE_URL; keys from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY).
         restate_ingress_url, restate_admin_url: an existing Restate server instead of the
             embedded one (RESTATE_INGRESS_URL, RESTATE_ADMIN_URL; both or neither); a cluster's
-            nodes as several URLs, comma-separated (the clients fail over between them). For
+            nodes as a list of URLs, or comma-separated (the clients fail over between them). For
             Restate Cloud also `restate_token=` (RESTATE_AUTH_TOKEN).
         llm_latency_ms: simulated latency of the embedded model per completion.
         langfuse_port, llm_port, ingress_port, admin_port, node_port, services_port,

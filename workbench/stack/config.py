@@ -284,6 +284,8 @@ class StackConfig:
 
         def text(key: str, env_key: str) -> str | None:
             value = overrides.pop(key, None) or env.get(env_key) or None
+            if isinstance(value, list | tuple):  # several URLs (a cluster's nodes)
+                value = ",".join(str(v).strip().rstrip("/") for v in value) or None
             return str(value).rstrip("/") if value else None
 
         config = cls(
