@@ -90,10 +90,15 @@ def _service_not_found(response: httpx.Response) -> bool:
     return response.status_code == 404 and "not found, make sure to register" in response.text
 
 
+NODE_LOST = ("External error", "No such scanner")
+"""What a cluster's admin query answers (HTTP 500) when it reached a node that just died or
+restarted: `node N1:2 was shut down or removed`, `No such scanner. It could have expired`."""
+
+
 def _node_lost(response: httpx.Response) -> bool:
-    """A cluster's admin query that reached a node which just died (`Datafusion error: External
-    error: node N1:2 was shut down or removed`): another node, or a moment later, answers."""
-    return response.status_code == 500 and "External error" in response.text
+    """A cluster's admin query that reached a node which just died or restarted: another node,
+    or a moment later, answers."""
+    return response.status_code == 500 and any(text in response.text for text in NODE_LOST)
 
 
 def _passing(kind: str, response: httpx.Response, cluster: bool) -> bool:
