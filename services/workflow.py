@@ -26,6 +26,13 @@ claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_
 """Retried fast (at most 0.5 s apart) and paused, never failed, when an outage outlasts the
 window (`retries.py`)."""
 
+SELF_NAMED_STEPS = frozenset(
+    (names.FETCH_PROMPTS, names.VERIFY_DOCUMENTS, names.CONVERT, names.REIMBURSE,
+     names.EVALUATE_STEP, names.DONE)
+)  # fmt: skip
+"""Steps whose own journal entry names them (a `ctx.run` of that name, the send to the judge,
+the outcome): no SetState of the step for them (`DurableEnv.set_step`)."""
+
 CLAIM_REQUEST = Checked(
     ClaimRequest, example='{"document": "<the claim text>", "prompt_label": "production"}'
 )
@@ -39,6 +46,7 @@ class DurableEnv:
 
     def __init__(self, ctx: WorkflowContext) -> None:
         self.ctx = ctx
+        self._step: str | None = None
 
     def trace_id(self) -> str | None:
         # the same on every attempt (only the span id changes), so replays send the same payload
@@ -48,7 +56,16 @@ class DurableEnv:
         return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
 
     def set_step(self, name: str) -> None:
+        """Journal the step only where nothing else in the journal says it (a SetState is a
+        journal entry, replicated and applied like any other): a step that is one `ctx.run` of
+        the same name, or the instant send to the judge, is named by its own entry, and the
+        outcome marks a claim done (`status` answers DONE then). The model calls of the agents
+        (`call LLM`) and the review wait are named by the step state; so is the step after the
+        review, which must clear `awaiting review` (approve and reject check it)."""
+        if name in SELF_NAMED_STEPS and self._step != names.AWAITING_REVIEW:
+            return
         self.ctx.set(names.STEP_KEY, name)
+        self._step = name
 
     async def await_review(self) -> Review:
         return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
@@ -68,10 +85,14 @@ async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
 
 @claim_workflow.handler()
 async def status(ctx: WorkflowSharedContext) -> ClaimStatus:
-    """Where the claim is now; readable while it runs."""
-    step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+    """Where the claim is now; readable while it runs. The step is the last one the workflow
+    recorded (`DurableEnv.set_step`); a step that is one `ctx.run` shows in the journal
+    instead (`workbench.frames.journal_step` reads both)."""
     outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
-    return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
+    if outcome is not None:
+        return ClaimStatus(claim_id=ctx.key(), step=names.DONE, outcome=outcome)
+    step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+    return ClaimStatus(claim_id=ctx.key(), step=step, outcome=None)
 
 
 async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:

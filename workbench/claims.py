@@ -43,7 +43,7 @@ from .errors import (
     RestateError,
     UnknownPromptLabelError,
 )
-from .frames import journal_frame, step_journal
+from .frames import journal_frame, journal_step, step_journal
 from .progress import Progress
 from .samples import Sample
 from .session import Session, module_namespace, resolve
@@ -499,11 +499,15 @@ class AsyncClaims:
         except RestateError:  # not started yet, or its state is gone
             state = {"step": names.NOT_STARTED, "outcome": None}
         outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
-        status, error = _status(str(state.get("step") or ""), outcome, invocation)
+        step = str(state.get("step") or "")
+        if outcome is None and invocation.get("status") != "completed":
+            # a step that is one ctx.run is named by its journal entry, not the step state
+            step = journal_step(await session.restate.journal(invocation["id"])) or step
+        status, error = _status(step, outcome, invocation)
         return Claim(
             claim_id,
             status,
-            str(state.get("step") or ""),
+            step,
             outcome,
             invocation["id"],
             error,
