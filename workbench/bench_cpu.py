@@ -164,11 +164,17 @@ PACKAGE_GROUPS = (
     ("hypercorn", "hypercorn (HTTP/2 server)"),
     ("h2", "h2 / hpack (HTTP/2 framing)"),
     ("hpack", "h2 / hpack (HTTP/2 framing)"),
+    ("hyperframe", "h2 / hpack (HTTP/2 framing)"),
+    ("priority", "h2 / hpack (HTTP/2 framing)"),
     ("h11", "h11 (HTTP/1.1)"),
     ("agents", "openai-agents (runner)"),
     ("openai", "openai client"),
     ("httpx", "httpx / httpcore (HTTP client)"),
     ("httpcore", "httpx / httpcore (HTTP client)"),
+    ("httpx2", "httpx / httpcore (HTTP client)"),
+    ("httpcore2", "httpx / httpcore (HTTP client)"),
+    ("urllib3", "httpx / httpcore (HTTP client)"),
+    ("requests", "httpx / httpcore (HTTP client)"),
     ("anyio", "asyncio / anyio (event loop)"),
     ("asyncio", "asyncio / anyio (event loop)"),
     ("uvloop", "asyncio / anyio (event loop)"),
@@ -183,6 +189,8 @@ PACKAGE_GROUPS = (
     ("pydantic", "pydantic (validation, JSON)"),
     ("pydantic_core", "pydantic (validation, JSON)"),
     ("json", "json"),
+    ("encoder", "json"),
+    ("decoder", "json"),
     ("sqlite3", "sqlite3"),
     ("starlette", "starlette / uvicorn (HTTP server)"),
     ("uvicorn", "starlette / uvicorn (HTTP server)"),
@@ -191,24 +199,39 @@ PACKAGE_GROUPS = (
 )
 
 
+IDLE_LEAVES = frozenset(
+    ("Condition.wait", "Event.wait", "EpollSelector.select", "select", "poll", "sleep",
+     "SimpleQueue.get", "Queue.get", "Thread.join", "_wait_for_tstate_lock", "lock.acquire")
+)  # fmt: skip
+"""Innermost frames that are a thread waiting, not computing: py-spy's non-blocking sampling
+cannot always tell, so these samples are left out of the CPU shares."""
+
+
 def _group(file: str) -> str:
     parts = Path(file).parts
     if "site-packages" in parts:
-        top = parts[parts.index("site-packages") + 1 :][:1]
-    else:
-        top = [p for p in parts if p in {"services", "workbench"}][:1] or parts[-1:]
-    name = (top[0] if top else file).removesuffix(".py")
+        rest = parts[parts.index("site-packages") + 1 :]
+        name = (rest[0] if rest else file).removesuffix(".py")
+    elif "services" in parts or "workbench" in parts:
+        name = next(p for p in parts if p in {"services", "workbench"})
+    else:  # the standard library
+        name = "asyncio" if "asyncio" in parts else Path(file).stem
+        for prefix, group in PACKAGE_GROUPS:
+            if name == prefix:
+                return group
+        return f"stdlib: {name}"
     for prefix, group in PACKAGE_GROUPS:
-        if name == prefix or name.startswith(prefix + "_") or name.startswith(prefix + "."):
+        if name == prefix or name.startswith((prefix + "_", prefix + ".")):
             return group
-    if "/lib/python3" in file:  # the standard library
-        return "asyncio / anyio (event loop)" if "asyncio" in file else f"stdlib: {name}"
     return name
 
 
 @dataclass(frozen=True)
 class ProfileSummary:
-    samples: int
+    cpu_s: float
+    """Seconds of samples where a thread computed (idle waits left out)."""
+    by_thread: list[tuple[str, float]]
+    """(thread, share of those samples), largest first."""
     by_group: list[tuple[str, float]]
     """(package group, share of CPU samples whose innermost frame is in it), largest first."""
     top_inclusive: list[tuple[str, float]]
@@ -216,30 +239,30 @@ class ProfileSummary:
 
 
 def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
-    """Self time by package group and the functions most often on the stack, from a py-spy
-    speedscope file (all threads together)."""
+    """Self time by package group and by thread, and the functions most often on the stack,
+    from a py-spy speedscope file (weights are seconds; idle waits left out)."""
     data = json.loads(path.read_text())
     frames = data["shared"]["frames"]
     self_by_group: Counter[str] = Counter()
+    by_thread: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = 0.0
     for profile in data["profiles"]:
+        thread = str(profile.get("name", "")).split('"')[1:2] or ["thread"]
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            if not stack:
+            if not stack or frames[stack[-1]]["name"] in IDLE_LEAVES:
                 continue
             total += weight
-            leaf = frames[stack[-1]]
-            self_by_group[_group(leaf.get("file", ""))] += weight
-            seen = set()
-            for index in stack:
-                frame = frames[index]
-                key = f"{frame['name']} ({_short(frame.get('file', ''))})"
-                if key not in seen:
-                    seen.add(key)
-                    inclusive[key] += weight
+            by_thread[thread[0]] += weight
+            self_by_group[_group(frames[stack[-1]].get("file", ""))] += weight
+            for key in {
+                f"{frames[i]['name']} ({_short(frames[i].get('file', ''))})" for i in stack
+            }:
+                inclusive[key] += weight
     share = (lambda n: n / total) if total else (lambda n: 0.0)
     return ProfileSummary(
-        samples=total,
+        cpu_s=total,
+        by_thread=[(t, share(n)) for t, n in by_thread.most_common()],
         by_group=[(g, share(n)) for g, n in self_by_group.most_common()],
         top_inclusive=[(f, share(n)) for f, n in inclusive.most_common(top)],
     )
@@ -266,7 +289,7 @@ ORDER = ("services", "restate", "llm", "langfuse", SUPERVISOR, BENCH)
 def cpu_rows(row: Row, durable: dict[str, float], in_process: dict[str, float]) -> None:
     """CPU ms per claim of each process, durable beside in-process, and the ratio of totals."""
     names = [n for n in ORDER if n in durable or n in in_process]
-    names += sorted(set(durable) | set(in_process) - {*names, "total"})
+    names += sorted((set(durable) | set(in_process)) - {*names, "total"})
     for name in names:
         what = "durable: the client; in-process: the agents themselves" if name == BENCH else ""
         row(
@@ -291,9 +314,13 @@ def profile_rows(row: Row, out_dir: Path, *, groups: int = 8) -> None:
         name = path.name.removesuffix(".speedscope.json")
         summary = summarize(path)
         shares = ", ".join(f"{g} {s:.0%}" for g, s in summary.by_group[:groups])
-        row(f"profile {name}: CPU by package ({summary.samples} samples)", str(path), shares)
+        threads = ", ".join(f"{t} {s:.0%}" for t, s in summary.by_thread[:3])
+        row(f"profile {name}: CPU by package", path.name, shares)
+        row(f"profile {name}: CPU by thread", f"{summary.cpu_s:.1f} s sampled", threads)
         (out_dir / f"{name}.summary.txt").write_text(
-            "CPU samples by package (innermost frame):\n"
+            f"{summary.cpu_s:.1f} s of samples computing (idle waits left out)\n\nBy thread:\n"
+            + "".join(f"  {s:6.1%}  {t}\n" for t, s in summary.by_thread)
+            + "\nBy package (innermost frame):\n"
             + "".join(f"  {s:6.1%}  {g}\n" for g, s in summary.by_group)
             + "\nFunctions most often on the stack (inclusive):\n"
             + "".join(f"  {s:6.1%}  {f}\n" for f, s in summary.top_inclusive)

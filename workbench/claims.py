@@ -43,7 +43,8 @@ from .errors import (
     RestateError,
     UnknownPromptLabelError,
 )
-from .frames import journal_frame, journal_step, step_journal
+from .frames import journal_frame, step_journal
+from .frames import journal_step as step_of_journal
 from .progress import Progress
 from .samples import Sample
 from .session import Session, module_namespace, resolve
@@ -486,7 +487,11 @@ class AsyncClaims:
     # -- reading ---------------------------------------------------------------------------------
     async def get(self, claim: Claim | str) -> Claim:
         """See `Claims.get` (one claim)."""
-        claim_id = claim_ids(claim)[0]
+        return await self._read(claim_ids(claim)[0], journal_step=True)
+
+    async def _read(self, claim_id: str, *, journal_step: bool) -> Claim:
+        """The claim now; `journal_step`: a running claim's step read from its journal (one
+        more query; waiting loops, which only look for a pause or the review, skip it)."""
         session = self.session
         invocation = await session.restate.invocation(names.WORKFLOW, claim_id)
         if invocation is None:
@@ -500,9 +505,9 @@ class AsyncClaims:
             state = {"step": names.NOT_STARTED, "outcome": None}
         outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
         step = str(state.get("step") or "")
-        if outcome is None and invocation.get("status") != "completed":
+        if journal_step and outcome is None and invocation.get("status") != "completed":
             # a step that is one ctx.run is named by its journal entry, not the step state
-            step = journal_step(await session.restate.journal(invocation["id"])) or step
+            step = step_of_journal(await session.restate.journal(invocation["id"])) or step
         status, error = _status(step, outcome, invocation)
         return Claim(
             claim_id,
@@ -605,7 +610,7 @@ class AsyncClaims:
                             f"{error_message(response)}"
                         ) from None
                 try:
-                    now = await self.get(claim_id)
+                    now = await self._read(claim_id, journal_step=False)
                 except (httpx.TransportError, RestateError):
                     continue  # Restate restarting, or the claim not accepted yet
                 if now.status == PAUSED or (stop_at_review and now.awaiting_review):
