@@ -176,7 +176,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             _configure_in_process(stack.llm_url, home / "inprocess-ledger.sqlite3")
 
             last: list[Any] = []
-            target = [session]  # the session durable() submits to (the tracing-off one later)
+            submit_to = [session]  # the session durable() submits to (the tracing-off one later)
 
             async def durable(i: int) -> None:
                 """One claim through Restate as a client in production sends it: one blocking
@@ -184,7 +184,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 wait or a pause, which costs Restate a SQL query and a status call each)."""
                 body = ClaimRequest(document=docs[i % len(docs)]).model_dump_json()
                 claim_id = f"bench-{time.perf_counter_ns()}-{i}"
-                response = await target[0].restate.run_workflow(names.WORKFLOW, claim_id, body)
+                response = await submit_to[0].restate.run_workflow(names.WORKFLOW, claim_id, body)
                 assert response.status_code == 200, response.text
                 outcome = ClaimOutcome.model_validate_json(response.content)
                 assert outcome.status == "paid", outcome
@@ -299,7 +299,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         llm_latency_ms=args.llm_latency_ms,
     )
     quiet_session = Session.of_stack(quiet)
-    target[0] = quiet_session  # what durable() submits to from now on
+    submit_to[0] = quiet_session  # what durable() submits to from now on
     try:
         for warm in range(3):
             await durable(warm)

@@ -124,6 +124,17 @@ keep-alive timeout stays generous: a services process starved of CPU on a loaded
 still answer its pings in time."""
 
 
+SMALL_FOOTPRINT = {
+    "RESTATE_DEFAULT_NUM_PARTITIONS": "4",
+    "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "256MB",
+}
+"""A single-node server on a laptop: 4 partitions instead of 24 (each partition keeps its own
+RocksDB memtables; read when a cluster is first created, so an existing home keeps its count)
+and RocksDB's memory capped at 256 MB instead of 6 GB. Measured on restate-server 1.7.12: RSS
+after start 143 MiB instead of 257 MiB; claims are no slower (two cores keep 4 partitions busy).
+Set `env={"restate": {...}}` to override either."""
+
+
 class RestateProcess(ManagedProcess):
     """restate-server: ready when admin GET /health and ingress GET /restate/health answer 200.
     `port` is the ingress port; admin and node (message fabric) ports are set by env / flag."""
@@ -170,6 +181,7 @@ class RestateProcess(ManagedProcess):
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
             "RESTATE_LOG_FORMAT": "compact",
             **LOOPBACK_INVOKER,
+            **SMALL_FOOTPRINT,
             **(env or {}),
         }
         super().__init__(name=name, command=command, port=port, env=restate_env, host=host)
