@@ -39,6 +39,22 @@ from .session import Session
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+def _own_ports() -> dict[str, int]:
+    """Free ports the OS picks for every process of a benchmark stack, set explicitly: on a
+    machine where other stacks start too, a default port (9080, 8080, ...) seen free can be
+    taken before our process binds it, and Restate would then call someone else's services."""
+    import socket
+
+    from .stack.config import DEFAULT_PORTS
+
+    ports = {}
+    for name in DEFAULT_PORTS:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports[f"{name}_port"] = s.getsockname()[1]
+    return ports
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -160,7 +176,9 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     docs = _approvable_documents()
     print(f"cold start in {home} ...", file=sys.stderr)
     t0 = time.perf_counter()
-    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    stack = stack_module.start(
+        home=home, persistent=False, llm_latency_ms=args.llm_latency_ms, **_own_ports()
+    )
     session = Session.of_stack(stack)  # the benchmark's own: the current session is untouched
     claims = session.aio.claims
     first = await claims.submit(docs[0], wait=False)
@@ -296,6 +314,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         home=Path(tempfile.mkdtemp(prefix="workbench-bench-notrace-")),
         persistent=False,
         tracing=False,
+        **_own_ports(),
         llm_latency_ms=args.llm_latency_ms,
     )
     quiet_session = Session.of_stack(quiet)
@@ -344,7 +363,9 @@ async def bench_recovery(args: argparse.Namespace) -> list[tuple[str, str, str]]
 
     home = Path(tempfile.mkdtemp(prefix="workbench-bench-recovery-"))
     print(f"recovery in {home} ...", file=sys.stderr)
-    stack = stack_module.start(home=home, persistent=False, llm_latency_ms=args.llm_latency_ms)
+    stack = stack_module.start(
+        home=home, persistent=False, llm_latency_ms=args.llm_latency_ms, **_own_ports()
+    )
     session = Session.of_stack(stack)  # faults are planned in its home
     claims = session.aio.claims
     doc = _approvable_documents()[0]
