@@ -4,12 +4,22 @@ within the same run (this machine is shared and noisy, so absolute numbers drift
 What it measures (zero model latency unless `--llm-latency-ms`):
 - import time of the services module in a fresh interpreter (the floor of any service start);
 - stack cold start: from `start()` until the first claim is accepted by Restate;
-- claim latency p50/p95 through Restate, and the same agents run in-process without Restate;
-- throughput at concurrency 1, 8 and 32, durable and in-process;
-- the stack's peak memory (RSS of supervisord and its children) during the run.
+- claim latency p50/p95 through Restate (one blocking ingress call per claim), and the same
+  agents run in-process without Restate;
+- Restate's own floor: a bare workflow with the same journal as a claim (`bench_floor`), and the
+  claim's overhead over in-process as a multiple of it;
+- throughput at concurrency 1 and 32 (`--concurrency`), durable and in-process, and at 32 with a
+  100 ms model (the embedded model's latency changed at runtime);
+- CPU per claim of each process (services, restate, llm, langfuse, supervisord, this client) in
+  the durable and in-process runs at concurrency 32 (`bench_cpu`);
+- the stack's peak memory (RSS of supervisord and its children) during the run;
+- a second stack without tracing: latency, throughput and CPU per claim;
+- the embedded model's CPU per call, the embedded Langfuse's span ingest rate.
 
-`--recovery` measures instead the time from a service crash and from a Restate kill to the
-claim's completion, beside a bare restart of that process (`bench_recovery`)."""
+`--profile` also records py-spy profiles (speedscope) of the Python processes for one more
+throughput run at concurrency 32, into `<bench home>/profiles/`, with a summary per process.
+`--recovery` measures instead the time from a service crash, a Restate kill and a model outage
+to the claim's completion, beside a bare restart of that process (`bench_recovery`)."""
 
 from __future__ import annotations
 
@@ -133,6 +143,17 @@ async def _throughput(
     return n / (time.perf_counter() - t)
 
 
+def durable_judges_done_on(session: Session) -> Callable[[], Awaitable[None]]:
+    """Waits until no judge runs: the judge runs after each claim in both modes, so its work
+    counts in both."""
+
+    async def done() -> None:
+        while await session.restate.invocations(service=names.JUDGE, unfinished=True, limit=1):
+            await asyncio.sleep(0.05)  # each look is a SQL query Restate pays for
+
+    return done
+
+
 def _configure_in_process(llm_url: str, ledger: Path) -> None:
     """Point this process's agents at the stack's model, without leaving OPENAI_BASE_URL in the
     environment (a later stack started here would take it for a real endpoint)."""
@@ -215,12 +236,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 o = await process_claim(f"inproc-{time.perf_counter_ns()}-{i}", request, env)
                 assert o.status == "paid", o
 
-            async def durable_judges_done() -> None:
-                """The judge runs after each claim in both modes; count its work in both."""
-                while await session.restate.invocations(
-                    service=names.JUDGE, unfinished=True, limit=1
-                ):
-                    await asyncio.sleep(0.05)  # each look is a SQL query Restate pays for
+            durable_judges_done = durable_judges_done_on(session)
 
             for warm in range(3):  # warm both paths (connections, caches)
                 await durable(warm)
@@ -263,7 +279,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             )
 
             cpu_durable, cpu_inproc = CpuMeter.of_stack(stack), CpuMeter.of_stack(stack)
-            for concurrency in (1, 8, 32):
+            for concurrency in sorted({*args.concurrency, 32}):
                 total = max(args.throughput_claims, concurrency * 2)
                 print(
                     f"throughput at concurrency {concurrency} ({total} claims) ...", file=sys.stderr
@@ -323,11 +339,24 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         for warm in range(3):
             await durable(warm)
         off = [await _timed(lambda i=i: durable(i)) for i in range(args.latency_claims)]
+        quiet_cpu = CpuMeter.of_stack(quiet)
+        with quiet_cpu.measuring():
+            total = max(args.throughput_claims, 64)
+            td_off = await _throughput(durable, total, 32, durable_judges_done_on(quiet_session))
+        cpu_off = quiet_cpu.per_unit(total)
     finally:
         quiet_session.stop()
     off50 = _percentile(off, 0.5)
     row("claim latency p50, durable, tracing off", f"{off50 * 1000:.0f} ms")
     row("tracing overhead at p50 (on / off)", f"{d50 / off50:.2f}", "target <= 1.10")
+    row("throughput c=32, durable, tracing off", f"{td_off:.1f} claims/s")
+    row(
+        "CPU per claim, durable, tracing off (all processes)",
+        f"{cpu_off['total'] * 1000:.1f} ms",
+        ", ".join(
+            f"{k} {v * 1000:.1f}" for k, v in cpu_off.items() if k != "total" and v >= 0.0005
+        ),
+    )
 
     from .bench_tracing import span_ingest_rate
     from .local.llm.perf import cpu_per_call
@@ -501,6 +530,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--latency-claims", type=int, default=30)
     parser.add_argument("--throughput-claims", type=int, default=64)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        help="concurrencies of the throughput runs (32 is always measured)",
+    )
     parser.add_argument("--llm-latency-ms", type=float, default=0.0)
     parser.add_argument("--ingest-spans", type=int, default=20_000)
     parser.add_argument(
