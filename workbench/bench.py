@@ -163,7 +163,13 @@ def _configure_in_process(llm_url: str, ledger: Path) -> None:
     os.environ.update({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "workbench-local"})
     os.environ["WORKBENCH_LEDGER"] = str(ledger)
     try:
-        configure_model_client()
+        client = configure_model_client()
+        # In a service, Restate retries a model call that lost its connection (max_retries=0
+        # there); in-process nothing would, and on a loaded machine a keep-alive connection
+        # closed by the model server under the client's feet fails the whole run.
+        from agents import set_default_openai_client
+
+        set_default_openai_client(client.with_options(max_retries=3), use_for_tracing=False)
     finally:
         for key, value in saved.items():
             if value is None:
