@@ -216,7 +216,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         f"target <= import + 1.0 s = {services_import + 1.0:.2f} s",
     )
     try:
-        with MemorySampler(stack.supervisor_pid) as memory:
+        with MemorySampler(stack.supervisor_pid, interval_s=0.5) as memory:  # CPU is measured
             await claims.submit(docs[0], id=first.id)  # wait for it
             _configure_in_process(stack.llm_url, home / "inprocess-ledger.sqlite3")
 
