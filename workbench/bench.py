@@ -367,7 +367,7 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     from .bench_tracing import span_ingest_rate
     from .local.llm.perf import cpu_per_call
 
-    calls = cpu_per_call()
+    calls = await asyncio.to_thread(cpu_per_call)  # it runs its own event loop
     row(
         "embedded model CPU per call (in-process)",
         f"{calls['claim call']:.2f} ms",
