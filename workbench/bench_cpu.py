@@ -234,6 +234,8 @@ class ProfileSummary:
     """(thread, share of those samples), largest first."""
     by_group: list[tuple[str, float]]
     """(package group, share of CPU samples whose innermost frame is in it), largest first."""
+    by_group_inclusive: list[tuple[str, float]]
+    """(package group, share of CPU samples with a frame of it anywhere on the stack)."""
     top_inclusive: list[tuple[str, float]]
     """(function, share of CPU samples it is on the stack of), largest first."""
 
@@ -244,6 +246,7 @@ def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
     data = json.loads(path.read_text())
     frames = data["shared"]["frames"]
     self_by_group: Counter[str] = Counter()
+    any_by_group: Counter[str] = Counter()
     by_thread: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0.0
@@ -255,6 +258,8 @@ def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
             total += weight
             by_thread[thread[0]] += weight
             self_by_group[_group(frames[stack[-1]].get("file", ""))] += weight
+            for group in {_group(frames[i].get("file", "")) for i in stack}:
+                any_by_group[group] += weight
             for key in {
                 f"{frames[i]['name']} ({_short(frames[i].get('file', ''))})" for i in stack
             }:
@@ -264,6 +269,9 @@ def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
         cpu_s=total,
         by_thread=[(t, share(n)) for t, n in by_thread.most_common()],
         by_group=[(g, share(n)) for g, n in self_by_group.most_common()],
+        by_group_inclusive=[
+            (g, share(n)) for g, n in any_by_group.most_common() if not g.startswith("stdlib")
+        ],
         top_inclusive=[(f, share(n)) for f, n in inclusive.most_common(top)],
     )
 
@@ -322,6 +330,8 @@ def profile_rows(row: Row, out_dir: Path, *, groups: int = 8) -> None:
             + "".join(f"  {s:6.1%}  {t}\n" for t, s in summary.by_thread)
             + "\nBy package (innermost frame):\n"
             + "".join(f"  {s:6.1%}  {g}\n" for g, s in summary.by_group)
+            + "\nBy package anywhere on the stack (inclusive):\n"
+            + "".join(f"  {s:6.1%}  {g}\n" for g, s in summary.by_group_inclusive)
             + "\nFunctions most often on the stack (inclusive):\n"
             + "".join(f"  {s:6.1%}  {f}\n" for f, s in summary.top_inclusive)
         )
