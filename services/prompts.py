@@ -60,14 +60,21 @@ def labels() -> dict[str, list[str]]:
 # -- Langfuse ------------------------------------------------------------------------------------
 
 
+def _prompts_api() -> Any:
+    """The Langfuse SDK's async prompts API of the client for the configured key (named, so
+    that another client made in the same process cannot be picked instead)."""
+    from langfuse import get_client
+
+    return get_client(public_key=os.environ.get("LANGFUSE_PUBLIC_KEY")).async_api.prompts
+
+
 async def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
     """One prompt version by label, through the Langfuse SDK's async API client (pooled
     connections, no cache: a new claim sees where the label points now)."""
-    from langfuse import get_client
     from langfuse.api import NotFoundError
 
     try:
-        prompt = await get_client().async_api.prompts.get(name, label=label)
+        prompt = await _prompts_api().get(name, label=label)
     except NotFoundError:
         return None
     text = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
@@ -149,9 +156,7 @@ async def _labelled_versions(label: str) -> dict[str, tuple[int, Any] | None]:
     in one request (`GET /api/public/v2/prompts?label=`, every page); a prompt not listed does
     not carry the label. One listed with more than one version (a server that does not filter
     the versions by label) maps to None: it is fetched by label instead."""
-    from langfuse import get_client
-
-    api = get_client().async_api.prompts
+    api = _prompts_api()
     found: dict[str, tuple[int, Any] | None] = {}
     page = 1
     while True:
@@ -168,9 +173,7 @@ async def _labelled_versions(label: str) -> dict[str, tuple[int, Any] | None]:
 async def _version_text(name: str, version: int, updated: Any) -> str:
     key = (name, version, updated)
     if key not in _texts:
-        from langfuse import get_client
-
-        prompt = await get_client().async_api.prompts.get(name, version=version)
+        prompt = await _prompts_api().get(name, version=version)
         _texts[key] = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
     return _texts[key]
 

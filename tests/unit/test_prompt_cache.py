@@ -32,6 +32,10 @@ def langfuse(server, monkeypatch) -> Iterator[tuple[Langfuse, Counter[str]]]:
     client = Langfuse(
         public_key=PK, secret_key=SK, base_url=server.base_url, tracer_provider=TracerProvider()
     )
+    other = Langfuse(  # another client in the same process (a test's, a notebook's)
+        public_key="pk-lf-other", secret_key="sk", base_url=server.base_url,
+        tracer_provider=TracerProvider(),
+    )  # fmt: skip
     calls: Counter[str] = Counter()
     api = client.async_api.prompts
     for method in ("get", "list"):  # count the requests the claims make
@@ -48,8 +52,9 @@ def langfuse(server, monkeypatch) -> Iterator[tuple[Langfuse, Counter[str]]]:
     try:
         yield client, calls
     finally:
-        client.shutdown()
-        LangfuseResourceManager._instances.pop(PK, None)
+        for made, key in ((client, PK), (other, "pk-lf-other")):
+            made.shutdown()
+            LangfuseResourceManager._instances.pop(key, None)
 
 
 def _versions(found: Any) -> dict[str, tuple[int, str, str]]:
