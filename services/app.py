@@ -1,10 +1,12 @@
-"""The deployable unit: the Restate ASGI app serving the claim workflow and the judge."""
+"""The deployable unit: the Restate ASGI app serving the claim workflow, the judge, and the
+experiments (variants of the prompts compared on the same documents, and their re-judging)."""
 
 from __future__ import annotations
 
 import restate
 
 from . import logs
+from .experiment import experiment_workflow, rejudge_workflow
 from .llm import configure_model_client
 from .tracing import configure_tracing
 from .workflow import claim_judge, claim_workflow
@@ -13,4 +15,4 @@ logs.install()  # a failed attempt that Restate retries is one line, not a trace
 configure_model_client()
 configure_tracing()
 
-app = restate.app(services=[claim_workflow, claim_judge])
+app = restate.app(services=[claim_workflow, claim_judge, experiment_workflow, rejudge_workflow])

@@ -10,8 +10,9 @@ Tables:
   `remaining`; a fault armed for the next claims has no `claim_id` and counts down `claims_left`,
   each claim that reaches the step taking a copy of it (`armed_from`).
 - `events`: what happened, one row each: an `attempt` of a claim's workflow started, a step's body
-  `executed` (or a model request was sent), it `completed` (or the model answered), a `fault` fired.
-  Each row carries the pid of the process that wrote it.
+  `executed` (or a model request was sent), it `completed` (or the model answered), a `fault` fired,
+  the process `crashed` with the claim in it (written just before a crash fault kills it). Each
+  row carries the pid of the process that wrote it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ CREATE INDEX IF NOT EXISTS events_by_claim ON events (claim_id, event);
 """
 
 ATTEMPT, EXECUTED, COMPLETED, FAULT = "attempt", "executed", "completed", "fault"
+CRASHED = "crashed"
+"""The process (the services' own, or Restate for `kill_restate`) is killed now, by a fault."""
+EVALUATION = "evaluation"
+"""An attempt of the judge's evaluation of the claim started (the workflow's are `attempt`)."""
 LOST = "lost"
 """`detail` of a `completed` event whose result never reached the journal (the process was
 killed right after it, on purpose)."""

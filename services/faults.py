@@ -11,7 +11,10 @@ killed by a fault finds the rest of its plan after its restart. The hooks:
   transport also turns an HTTP 429 with Retry-After into a Restate retry after exactly that
   delay, and refuses a structured answer that does not parse, so Restate retries the call
   instead of journaling it;
-- `attempt_started(claim_id)` notes each attempt of a claim's workflow (a retry or a replay).
+- `attempt_started(claim_id)` notes each attempt of a claim's workflow (a retry or a replay);
+- `boundary(name, effect)` wraps the journaled points of the workflow that are not a step body
+  (`BOUNDARY_STEPS`: the wait for a review decision, the one-way send to the judge): faults fire
+  where the workflow reaches them for real, never while Restate replays them.
 
 Every hook also writes the evidence (which step body ran, which model request was sent and
 answered, which fault fired, by which pid) to the same file before anything can crash, so the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -43,8 +47,9 @@ from openai import OpenAIError, RateLimitError
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
+from . import names
 from .config import settings
-from .fault_store import COMPLETED, EXECUTED, FAULT, LOST, FaultStore, Plan
+from .fault_store import COMPLETED, CRASHED, EVALUATION, EXECUTED, FAULT, LOST, FaultStore, Plan
 from .models import ClaimAssessment, ClaimData, JudgeVerdict
 
 T = TypeVar("T")
@@ -60,14 +65,27 @@ MODEL_STEPS: dict[str, str] = {
 STEPS: tuple[str, ...] = (
     "fetch prompts",
     "parse",
+    "verify documents",
     "convert to EUR",
     "analyze",
     "check fraud",
     "lookup policy",
+    "awaiting review",
     "reimburse",
+    "evaluate",
+    "fetch judge prompt",
+    "gather evidence",
     "judge",
+    "write score",
 )
-"""Where a fault can be planned (in the workflow's order), besides "model call N"."""
+"""Where a fault can be planned (in the claim's order: the workflow's steps, then the judge's),
+besides "model call N". `verify documents` runs in versions after v1 only."""
+
+BOUNDARY_STEPS: tuple[str, ...] = ("awaiting review", "evaluate")
+"""Journaled points of the workflow that are not a step body: the wait for the review decision
+(`crash_after_effect`: the decision arrived, the process dies before the workflow goes on) and
+the one-way send of the evaluation to the judge (`crash_after_effect`: Restate recorded the
+send, the process dies right after)."""
 
 WORKFLOW_MODEL_STEPS = ("parse", "analyze")
 MODEL_CALL = re.compile(r"^model call ([1-9][0-9]*)$")
@@ -229,6 +247,20 @@ def attempt_started(claim_id: str) -> None:
         store().record(claim_id, "workflow", "attempt")
 
 
+def evaluation_started(claim_id: str) -> None:
+    """Note an attempt of the judge's evaluation of the claim (the first run, a retry, a replay)."""
+    if _claim_id() is not None:
+        store().record(claim_id, names.JUDGE, EVALUATION)
+
+
+def _replaying() -> bool:
+    """Whether the running handler is replaying its journal (Restate's own flag, which its
+    tracing and logging extensions read too)."""
+    from restate.server_context import restate_context_is_replaying
+
+    return bool(restate_context_is_replaying.get(False))
+
+
 # -- what a fault does ----------------------------------------------------------------------------
 def _seconds(plan: Plan) -> float:
     value = plan.params.get("seconds")
@@ -246,6 +278,90 @@ def crash_self() -> None:
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(5)  # never reached: the signal is delivered at once
+
+
+_waves: dict[str, tuple[int, asyncio.Event]] = {}
+"""Per wave of faults planned together (`wb.faults.plan_together`): how many fired in this
+process so far, and the event set once all of them did."""
+
+
+def _arrive(plan: Plan) -> asyncio.Event | None:
+    """Count a killing fault that fired towards its wave; the event is set once all fired."""
+    wave, size = plan.params.get("wave"), int(plan.params.get("wave_size") or 0)
+    if not wave or size <= 1:
+        return None
+    fired, all_fired = _waves.get(wave) or (0, asyncio.Event())
+    _waves[wave] = (fired + 1, all_fired)
+    if fired + 1 >= size:
+        all_fired.set()
+        del _waves[wave]
+    return all_fired
+
+
+async def _hold(plan: Plan, all_fired: asyncio.Event | None) -> None:
+    """Hold a killing fault that fired: not at all, or until its whole wave fired, at most the
+    plan's `linger_s` seconds."""
+    linger = max(float(plan.params.get("linger_s") or 0.0), 0.0)
+    if not linger:
+        return
+    if all_fired is None:
+        await asyncio.sleep(linger)
+        return
+    try:
+        await asyncio.wait_for(all_fired.wait(), linger)
+    except TimeoutError:
+        pass
+
+
+_dying: list[tuple[str | None, str, str]] = []
+"""The claims this process dies with: (claim, where, kind) of each crash fault that fired and
+is held until its wave has fired."""
+
+
+async def die(plan: Plan, where: str) -> None:
+    """Kill this process for a crash fault that fired: at once, or, for faults planned together
+    (`wb.faults.plan_together`), once all of them fired (each claim held where its fault fired,
+    inside its step), so that claims run side by side die together and share one restart. A
+    `crashed` event is written for each claim just before the kill."""
+    _dying.append((plan.claim_id, where, plan.kind))
+    all_fired = _arrive(plan)
+    try:
+        await _hold(plan, all_fired)
+    finally:  # even if the claim's task is cancelled meanwhile: the process dies as planned
+        for claim_id, at, kind in _dying:
+            if claim_id:
+                store().record(claim_id, at, CRASHED, kind=kind, detail=f"pid {os.getpid()}")
+        crash_self()
+
+
+_restate_kill: tuple[asyncio.Future[int | None], list[tuple[str | None, str]]] | None = None
+"""The Restate kill under way in this process, and the claims waiting for it."""
+
+
+async def kill_restate_for(plan: Plan, where: str) -> int | None:
+    """Kill Restate for a `kill_restate` fault that fired: at once, or, for faults planned
+    together, once all of them fired; the faults that fire meanwhile join the same kill (one
+    restart of Restate for all of them). Returns the pid killed."""
+    global _restate_kill
+    all_fired = _arrive(plan)
+    if _restate_kill is None or _restate_kill[0].done():
+        waiting: list[tuple[str | None, str]] = []
+        kill = asyncio.ensure_future(_kill_when_held(plan, all_fired, waiting))
+        _restate_kill = (kill, waiting)
+    kill, waiting = _restate_kill
+    waiting.append((plan.claim_id, where))
+    return await asyncio.shield(kill)
+
+
+async def _kill_when_held(
+    plan: Plan, all_fired: asyncio.Event | None, waiting: list[tuple[str | None, str]]
+) -> int | None:
+    await _hold(plan, all_fired)
+    pid = await kill_restate(plan.params)
+    for claim_id, at in waiting:
+        if claim_id:
+            store().record(claim_id, at, CRASHED, kind="kill_restate", detail=f"restate pid {pid}")
+    return pid
 
 
 async def kill_restate(params: dict[str, Any], *, timeout_s: float = 2.0) -> int | None:
@@ -305,13 +421,13 @@ async def _act(plan: Plan, where: str, *, model: bool) -> None:
     if plan.kind == "delay":
         await asyncio.sleep(_seconds(plan))
     elif plan.kind == "kill_restate":
-        pid = await kill_restate(plan.params)
+        pid = await kill_restate_for(plan, where)
         # the try ends with the server (deterministically: not racing the lost connection)
         raise (InjectedModelError if model else InjectedError)(
             f"{message}: Restate (pid {pid}) was killed; this try ends with it"
         )
     elif plan.kind == "crash":
-        crash_self()
+        await die(plan, where)
     elif plan.kind == "error":
         raise (InjectedModelError if model else InjectedError)(message)
     elif plan.kind == "terminal":
@@ -346,13 +462,32 @@ def observed(name: str, fn: Callable[..., T | Awaitable[T]]) -> Callable[..., Aw
         except BaseException as e:
             faults.record(claim_id, name, "failed", detail=_short(e))
             raise
-        if planned and faults.take(claim_id, (name,), _AFTER, where=name):
+        if planned and (after := faults.take(claim_id, (name,), _AFTER, where=name)):
             faults.record(claim_id, name, COMPLETED, detail=LOST)
-            crash_self()
+            await die(after[0], name)
         faults.record(claim_id, name, COMPLETED)
         return result
 
     return run
+
+
+# -- the other journaled points of the workflow ---------------------------------------------------
+async def boundary(name: str, effect: Callable[[], Awaitable[T]]) -> T:
+    """Run `effect` (the wait for the review, the send to the judge: `BOUNDARY_STEPS`) with the
+    faults planned at `name`: those that act before the work fire before it, `crash_after_effect`
+    after it (before the workflow goes on), and only where the workflow reaches this point for
+    real: never while Restate replays it from the journal."""
+    claim_id = _claim_id()
+    if claim_id is not None and not _replaying() and store().has_plans(claim_id, (name,)):
+        fired = store().take(claim_id, (name,), _STEP_BEFORE, where=name, exclusive=_ENDING)
+        for plan in _ordered(fired):
+            await _act(plan, name, model=False)
+    result = await effect()
+    # checked again: a wait that suspended comes back as a replay of the whole handler
+    if claim_id is not None and not _replaying() and store().has_plans(claim_id, (name,)):
+        if after := store().take(claim_id, (name,), _AFTER, where=name):
+            await die(after[0], name)
+    return result
 
 
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -400,7 +535,7 @@ class ModelTransport(httpx2.AsyncBaseTransport):
                 if plan.kind in ("rate_limit", "server_error", "timeout"):
                     return await self._refuse(plan, step, request)
                 await _act(plan, step, model=True)
-        faults.record(claim_id, step, EXECUTED, call=number)
+        faults.record(claim_id, step, EXECUTED, call=number, detail=f"request {call['digest']}")
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException as e:
@@ -428,9 +563,9 @@ class ModelTransport(httpx2.AsyncBaseTransport):
                 claim_id, step, "failed", call=number, detail=f"HTTP {answer.status_code}"
             )
             return answer
-        if planned and faults.take(claim_id, steps, _AFTER, where=step, call=number):
+        if planned and (after := faults.take(claim_id, steps, _AFTER, where=step, call=number)):
             faults.record(claim_id, step, COMPLETED, call=number, detail=LOST)
-            crash_self()
+            await die(after[0], step)
         faults.record(claim_id, step, COMPLETED, call=number)
         return answer
 
@@ -492,19 +627,31 @@ class ModelTransport(httpx2.AsyncBaseTransport):
 
 
 def _model_request(request: httpx2.Request) -> dict[str, Any] | None:
-    """For a chat completion request: the output type it asks for and whether it streams."""
+    """For a chat completion request: the output type it asks for, whether it streams, and a
+    digest of its messages (the same request sent again has the same digest: the evidence that a
+    call was repeated, and which)."""
     if request.method != "POST" or not request.url.path.endswith("/chat/completions"):
         return None
     try:
         body = json.loads(request.content or b"{}")
     except (ValueError, httpx2.RequestNotRead):
-        return {"schema": None, "stream": False}
+        return {"schema": None, "stream": False, "digest": request_digest(None)}
     schema = None
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         spec = response_format.get("json_schema") or {}
         schema = (spec.get("schema") or {}).get("title") or spec.get("name")
-    return {"schema": schema, "stream": bool(body.get("stream"))}
+    return {
+        "schema": schema,
+        "stream": bool(body.get("stream")),
+        "digest": request_digest(body.get("messages")),
+    }
+
+
+def request_digest(messages: Any) -> str:
+    """A short digest of a model request's messages (what the model is asked, not how)."""
+    text = json.dumps(messages, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _decoded(answer: httpx2.Response, raw: bytes) -> str:
@@ -570,6 +717,7 @@ def retry_after_s(headers: httpx2.Headers) -> float | None:
 
 
 __all__ = [
+    "BOUNDARY_STEPS",
     "FAULT",
     "KINDS",
     "MODEL_KINDS",
@@ -580,7 +728,10 @@ __all__ = [
     "ModelRateLimitedError",
     "ModelTransport",
     "attempt_started",
+    "boundary",
+    "evaluation_started",
     "check",
+    "die",
     "observed",
     "store",
 ]

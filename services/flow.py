@@ -49,7 +49,7 @@ class Env(Protocol):
     async def run_agent(self, agent: Agent, input: str) -> Any: ...
     def set_step(self, name: str) -> None: ...
     async def await_review(self) -> Review: ...
-    def send_evaluation(self, request: EvaluationRequest) -> None: ...
+    async def send_evaluation(self, request: EvaluationRequest) -> None: ...
 
 
 class ClaimFailed(Exception):
@@ -67,7 +67,8 @@ def _ledger(path: Path) -> Ledger:
 
 def _pay(claim_id: str, customer_id: str, amount_eur: float) -> Payment:
     ledger = _ledger(settings().ledger_path)
-    return ledger.pay(names.payment_key(claim_id), claim_id, customer_id, amount_eur)
+    key = versions.payment_key(settings().service_version, claim_id)
+    return ledger.pay(key, claim_id, customer_id, amount_eur)
 
 
 def _missing(claim: ClaimData) -> list[str]:
@@ -77,9 +78,9 @@ def _missing(claim: ClaimData) -> list[str]:
     return missing
 
 
-async def _fetch_prompts(label: str) -> PromptSet:
+async def _fetch_prompts(label: str, versions: dict[str, int]) -> PromptSet:
     try:
-        return await step("fetch prompts", prompt_set, label)
+        return await step("fetch prompts", prompt_set, label, versions)
     except (UnknownPromptLabelError, TerminalError) as e:
         raise ClaimFailed("invalid", str(getattr(e, "message", e))) from None
 
@@ -162,7 +163,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
     prompts: PromptSet | None = None
     try:
         env.set_step("fetch prompts")
-        prompts = await _fetch_prompts(request.prompt_label)
+        prompts = await _fetch_prompts(request.prompt_label, request.prompt_versions)
         base["prompt_versions"] = prompts.versions()
 
         env.set_step("parse")
@@ -237,7 +238,7 @@ async def process_claim(claim_id: str, request: ClaimRequest, env: Env) -> Claim
         )
 
     env.set_step("evaluate")
-    env.send_evaluation(
+    await env.send_evaluation(
         EvaluationRequest(
             claim_id=claim_id,
             outcome=outcome,
@@ -277,7 +278,7 @@ class InProcessEnv:
             return Review(approved=True, reviewer="in-process (auto)", note="no human in-process")
         return await self._review()
 
-    def send_evaluation(self, request: EvaluationRequest) -> None:
+    async def send_evaluation(self, request: EvaluationRequest) -> None:
         self.evaluations.append(asyncio.ensure_future(judge_claim(request, Runner.run)))
 
     async def drain(self) -> list[JudgeResult]:

@@ -17,11 +17,11 @@ from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext, RunOptions
 from restate.ext.openai import DurableRunner
 
-from . import names, reference_data, tracing
+from . import faults, names, reference_data, tracing
 from .bodies import Checked, accepted
 from .judge_agent import judge_agent
 from .models import EvaluationRequest, FraudCheck, JudgeInput, JudgeVerdict, PolicyInfo
-from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured
+from .prompts import ANALYST, JUDGE, get_prompt, langfuse_configured, prompt_version
 from .retries import RETRY_POLICY
 from .scores import write_score
 from .steps import LLM_OPTIONS, step
@@ -58,13 +58,13 @@ def gather_evidence(customer_id: str | None, category: str | None) -> Evidence:
 async def judge_claim(request: EvaluationRequest, run_agent: RunAgent) -> JudgeResult:
     """Score one finished claim; `run_agent` runs the judge agent (durably or in-process)."""
     prompt = request.judge_prompt or await step(
-        "fetch judge prompt", get_prompt, JUDGE, request.prompt_label
+        names.FETCH_JUDGE_PROMPT, get_prompt, JUDGE, request.prompt_label
     )
     outcome = request.outcome
     claim = outcome.claim
     if claim is None:
         return JudgeResult(claim_id=request.claim_id, verdict=None, prompt_version=prompt.version)
-    evidence = await step("gather evidence", gather_evidence, claim.customer_id, claim.category)
+    evidence = await step(names.GATHER_EVIDENCE, gather_evidence, claim.customer_id, claim.category)
     judge_input = JudgeInput(
         claim=claim,
         amount_eur=outcome.amount_eur,
@@ -98,6 +98,54 @@ apart (the judge's invocation policy pauses it after the outage window); errors 
 such as wrong keys, end it at once."""
 
 
+async def _write_score(
+    trace_id: str,
+    claim_id: str,
+    score: float,
+    reason: str,
+    metadata: dict[str, Any],
+    name: str,
+) -> str:
+    with tracing.step_span(names.WRITE_SCORE):
+        try:
+            return await write_score(trace_id, claim_id, score, reason, metadata, name)
+        except ValueError as e:  # refused for good: retrying cannot fix it
+            raise restate.TerminalError(str(e)) from e
+
+
+async def _score(
+    ctx: ObjectContext, request: EvaluationRequest, result: JudgeResult, name: str
+) -> None:
+    """The verdict onto the claim's trace in Langfuse as score `name`, a durable step that
+    retries until the score lands (a refusal no retry can fix ends it, kept in the journal and
+    the log; the verdict stays readable here)."""
+    if result.verdict is None or not request.trace_id or not langfuse_configured():
+        return
+    outcome = request.outcome
+    metadata = {
+        "claim_id": request.claim_id,
+        "status": outcome.status,
+        "prompt_label": request.prompt_label,
+        "analyst_prompt_version": outcome.prompt_versions.get(ANALYST),
+        "judge_prompt_version": result.prompt_version,
+        "service_version": outcome.service_version,
+    }
+    try:
+        await ctx.run_typed(
+            names.WRITE_SCORE,
+            faults.observed(names.WRITE_SCORE, _write_score),  # faults fire in its body
+            SCORE_OPTIONS,
+            request.trace_id,
+            request.claim_id,
+            result.verdict.score,
+            result.verdict.reason,
+            metadata,
+            name,
+        )
+    except restate.TerminalError as e:
+        log.warning("The score of claim %s was refused for good: %s", request.claim_id, e)
+
+
 EVALUATION = Checked(
     EvaluationRequest, example='{"claim_id": "...", "outcome": {...}} (sent by ClaimWorkflow)'
 )
@@ -106,40 +154,47 @@ EVALUATION = Checked(
 @claim_judge.handler(input_serde=EVALUATION)
 async def evaluate(ctx: ObjectContext, request: EvaluationRequest) -> JudgeResult:
     request = accepted(request)
+    faults.evaluation_started(request.claim_id)
+    ctx.set(names.JUDGE_REQUEST_KEY, request)  # what a later re-judging scores again
     result = await judge_claim(request, _run_durably)
-    ctx.set("result", result)
-    if result.verdict is not None and request.trace_id and langfuse_configured():
-        outcome = request.outcome
-        metadata = {
-            "claim_id": request.claim_id,
-            "status": outcome.status,
-            "prompt_label": request.prompt_label,
-            "analyst_prompt_version": outcome.prompt_versions.get(ANALYST),
-            "judge_prompt_version": result.prompt_version,
-            "service_version": outcome.service_version,
-        }
+    ctx.set(names.JUDGE_RESULT_KEY, result)
+    await _score(ctx, request, result, names.SCORE)
+    return result
 
-        async def write() -> str:
-            with tracing.step_span("write score"):
-                try:
-                    return await write_score(
-                        request.trace_id,
-                        request.claim_id,
-                        result.verdict.score,
-                        result.verdict.reason,
-                        metadata,
-                    )
-                except ValueError as e:  # refused for good: retrying cannot fix it
-                    raise restate.TerminalError(str(e)) from e
 
-        try:
-            await ctx.run_typed("write score", write, SCORE_OPTIONS)
-        except restate.TerminalError as e:  # the verdict stays readable here
-            log.warning("The score of claim %s was refused for good: %s", request.claim_id, e)
+class RejudgeRequest(BaseModel):
+    """Score a judged claim again under another version of the judge's prompt."""
+
+    judge_version: int
+
+
+@claim_judge.handler(name=names.JUDGE_REJUDGE)
+async def rejudge(ctx: ObjectContext, request: RejudgeRequest) -> JudgeResult:
+    """The claim's decision scored again by judge prompt `judge_version`, from the evidence its
+    first judging kept (the claim does not run again). Under one version a claim is judged once:
+    asking again answers the verdict kept. The score is `quality-judge-v<N>` on the claim's
+    trace, beside the first `quality`."""
+    key = names.rejudge_state_key(request.judge_version)
+    kept = await ctx.get(key, type_hint=JudgeResult)
+    if kept is not None:
+        return kept
+    first = await ctx.get(names.JUDGE_REQUEST_KEY, type_hint=EvaluationRequest)
+    if first is None:
+        raise restate.TerminalError(
+            f"Claim {ctx.key()!r} has no first judging to score again (it has not ended, its "
+            "judge has not run yet, or it was judged before re-judging existed). Wait for its "
+            "quality score, then re-judge.",
+            status_code=409,
+        )
+    prompt = await step(names.FETCH_JUDGE_PROMPT, prompt_version, JUDGE, request.judge_version)
+    again = first.model_copy(update={"judge_prompt": prompt})
+    result = await judge_claim(again, _run_durably)
+    ctx.set(key, result)
+    await _score(ctx, again, result, names.rejudge_score_name(request.judge_version))
     return result
 
 
 @claim_judge.handler(kind="shared")
 async def verdict(ctx: ObjectSharedContext) -> JudgeResult:
-    result = await ctx.get("result", type_hint=JudgeResult)
+    result = await ctx.get(names.JUDGE_RESULT_KEY, type_hint=JudgeResult)
     return result or JudgeResult(claim_id=ctx.key(), verdict=None)

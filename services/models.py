@@ -28,6 +28,32 @@ class ClaimRequest(BaseModel):
     prompt_label: str = Field(
         default="production", description="Which label of the agents' prompts to use."
     )
+    prompt_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Prompt versions to use, by prompt name (an experiment pins them); the "
+        "prompts not named here come by prompt_label.",
+    )
+    review_policy: Literal["approve", "reject"] | None = Field(
+        default=None,
+        description="Settle a decision of 'review' at once this way (an experiment's policy) "
+        "instead of waiting for a human.",
+    )
+    experiment: str | None = Field(
+        default=None,
+        description="The experiment this claim is an item of; it is told when the claim starts "
+        "waiting for a human.",
+    )
+
+    @field_validator("prompt_versions")
+    @classmethod
+    def _versions_are_positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, version in value.items():
+            if not name or version < 1:
+                raise ValueError(
+                    f"Prompt version {name!r}: {version} is not a version. Give each prompt "
+                    "name a version number from 1, e.g. {'claim-analyst': 3}."
+                )
+        return value
 
     @field_validator("document")
     @classmethod

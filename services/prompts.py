@@ -17,6 +17,8 @@ from .outage import LANGFUSE
 PARSER, ANALYST, JUDGE = "claim-parser", "claim-analyst", "claim-judge"
 NAMES = (PARSER, ANALYST, JUDGE)
 DEFAULT_LABEL = "production"
+PINNED = "pinned"
+"""The `label` of a prompt fetched by its version (an experiment pins versions)."""
 
 
 class UnknownPromptLabelError(LookupError):
@@ -45,6 +47,13 @@ def _file_prompt(name: str, label: str) -> PromptRef | None:
             return PromptRef(
                 name=name, version=entry["version"], label=label, text=file_text(entry)
             )
+    return None
+
+
+def _file_version(name: str, version: int) -> PromptRef | None:
+    for entry in index():
+        if entry["name"] == name and entry["version"] == version:
+            return PromptRef(name=name, version=version, label=PINNED, text=file_text(entry))
     return None
 
 
@@ -81,6 +90,43 @@ async def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
     return PromptRef(name=name, version=prompt.version, label=label, text=text)
 
 
+async def _langfuse_version(name: str, version: int) -> PromptRef | None:
+    from langfuse import get_client
+    from langfuse.api import NotFoundError
+
+    try:
+        prompt = await get_client().async_api.prompts.get(name, version=version)
+    except NotFoundError:
+        return None
+    text = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
+    return PromptRef(name=name, version=prompt.version, label=PINNED, text=text)
+
+
+async def prompt_version(name: str, version: int) -> PromptRef:
+    """One version of a prompt (Langfuse when configured, else data/prompts/); LookupError when
+    there is no such version."""
+    if not langfuse_configured():
+        found = _file_version(name, version)
+    else:
+        try:
+            found = await _langfuse_version(name, version)
+        except Exception as e:  # the backend is down: the seed files may hold that version
+            if getattr(e, "status_code", None) == 404:
+                found = None
+            else:
+                found = _file_version(name, version)
+                if found is None:  # only Langfuse has it: the step is retried until it answers
+                    raise
+                where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+                LANGFUSE.failed(where, e, "pinned prompt versions are read from data/prompts/")
+    if found is None:
+        raise LookupError(
+            f"Prompt {name!r} has no version {version}. List its versions with "
+            f"wb.prompts.list({name!r})."
+        )
+    return found
+
+
 async def _fetch(name: str, label: str) -> PromptRef | None:
     if not langfuse_configured():
         return _file_prompt(name, label)
@@ -107,11 +153,16 @@ async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
     raise LookupError(f"Prompt {name!r} has neither label {label!r} nor {DEFAULT_LABEL!r}.")
 
 
-async def prompt_set(label: str = DEFAULT_LABEL) -> PromptSet:
-    """All prompts of a claim at once (one durable step in the workflow). From Langfuse: one
-    request says which version of each prompt carries the label now (`_labelled_versions`);
-    the texts of versions already seen come from memory (`_version_text`). Without Langfuse,
-    or while it is down, from data/prompts/."""
+async def prompt_set(
+    label: str = DEFAULT_LABEL, versions: dict[str, int] | None = None
+) -> PromptSet:
+    """All prompts of a claim at once (one durable step in the workflow): those named in
+    `versions` at that version (`_pinned_prompt_set`), the others by `label`. By label from
+    Langfuse: one request says which version of each prompt carries the label now
+    (`_labelled_versions`); the texts of versions already seen come from memory
+    (`_version_text`). Without Langfuse, or while it is down, from data/prompts/."""
+    if versions:
+        return await _pinned_prompt_set(label, versions)
     if langfuse_configured():
         where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
         try:
@@ -202,3 +253,29 @@ async def _langfuse_prompt_set(label: str) -> PromptSet:
     fetched = await refs(label)
     defaults = fetched if label == DEFAULT_LABEL else await refs(DEFAULT_LABEL)
     return _complete(label, fetched, defaults)
+
+
+async def _pinned_prompt_set(label: str, versions: dict[str, int]) -> PromptSet:
+    """Prompts pinned to versions (an experiment's variant), the others by label, fetched
+    concurrently."""
+    pinned = dict(versions)
+    unknown = sorted(set(pinned) - set(NAMES))
+    if unknown:
+        raise LookupError(
+            f"Prompt {unknown[0]!r} is not a prompt of the claim agents; pin versions of "
+            f"{', '.join(NAMES)}."
+        )
+    by_label = [name for name in NAMES if name not in pinned]
+    found = await asyncio.gather(
+        *(_fetch(name, label) for name in by_label),
+        *(prompt_version(name, version) for name, version in pinned.items()),
+    )
+    fetched = dict(zip([*by_label, *pinned], found, strict=True))
+    missing = [name for name in NAMES if fetched[name] is None]
+    for name, ref in zip(
+        missing,
+        await asyncio.gather(*(get_prompt(n, DEFAULT_LABEL) for n in missing)),
+        strict=True,
+    ):
+        fetched[name] = ref
+    return PromptSet(parser=fetched[PARSER], analyst=fetched[ANALYST], judge=fetched[JUDGE])

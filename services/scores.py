@@ -13,13 +13,12 @@ from typing import Any
 
 import httpx
 
+from .names import SCORE as SCORE_NAME
 from .outage import LANGFUSE as OUTAGE
 
-SCORE_NAME = "quality"
 
-
-def score_id(claim_id: str) -> str:
-    return f"{claim_id}-{SCORE_NAME}"
+def score_id(claim_id: str, name: str = SCORE_NAME) -> str:
+    return f"{claim_id}-{name}"
 
 
 _client: httpx.AsyncClient | None = None
@@ -39,12 +38,17 @@ def _http() -> httpx.AsyncClient:
 
 
 async def write_score(
-    trace_id: str, claim_id: str, value: float, comment: str, metadata: dict[str, Any]
+    trace_id: str,
+    claim_id: str,
+    value: float,
+    comment: str,
+    metadata: dict[str, Any],
+    name: str = SCORE_NAME,
 ) -> str:
     body = {
-        "id": score_id(claim_id),
+        "id": score_id(claim_id, name),
         "traceId": trace_id,
-        "name": SCORE_NAME,
+        "name": name,
         "value": value,
         "dataType": "NUMERIC",
         "comment": comment,
@@ -69,4 +73,4 @@ async def write_score(
             f"{response.text[:500]}. Check LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY."
         )
     response.raise_for_status()  # 429/5xx: retried by the durable step
-    return score_id(claim_id)
+    return score_id(claim_id, name)

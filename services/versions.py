@@ -5,16 +5,25 @@ parsing and the conversion to EUR: it checks that the parsed claim is complete a
 missing. It changes no decision, but it changes the journal: a claim that started on v1 and is
 replayed by v2 code meets `verify documents` where its journal holds `convert to EUR`, which
 Restate reports as a journal mismatch. That is why a new version is deployed beside the old one
-(a new deployment) instead of replacing its code in place."""
+(a new deployment) instead of replacing its code in place.
+
+`unsafe` is v1 with a deliberately broken payment, to learn from (never deploy it for real): it
+pays without an idempotency key (each execution of the step pays under a fresh key), so a crash
+after the payment but before the journal recorded it pays the claim twice. The crash-point sweep
+(`wb.faults.sweep(..., version="unsafe")`) shows that failure next to the safe version."""
 
 from __future__ import annotations
 
+import uuid
+
 from pydantic import BaseModel
 
+from . import names
 from .models import ClaimData
 
-VERSIONS = ("v1", "v2")
-"""The versions this code knows; any other value behaves like the latest."""
+UNSAFE = "unsafe"
+VERSIONS = ("v1", "v2", UNSAFE)
+"""The versions this code knows; any other value behaves like the latest (v2)."""
 
 
 class DocumentCheck(BaseModel):
@@ -26,8 +35,18 @@ class DocumentCheck(BaseModel):
 
 
 def verifies_documents(version: str) -> bool:
-    """Whether this version runs the `verify documents` step (every version after v1)."""
-    return version != "v1"
+    """Whether this version runs the `verify documents` step (every version after v1; `unsafe`
+    is v1 with another payment)."""
+    return version not in ("v1", UNSAFE)
+
+
+def payment_key(version: str, claim_id: str) -> str:
+    """The ledger key the `reimburse` step pays under: the claim's own (`names.payment_key`), so
+    that the ledger refuses a second payment; in `unsafe`, a fresh one per execution of the step,
+    which is the bug the sweep catches."""
+    if version == UNSAFE:
+        return f"{names.payment_key(claim_id)}/{uuid.uuid4().hex[:12]}"
+    return names.payment_key(claim_id)
 
 
 def verify_documents(claim: ClaimData) -> DocumentCheck:

@@ -6,6 +6,7 @@ Steps, as the journal names them: fetch prompts -> parse (call LLM) -> convert t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import restate
@@ -13,7 +14,7 @@ from agents import Agent
 from restate import WorkflowContext, WorkflowSharedContext
 from restate.ext.openai import DurableRunner
 
-from . import names
+from . import faults, names
 from .bodies import Checked, accepted
 from .flow import process_claim
 from .judge import claim_judge, evaluate
@@ -44,9 +45,10 @@ REJECTION = Checked(Review, example=REVIEW, defaults={"approved": False})
 class DurableEnv:
     """Runs the claim's steps with Restate's durability."""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
+    def __init__(self, ctx: WorkflowContext, request: ClaimRequest | None = None) -> None:
         self.ctx = ctx
         self._step: str | None = None
+        self.request = request
 
     def trace_id(self) -> str | None:
         # the same on every attempt (only the span id changes), so replays send the same payload
@@ -68,17 +70,40 @@ class DurableEnv:
         self._step = name
 
     async def await_review(self) -> Review:
-        return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
+        request = self.request
+        if request is not None and request.review_policy is not None:  # an experiment's policy
+            approved = request.review_policy == "approve"
+            return Review(
+                approved=approved,
+                reviewer=f"experiment {request.experiment or ''}".strip(),
+                note=f"the experiment's review policy ({request.review_policy})",
+            )
+        if request is not None and request.experiment:  # it frees the claim's slot meanwhile
+            self.ctx.generic_send(
+                names.EXPERIMENT,
+                names.ITEM_WAITING,
+                json.dumps(self.ctx.key()).encode(),
+                key=request.experiment,
+            )
 
-    def send_evaluation(self, request: EvaluationRequest) -> None:
-        self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+        async def decision() -> Review:
+            return await self.ctx.promise(names.REVIEW_PROMISE, type_hint=Review).value()
+
+        return await faults.boundary(names.AWAITING_REVIEW, decision)
+
+    async def send_evaluation(self, request: EvaluationRequest) -> None:
+        async def send() -> None:
+            sent = self.ctx.object_send(evaluate, key=request.claim_id, arg=request)
+            await sent.invocation_id()  # Restate recorded the send: the judge will run, once
+
+        await faults.boundary(names.EVALUATE_STEP, send)
 
 
 @claim_workflow.main(input_serde=CLAIM_REQUEST)
 async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
     """`request` is a ClaimRequest or, for a bad body, the reason (answered HTTP 400)."""
     request = accepted(request)
-    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx))
+    outcome = await process_claim(ctx.key(), request, DurableEnv(ctx, request))
     ctx.set(names.OUTCOME_KEY, outcome)
     return outcome
 

@@ -8,7 +8,8 @@
     wb.faults.panel()
 
 The helpers are grouped by what they work on: `wb.claims`, `wb.samples`, `wb.traces`,
-`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, and `wb.aio` (async twins). Each uses
+`wb.scores`, `wb.prompts`, `wb.faults`, `wb.deployments`, `wb.experiments`, `wb.serve` (your own
+services, served from the kernel), and `wb.aio` (async twins). Each uses
 the current session (the one `start()` returned); `Session` objects have the same namespaces for
 code that wants its own. Everything runs offline by default (embedded model, embedded Langfuse,
 the real Restate server); arguments of `start()` or environment variables point the same code at
@@ -17,34 +18,92 @@ OpenAI or any OpenAI-compatible endpoint, a real Langfuse, or an existing Restat
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import claims, deployments, faults, prompts, samples, scores, traces
-from .claims import Claim, ClaimBatch
-from .display import WorkbenchWarning
-from .errors import (
-    ClaimError,
-    ClaimNotFoundError,
-    ClaimStateError,
-    ClaimTimeoutError,
-    DeploymentInUseError,
-    DeploymentNotFoundError,
-    LangfuseError,
-    NoSessionError,
-    PromptError,
-    PromptNotFoundError,
-    RestateError,
-    ScoresTimeoutError,
-    TraceNotFoundError,
-    TraceTimeoutError,
-    UnknownPromptLabelError,
-    WorkbenchError,
+if TYPE_CHECKING:  # imported on first use (below): `python -m workbench status` stays fast
+    from . import (
+        claims,
+        deployments,
+        experiments,
+        faults,
+        prompts,
+        samples,
+        scores,
+        traces,
+    )
+    from .claims import Claim, ClaimBatch
+    from .display import WorkbenchWarning
+    from .errors import (
+        ClaimError,
+        ClaimNotFoundError,
+        ClaimStateError,
+        ClaimTimeoutError,
+        DeploymentInUseError,
+        DeploymentNotFoundError,
+        ExperimentError,
+        ExperimentExistsError,
+        ExperimentNotFoundError,
+        ExperimentTimeoutError,
+        LangfuseError,
+        NoSessionError,
+        PromptError,
+        PromptNotFoundError,
+        RestateError,
+        ScoresTimeoutError,
+        ServeError,
+        SweepError,
+        TraceNotFoundError,
+        TraceTimeoutError,
+        UnknownPromptLabelError,
+        WorkbenchError,
+    )
+    from .experiments import Comparison, Experiment
+    from .faults import Fault
+    from .samples import Sample
+    from .serving import Served
+    from .session import Aio, Session, current
+    from .stack import StackError
+
+    aio: Aio
+
+NAMESPACE_MODULES = (
+    "claims",
+    "deployments",
+    "experiments",
+    "faults",
+    "prompts",
+    "samples",
+    "scores",
+    "serving",
+    "traces",
 )
-from .faults import Fault
-from .samples import Sample
-from .session import Aio, Session, current
-from .stack import StackError
+ERROR_NAMES = (
+    "ClaimError",
+    "ClaimNotFoundError",
+    "ClaimStateError",
+    "ClaimTimeoutError",
+    "DeploymentInUseError",
+    "DeploymentNotFoundError",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
+    "LangfuseError",
+    "NoSessionError",
+    "PromptError",
+    "PromptNotFoundError",
+    "RestateError",
+    "ScoresTimeoutError",
+    "ServeError",
+    "SweepError",
+    "TraceNotFoundError",
+    "TraceTimeoutError",
+    "UnknownPromptLabelError",
+    "WorkbenchError",
+)
 
 __all__ = [
     "Claim",
@@ -53,8 +112,14 @@ __all__ = [
     "ClaimNotFoundError",
     "ClaimStateError",
     "ClaimTimeoutError",
+    "Comparison",
     "DeploymentInUseError",
     "DeploymentNotFoundError",
+    "Experiment",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
     "Fault",
     "LangfuseError",
     "NoSessionError",
@@ -63,8 +128,11 @@ __all__ = [
     "RestateError",
     "Sample",
     "ScoresTimeoutError",
+    "ServeError",
+    "Served",
     "Session",
     "StackError",
+    "SweepError",
     "TraceNotFoundError",
     "TraceTimeoutError",
     "UnknownPromptLabelError",
@@ -75,11 +143,13 @@ __all__ = [
     "claims",
     "current",
     "deployments",
+    "experiments",
     "faults",
     "ledger",
     "prompts",
     "samples",
     "scores",
+    "serve",
     "start",
     "stop",
     "submit_claim",
@@ -87,8 +157,41 @@ __all__ = [
     "traces",
 ]
 
-aio = Aio()
-"""The async twins, for code with its own event loop: `await wb.aio.claims.submit(doc)`."""
+_LAZY: dict[str, str] = {
+    **{name: f".{name}" for name in NAMESPACE_MODULES},
+    **{name: ".claims" for name in ("Claim", "ClaimBatch")},
+    "WorkbenchWarning": ".display",
+    **{name: ".errors" for name in ERROR_NAMES},
+    **{name: ".experiments" for name in ("Comparison", "Experiment")},
+    "Fault": ".faults",
+    "Sample": ".samples",
+    "Served": ".serving",
+    **{name: ".session" for name in ("Aio", "Session", "current")},
+    "StackError": ".stack",
+}
+"""Where each public name lives. The package imports a module on first use of one of its names
+(PEP 562), so the command line and `import workbench` do not pay for pandas, the OpenAI and
+Agents SDKs and Langfuse until a helper needs them."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "aio":
+        from .session import Aio
+
+        value: Any = Aio()  # the async twins: `await wb.aio.claims.submit(doc)`
+    elif name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = module if name in NAMESPACE_MODULES else getattr(module, name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}"):
+        value = importlib.import_module(f".{name}", __name__)  # wb.session, wb.frames, ...
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def start(
@@ -144,6 +247,7 @@ def start(
         >>> session.status()[["name", "state", "port"]]
     """
     from . import stack as stack_module
+    from .session import Session
 
     options: dict[str, Any] = {
         "persistent": persistent,
@@ -188,6 +292,8 @@ def submit_claim(claim: Any, id: str | None = None, **options: Any) -> Claim:
         >>> c = wb.submit_claim(wb.samples.pick(status="paid")[0])
         >>> c.outcome
     """
+    from . import claims
+
     return claims.submit(claim, id, **options)
 
 
@@ -197,6 +303,9 @@ def claim(claim: Claim | str) -> Claim:
     Example:
         >>> wb.claim("claim-001").status
     """
+    from . import claims
+    from .claims import Claim
+
     found = claims.get(claim)
     assert isinstance(found, Claim)
     return found
@@ -209,7 +318,25 @@ def timeline(claim: Claim | str, *, live: bool = True) -> Any:
     Example:
         >>> wb.timeline(c)
     """
+    from . import claims
+
     return claims.timeline(claim, live=live)
+
+
+def serve(*services: Any, **options: Any) -> Served:
+    """Serve Restate services defined in this kernel (your own agent as a `restate.Service`,
+    `VirtualObject` or `Workflow`) from a background thread, registered with the current
+    session's Restate, at an address kept per service name: the shortcut for
+    `wb.serving.serve` (options: port, agents, timeout_s).
+
+    Example:
+        >>> served = wb.serve(triage)
+        >>> done = served.call("run", "Customer C-1007 paid GBP 80 for a GP visit.")
+        >>> done.output, done.journal
+    """
+    from . import serving
+
+    return serving.serve(*services, **options)
 
 
 def ledger(claims: Any = None) -> Any:
@@ -219,4 +346,6 @@ def ledger(claims: Any = None) -> Any:
     Example:
         >>> wb.ledger(batch)["amount_eur"].sum()
     """
+    from .session import current
+
     return current().ledger(claims)

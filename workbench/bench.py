@@ -19,7 +19,14 @@ What it measures (zero model latency unless `--llm-latency-ms`):
 `--profile` also records py-spy profiles (speedscope) of the Python processes for one more
 throughput run at concurrency 32, into `<bench home>/profiles/`, with a summary per process.
 `--recovery` measures instead the time from a service crash, a Restate kill and a model outage
-to the claim's completion, beside a bare restart of that process (`bench_recovery`)."""
+to the claim's completion, beside a bare restart of that process (`bench_recovery`).
+
+`--sweep` measures the crash-point sweep of one claim instead (`bench_sweep`): its total time,
+its cases per second, and where a wave's time goes.
+
+`--experiments` measures experiments instead (`bench_experiments.py`): the items/s of an
+experiment beside `claims.submit_many` on as many claims at the same concurrency, in the same run
+(alternated, medians), and the time to attach to a finished 200-item experiment."""
 
 from __future__ import annotations
 
@@ -522,6 +529,65 @@ def _event_epoch(session: Session, claim_id: str, event: str) -> float:
     return next(e["at"] for e in session.fault_store.events(claim_id) if e["event"] == event)
 
 
+async def bench_sweep(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """`--sweep`: a full crash-point sweep of one paid claim (every boundary x crash,
+    crash_after_effect, kill_restate) at each `--sweep-concurrency`: total time (target < 60 s),
+    cases per second, and where a wave's time goes (the claims held for the wave, the process
+    down and back, the replay and the rest). The machine's load average is printed beside, since
+    the restarts are mostly CPU (importing the services)."""
+    from . import stack as stack_module
+    from .sweep import DEFAULT_KINDS, asweep
+
+    rows: list[tuple[str, str, str]] = []
+
+    def row(name: str, value: str, note: str = "") -> None:
+        rows.append((name, value, note))
+        print(f"  {name:<56} {value:>12}  {note}", file=sys.stderr)
+
+    home = Path(tempfile.mkdtemp(prefix="workbench-bench-sweep-"))
+    print(f"sweep in {home} ...", file=sys.stderr)
+    stack = stack_module.start(
+        home=home, persistent=False, llm_latency_ms=args.llm_latency_ms, timeout_s=180
+    )
+    session = Session.of_stack(stack)
+    doc = _approvable_documents()[0]
+    try:
+        for _ in range(2):  # warm up: connections, caches, the first model calls
+            await session.aio.claims.submit(doc)
+        for concurrency in args.sweep_concurrency:
+            load = os.getloadavg()[0]
+            report = await asweep(
+                session, doc, DEFAULT_KINDS, concurrency=concurrency, progress=False
+            )
+            t = report.timing
+            at = f"c={concurrency}"
+            row(f"sweep of one claim, {at}: verdict", "PASSED" if report.passed else "FAILED")
+            row(
+                f"sweep of one claim, {at}: total time",
+                f"{t['total_s']:.1f} s",
+                f"{t['cases']} cases in {t['waves']} waves; target < 60 s",
+            )
+            row(f"sweep of one claim, {at}: cases per second", f"{t['cases_per_s']:.2f}")
+            row("  baseline claim", f"{t['baseline_s']:.2f} s")
+            row("  per wave, median: claims held for the wave", f"{t['held_s']} s")
+            row("  per wave, median: process down and back", f"{t['down_s']} s", "restart+retry")
+            row("  per wave, median: replay and the rest", f"{t['finish_s']} s")
+            row("  checking the invariants", f"{t['check_s']:.2f} s")
+            recovery = report.frame["recovery_s"].dropna()
+            row(
+                "  recovery per case (crash -> completed), median / max",
+                f"{recovery.median():.1f} / {recovery.max():.1f} s",
+            )
+            row(
+                "  machine load average (1 min) before / after",
+                f"{load:.1f} / {os.getloadavg()[0]:.1f}",
+                f"{os.cpu_count()} cores",
+            )
+    finally:
+        session.stop()
+    return rows
+
+
 def _markdown(rows: list[tuple[str, str, str]]) -> str:
     lines = ["| measurement | value | note |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {note} |" for name, value, note in rows]
@@ -557,8 +623,35 @@ def main(argv: list[str] | None = None) -> None:
         help="also record py-spy profiles (speedscope) of the Python processes for one "
         "throughput run at concurrency 32, into <bench home>/profiles/",
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="measure the crash-point sweep of one claim instead",
+    )
+    parser.add_argument(
+        "--sweep-concurrency",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[4],
+        help="comma-separated concurrencies to sweep at (default 4)",
+    )
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="measure experiments instead: items/s beside submit_many, and attaching",
+    )
+    parser.add_argument("--experiment-items", type=int, default=64)
+    parser.add_argument("--experiment-concurrency", type=int, default=16)
+    parser.add_argument("--experiment-runs", type=int, default=3)
+    parser.add_argument("--attach-items", type=int, default=200)
     args = parser.parse_args(argv)
-    rows = asyncio.run(bench_recovery(args) if args.recovery else _bench(args))
+    if args.experiments:
+        from .bench_experiments import bench_experiments
+
+        rows = bench_experiments(args)
+    elif args.sweep:
+        rows = asyncio.run(bench_sweep(args))
+    else:
+        rows = asyncio.run(bench_recovery(args) if args.recovery else _bench(args))
     print(_markdown(rows))
 
 

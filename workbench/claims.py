@@ -43,11 +43,11 @@ from .errors import (
     RestateError,
     UnknownPromptLabelError,
 )
-from .frames import journal_frame, step_journal
+from .frames import as_table, journal_frame, step_journal
 from .frames import journal_step as step_of_journal
 from .progress import Progress
 from .samples import Sample
-from .session import Session, module_namespace, resolve
+from .session import Namespace, Session, module_namespace, resolve
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -282,12 +282,12 @@ class ClaimBatch(list):
     def to_frame(self) -> pd.DataFrame:
         """One row per claim: id, status, customer, category, amounts, reason."""
         columns = list(Claim("", "").row())
-        return pd.DataFrame([c.row() for c in self], columns=columns)
+        return as_table(pd.DataFrame([c.row() for c in self], columns=columns))
 
     def summary(self) -> pd.DataFrame:
         """Claims and EUR paid per status."""
         frame = self.to_frame()
-        return (
+        return as_table(
             frame.groupby("status", dropna=False)
             .agg(claims=("id", "count"), paid_eur=("paid_eur", "sum"))
             .sort_values("claims", ascending=False)
@@ -304,6 +304,15 @@ class ClaimBatch(list):
         for claim in self:
             claim.refresh()
         return self
+
+    def awaiting_review(self) -> ClaimBatch:
+        """The claims of this batch that wait for a human decision, as last read (`refresh()`
+        first to see decisions made elsewhere since).
+
+        Example:
+            >>> wb.claims.approve(batch.refresh().awaiting_review(), reviewer="ana")
+        """
+        return ClaimBatch(claim for claim in self if claim.awaiting_review)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
@@ -353,16 +362,11 @@ def new_claim_id(prefix: str = "claim") -> str:
 
 
 # -- the async implementation --------------------------------------------------------------------
-class AsyncClaims:
+class AsyncClaims(Namespace):
     """The claim helpers as coroutines (`wb.aio.claims`): for code that runs its own event loop.
     The same methods as `wb.claims`, awaited."""
 
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
+    label = "wb.aio.claims"
 
     # -- requests --------------------------------------------------------------------------------
     def request(
@@ -732,13 +736,10 @@ async def _later(delay_s: float, request: Callable[[], Awaitable[httpx.Response]
 
 
 # -- the sync face ---------------------------------------------------------------------------------
-class Claims:
+class Claims(Namespace):
     """Submit claims and read them back (`wb.claims`). Each method takes claims as a `Claim`,
     a `ClaimBatch`, a claim id or a list of them, and works in Jupyter (any number of cells
     queued), in widget callbacks and in scripts. The async twins are `wb.aio.claims`."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
 
     @property
     def _aio(self) -> AsyncClaims:
@@ -886,9 +887,6 @@ class Claims:
         from .widgets.timeline import Timeline
 
         return Timeline(self, claim_ids(claim)[0], live=live, refresh_s=refresh_s)
-
-    def __repr__(self) -> str:
-        return "<wb.claims: submit, submit_many, get, wait, approve, reject, resume, timeline>"
 
 
 __getattr__, __dir__ = module_namespace(__name__, Claims)

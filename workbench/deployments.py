@@ -36,7 +36,8 @@ from services import names
 from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .errors import DeploymentInUseError, DeploymentNotFoundError, RestateError
-from .session import Session, module_namespace, resolve
+from .frames import as_table
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .evidence import Attempts
@@ -94,22 +95,9 @@ def _code_version(process: ServicesProcess) -> str:
     return process.env.get("SERVICE_VERSION", "v1")
 
 
-class Deployments:
+class Deployments(Namespace):
     """Service versions side by side (`wb.deployments`): deploy, list, in_flight, pinning,
     retire, and the counter-example replace_code / restore_code / wait_for_failure."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return (
-            "<wb.deployments: deploy, list, in_flight, pinning, retire, replace_code, "
-            "restore_code, wait_for_failure>"
-        )
 
     # -- the stack and Restate -----------------------------------------------------------------
     def _stack(self) -> Stack:
@@ -198,7 +186,7 @@ class Deployments:
             )
         if changed:
             self._save_history(history)
-        frame = pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS)
+        frame = as_table(pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS))
         return frame.sort_values("created", kind="stable").reset_index(drop=True)
 
     def in_flight(self) -> pd.DataFrame:
@@ -237,7 +225,7 @@ class Deployments:
             }
             for u in unfinished
         ]
-        frame = pd.DataFrame(rows, columns=IN_FLIGHT_COLUMNS)
+        frame = as_table(pd.DataFrame(rows, columns=IN_FLIGHT_COLUMNS))
         frame["retry_count"] = pd.to_numeric(frame["retry_count"]).astype("Int64")
         return frame.sort_values(["version", "claim_id"], kind="stable").reset_index(drop=True)
 
@@ -270,7 +258,7 @@ class Deployments:
                     "trace_version": self._trace_version(current, timeout_s) if trace else None,
                 }
             )
-        return pd.DataFrame(rows, columns=PINNING_COLUMNS)
+        return as_table(pd.DataFrame(rows, columns=PINNING_COLUMNS))
 
     def _trace_version(self, claim: Claim, timeout_s: float) -> str | None:
         """The service version on the trace's own (non-Restate) observations, once exported."""
@@ -292,7 +280,10 @@ class Deployments:
         `services-<version>`, or `services` when that name is free) with
         SERVICE_VERSION=version, and register it with Restate as a new deployment beside the
         others: new claims go to it, claims in flight stay on the deployment they started on.
-        Idempotent: a version already running is not deployed twice. Returns `list()`.
+        Idempotent: a version already running is not deployed twice; if it is not the latest
+        (another version took the new claims since), it is registered again in place (same
+        deployment id, pinned claims untouched) and takes the new claims again. Returns
+        `list()`.
 
         Example:
             >>> wb.deployments.deploy("v2")
@@ -305,7 +296,11 @@ class Deployments:
         stack = self._stack()
         table = self.list()
         running = (table["version"] == version) & (table["code"] == version)
-        if (running & table["process"].notna()).any():
+        ours = table[running & table["process"].notna()]
+        if not ours.empty:
+            if not ours["latest"].astype(bool).any():  # make it the latest again
+                run_sync(self.session.restate.register(str(ours.iloc[-1]["uri"]), force=True))
+                return self.list()
             return table
         processes = self._services_processes(stack)
         if not processes:

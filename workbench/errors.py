@@ -17,14 +17,21 @@ __all__ = [
     "ClaimTimeoutError",
     "DeploymentInUseError",
     "DeploymentNotFoundError",
+    "ExperimentError",
+    "ExperimentExistsError",
+    "ExperimentNotFoundError",
+    "ExperimentTimeoutError",
     "LangfuseError",
     "NoSessionError",
+    "NotAServiceError",
     "PromptError",
     "PromptNotFoundError",
     "RegistrationError",
     "RestateError",
     "ScoresTimeoutError",
+    "ServeError",
     "StackError",
+    "SweepError",
     "TraceNotFoundError",
     "TraceTimeoutError",
     "UnknownPromptLabelError",
@@ -117,3 +124,37 @@ class DeploymentInUseError(WorkbenchError, RuntimeError):
 
 class DeploymentNotFoundError(WorkbenchError, LookupError):
     """No deployment runs that version; the message lists the versions there are."""
+
+
+class ExperimentError(WorkbenchError, RuntimeError):
+    """An experiment cannot start, failed, or is not in a state that allows the operation; the
+    message says why and what to do."""
+
+
+class ExperimentExistsError(ExperimentError, ValueError):
+    """An experiment of that name exists with other documents, variants or settings: its name
+    stays taken (Restate keeps a finished experiment); run under a new name."""
+
+
+class ExperimentNotFoundError(ExperimentError, LookupError):
+    """No experiment of that name was started on this Restate server."""
+
+
+class ExperimentTimeoutError(ExperimentError, TimeoutError):
+    """An experiment (or its scores) did not finish in time; the message says where it stands."""
+
+
+class SweepError(WorkbenchError, RuntimeError):
+    """A crash-point sweep could not run: no stack of the workbench's to crash, a baseline claim
+    that did not complete, steps that are not boundaries of the claim."""
+
+
+class ServeError(WorkbenchError, RuntimeError):
+    """`wb.serve` could not serve or register a service defined in the kernel (not a Restate
+    service, the stack not running, a name taken by another deployment, Restate refused it);
+    the message says what to do."""
+
+
+class NotAServiceError(ServeError, TypeError):
+    """`wb.serve` was given something that is not a Restate service (nor a 'module:attribute'
+    naming one)."""

@@ -25,12 +25,14 @@ import pandas as pd
 from services import names
 from services.faults import PREVENTING, STEPS, WORKFLOW_MODEL_STEPS
 
-from .frames import journaled_results
+from .frames import as_table, journaled_results
 from .session import Session
 
 __all__ = ["Attempts", "aattempts", "aresumption_report", "report_frame"]
 
-JUDGE_STEPS = frozenset({"judge", "gather evidence", "fetch judge prompt"})
+JUDGE_STEPS = frozenset(
+    {names.JUDGE_CALL, names.GATHER_EVIDENCE, names.FETCH_JUDGE_PROMPT, names.WRITE_SCORE}
+)
 REPORT_COLUMNS = ["step", "executed", "journaled", "replayed", "attempts", "note"]
 ATTEMPT_COLUMNS = ["attempt", "t_s", "pid", "new process"]
 
@@ -167,7 +169,7 @@ def report_frame(
 ) -> pd.DataFrame:
     """The report from its witnesses (kept apart from the queries, to be tested alone)."""
     attempt_times = [e["at"] for e in events if e["event"] == "attempt"]
-    order = [*STEPS, "fetch judge prompt", "gather evidence"]
+    order = list(STEPS)
     seen = {r["step"] for r in results + judge_results} | {
         e["step"] for e in events if e["event"] in ("executed", "fault")
     }
@@ -207,7 +209,7 @@ def report_frame(
     for column in ("executed", "replayed", "attempts"):
         frame[column] = frame[column].astype("Int64")
     frame.attrs["claim_id"] = claim_id
-    return frame
+    return as_table(frame)
 
 
 def _note(step: str, mine: list[dict], fired: list[dict], payments: pd.DataFrame) -> str:

@@ -8,7 +8,9 @@
     wb.faults.planned()                 # what is planned, what fired
     wb.faults.history(claim)            # what ran, what fired, in which pid
     wb.faults.report(claim)             # per step: executed, journaled, replayed
+    with wb.faults.model_down(): ...    # the embedded model stopped inside the block
     wb.faults.panel()                   # the same, clicked
+    wb.faults.sweep(doc)                # crash the claim at every journal boundary, check it all
 
 Plans go to `faults.sqlite3` in the stack's home, where the services read them (a service killed
 by a fault finds the rest of its plan after its restart); each fault fires exactly `times` times.
@@ -17,6 +19,7 @@ The service side of the hooks is `services.faults`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +30,21 @@ from services.faults import DEFAULT_SECONDS, KINDS, MODEL_KINDS, STEPS, check, i
 from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .clients.faults import Plan
-from .session import Session, module_namespace, resolve
+from .frames import as_table
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .evidence import Attempts
+    from .outages import ModelOutage
+    from .samples import Sample
+    from .sweep import SweepReport
     from .widgets.panel import FaultPanel
 
 SECONDS_KINDS = frozenset(DEFAULT_SECONDS)
 """Kinds that take `seconds`: delay (how long), rate_limit (Retry-After), timeout (when)."""
+KILLING_KINDS = frozenset({"crash", "crash_after_effect", "kill_restate"})
+"""Kinds that kill a process (the services' own, or Restate)."""
+MAX_TOGETHER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -94,26 +104,13 @@ def as_faults(faults: Any) -> list[Fault]:
     return items
 
 
-class Faults:
+class Faults(Namespace):
     """Failure injection (`wb.faults`): plan faults for a claim or arm them for the next claims,
     see what is planned and what fired, and read the evidence that a claim resumed (attempts,
     the per-step report, payment attempts). `Fault`, `kinds()` and `steps()` describe what can
     be planned; `panel()` is the same as a widget."""
 
     Fault = Fault
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return (
-            "<wb.faults: Fault, kinds, steps, plan, arm, disarm, clear, planned, history, "
-            "attempts, report, payments, panel>"
-        )
 
     # -- what can be planned -------------------------------------------------------------------
     @staticmethod
@@ -123,18 +120,20 @@ class Faults:
         Example:
             >>> wb.faults.kinds()
         """
-        return pd.DataFrame(
-            [
-                {
-                    "kind": kind,
-                    "what happens": what,
-                    "steps": "parse, analyze, judge, model call N"
-                    if kind in MODEL_KINDS
-                    else "any",
-                    "seconds": DEFAULT_SECONDS.get(kind),
-                }
-                for kind, what in KINDS.items()
-            ]
+        return as_table(
+            pd.DataFrame(
+                [
+                    {
+                        "kind": kind,
+                        "what happens": what,
+                        "steps": "parse, analyze, judge, model call N"
+                        if kind in MODEL_KINDS
+                        else "any",
+                        "seconds": DEFAULT_SECONDS.get(kind),
+                    }
+                    for kind, what in KINDS.items()
+                ]
+            )
         )
 
     @staticmethod
@@ -142,8 +141,8 @@ class Faults:
         """The steps a fault can name (and "model call N").
 
         Example:
-            >>> wb.faults.steps()[:3]
-            ['fetch prompts', 'parse', 'convert to EUR']
+            >>> wb.faults.steps()[:4]
+            ['fetch prompts', 'parse', 'verify documents', 'convert to EUR']
         """
         return [*STEPS, "model call 1", "model call 2", "model call 3"]
 
@@ -158,6 +157,29 @@ class Faults:
         claim_id = claim_ids(claim)[0]
         return [self._add(f, claim_id=claim_id) for f in as_faults(faults)]
 
+    def plan_together(self, faults: dict[str, Fault], *, within_s: float = 2.0) -> list[Plan]:
+        """Plan one fault for each of several claims (claim id -> Fault) so that the ones that
+        kill a process (crash, crash_after_effect, kill_restate) kill it together: each holds
+        its claim where it fired until all of them fired, or `within_s` after it fired, and
+        then the process dies once (or Restate is killed once) for all of them, with every
+        claim inside its own step. Claims run side by side then share one restart instead of
+        waiting for one each: what `wb.faults.sweep` does per wave of cases.
+
+        Example:
+            >>> wb.faults.plan_together({"c-1": Fault("parse", "crash"),
+            ...                          "c-2": Fault("reimburse", "crash")}, within_s=2)
+        """
+        if not 0 < float(within_s) <= MAX_TOGETHER_S:
+            raise ValueError(f"within_s={within_s!r} is not within 0-{MAX_TOGETHER_S:g} seconds.")
+        planned = {claim_ids(claim)[0]: as_faults(fault) for claim, fault in faults.items()}
+        killing = sum(f.kind in KILLING_KINDS for fs in planned.values() for f in fs)
+        wave = {"linger_s": float(within_s), "wave": uuid.uuid4().hex, "wave_size": killing}
+        return [
+            self._add(f, claim_id=claim_id, extra=wave if f.kind in KILLING_KINDS else None)
+            for claim_id, fs in planned.items()
+            for f in fs
+        ]
+
     def arm(self, *faults: Fault, claims: int = 1) -> list[Plan]:
         """Arm faults for the next `claims` claims that reach their step (each such claim takes
         one copy, which fires `times` times in it).
@@ -169,8 +191,8 @@ class Faults:
             raise ValueError(f"claims={claims!r} is not valid: arm a fault for 1 or more claims.")
         return [self._add(f, claims=claims) for f in as_faults(faults)]
 
-    def _add(self, fault: Fault, **target: Any) -> Plan:
-        params = fault.params
+    def _add(self, fault: Fault, extra: dict[str, Any] | None = None, **target: Any) -> Plan:
+        params = {**fault.params, **(extra or {})}
         if fault.kind == "kill_restate":
             params.update(self._restate_process())
         return self.session.fault_store.add(
@@ -248,7 +270,7 @@ class Faults:
         frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
         for column in ("id", "times", "fired", "left"):
             frame[column] = frame[column].astype("Int64")
-        return frame
+        return as_table(frame)
 
     def history(self, claim: Claim | str) -> pd.DataFrame:
         """What the services did for a claim, in order: each attempt of its workflow, each step
@@ -261,12 +283,12 @@ class Faults:
         """
         events = self.session.fault_store.events(claim_ids(claim)[0])
         if not events:
-            return pd.DataFrame(columns=HISTORY_COLUMNS)
+            return as_table(pd.DataFrame(columns=HISTORY_COLUMNS))
         start = events[0]["at"]
         frame = pd.DataFrame(events)
         frame["t_s"] = (frame["at"] - start).round(3)
         frame["call"] = frame["call"].astype("Int64")
-        return frame[HISTORY_COLUMNS]
+        return as_table(frame[HISTORY_COLUMNS])
 
     def attempts(self, claim: Claim | str) -> Attempts:
         """How often Restate tried the claim, its last failure, and each attempt the services
@@ -308,7 +330,75 @@ class Faults:
             frame = self.session.ledger_store.attempts(claim_id)
             frame.insert(0, "claim_id", claim_id)
             frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        return as_table(pd.concat(frames, ignore_index=True))
+
+    def sweep(
+        self,
+        document: str | Sample | Any,
+        kinds: tuple[str, ...] | list[str] | str = ("crash", "crash_after_effect", "kill_restate"),
+        *,
+        steps: list[str] | None = None,
+        concurrency: int = 4,
+        version: str | None = None,
+        review: str = "approve",
+        prompt_label: str | None = None,
+        timeout_s: float = 120.0,
+        progress: bool = True,
+    ) -> SweepReport:
+        """The crash-point sweep: run the claim once without faults (the baseline), read its
+        boundaries from its journals (each step, model call, tool, the review wait, the payment,
+        the send to the judge, the judge's steps), then run one claim per (boundary, kind) under
+        its own id with that fault planned, `concurrency` at a time, and check each against the
+        baseline: the fault fired; the claim and its evaluation completed; same status, decision
+        and EUR amounts; exactly one payment for an approved claim; no step or model call whose
+        result was journaled ran again; one evaluation, its score on the trace. Also per case:
+        the extra model calls and tokens the fault cost and the seconds from the crash to
+        completion.
+
+        `document`: a claim text, a `Sample` or a `ClaimRequest`. `kinds`: any fault kind but
+        `terminal` (model faults apply at model calls only). `steps`: only these boundaries.
+        `version`: run the sweep on that service version (deployed if needed, e.g. "unsafe",
+        whose payment has no idempotency key); the version that took new claims before takes
+        them again afterwards. `review`: how the claims that wait for a human are decided
+        ("approve" or "reject"). `timeout_s`: per claim. The faults kill the stack's shared
+        processes: claims of yours in flight meanwhile are interrupted (and resume) too.
+        Returns a `SweepReport` (`verdict`, `frame`, `heatmap()`, `failures`).
+
+        Example:
+            >>> report = wb.faults.sweep(wb.samples.get("claim-001"))
+            >>> report.verdict
+            'PASSED on v1: all 36 cases (12 boundaries x 3 kinds) kept every invariant; ...'
+        """
+        from .sweep import sweep
+
+        return sweep(
+            self.session,
+            document,
+            kinds,
+            steps=steps,
+            concurrency=concurrency,
+            version=version,
+            review=review,
+            prompt_label=prompt_label,
+            timeout_s=timeout_s,
+            progress=progress,
+        )
+
+    def model_down(self, *, timeout_s: float = 60.0) -> ModelOutage:
+        """A model outage as a context manager: the embedded model stops on entering the `with`
+        block and is started again (and answering) on leaving it. Claims that need it meanwhile
+        are retried by Restate, then go on where they stopped. `outage.wait_retrying(claim)`
+        waits until Restate retried a claim; `outage.down_s` says how long the model was down.
+
+        Example:
+            >>> with wb.faults.model_down() as outage:
+            ...     c = wb.submit_claim(doc, wait=False)
+            ...     outage.wait_retrying(c, retries=3).status
+            'retrying'
+        """
+        from .outages import ModelOutage
+
+        return ModelOutage(self.session, timeout_s=timeout_s)
 
     def panel(self, **options: Any) -> FaultPanel:
         """The failure-injection panel: pick a claim and a fault, submit, watch the journal live,

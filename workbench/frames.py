@@ -1,5 +1,7 @@
 """DataFrames built from what the clients return: pure functions, no I/O.
 
+- `Table`: the DataFrame the helpers return: all of pandas, shown in a notebook as a table that
+  reads well (`workbench.widgets.tables.frame_html`); `as_table(frame)` makes one;
 - `observations_frame(items)`: Langfuse observations, one row each, with retries marked;
 - `score_rows(items)`: Langfuse scores;
 - `journal_frame(rows)`: a Restate journal (`sys_journal` rows), one row per entry, decoded;
@@ -24,6 +26,8 @@ __all__ = [
     "JOURNAL_COLUMNS",
     "OBSERVATION_COLUMNS",
     "SCORE_BASE_COLUMNS",
+    "Table",
+    "as_table",
     "epoch_s",
     "is_restate_span",
     "journal_frame",
@@ -62,6 +66,31 @@ OBSERVATION_COLUMNS = [
     "metadata",
 ]
 _RESTATE_NAME = re.compile(r"^(ingress |invocation-)")
+
+
+class Table(pd.DataFrame):
+    """A DataFrame as the helpers return it: everything pandas does, and a notebook display
+    that reads well: missing values blank (no NaN, `<NA>` or None), text in full and
+    left-aligned, numbers right-aligned, no 0..n-1 index (`frame_html`). Frames made from it
+    (`query`, `head`, `set_index`, `groupby(...).agg`, `pd.concat`) are Tables too."""
+
+    @property
+    def _constructor(self) -> type[Table]:
+        return Table
+
+    def _repr_html_(self) -> str | None:
+        from .widgets.tables import frame_html
+
+        return frame_html(self)
+
+
+def as_table(frame: pd.DataFrame) -> Table:
+    """`frame` as a Table (its data shared, its `attrs` kept)."""
+    if isinstance(frame, Table):
+        return frame
+    table = Table(frame)
+    table.attrs = dict(frame.attrs)
+    return table
 
 
 # -- observations -----------------------------------------------------------------------------
@@ -147,7 +176,7 @@ def observations_frame(items: Iterable[Any], io: bool = False) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     frame = frame.sort_values(["trace_id", "start", "end"], kind="stable").reset_index(drop=True)
     frame = mark_retries(frame)
-    return frame[OBSERVATION_COLUMNS + extra]
+    return as_table(frame[OBSERVATION_COLUMNS + extra])
 
 
 # -- scores -----------------------------------------------------------------------------------
@@ -198,7 +227,7 @@ def score_rows(items: Iterable[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=SCORE_BASE_COLUMNS)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
-    return frame
+    return as_table(frame)
 
 
 # -- journals ---------------------------------------------------------------------------------
@@ -260,7 +289,7 @@ def journal_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         }
         for row in rows
     ]
-    return pd.DataFrame(out, columns=JOURNAL_COLUMNS)
+    return as_table(pd.DataFrame(out, columns=JOURNAL_COLUMNS))
 
 
 def _bytes_text(value: Any) -> str | None:
@@ -390,7 +419,8 @@ def step_journal(
     rows: Iterable[dict[str, Any]], attempt_starts: Iterable[float] = ()
 ) -> pd.DataFrame:
     """A journal as one row per step: the step (a `ctx.run` by its name, a model call by the
-    step it was made in, the review promise, the judge send, the input and output), its kind,
+    step it was made in, a timer, the review promise, the judge send, the input and output),
+    its kind,
     its result (a short digest) or error, when it was recorded, how long it took, and which
     attempt of the invocation recorded it (from the services' `attempt_starts`, epoch seconds;
     NA without them). The state updates that mark the step are folded in, not shown."""
@@ -426,6 +456,11 @@ def step_journal(
             open_by_id[command["Run"].get("completion_id")] = add(
                 entry.get("index"), label, kind, at
             )
+        elif "Sleep" in command:
+            name = command["Sleep"].get("name") or "sleep"
+            open_by_id[command["Sleep"].get("completion_id")] = add(
+                entry.get("index"), name, "timer", at
+            )
         elif "GetPromise" in command:
             key = command["GetPromise"].get("key")
             row = add(entry.get("index"), f"waiting for {key!r}", "promise", at)
@@ -443,15 +478,26 @@ def step_journal(
             row = add(entry.get("index"), "output", "output", at)
             if "Success" in result:
                 outcome = _decoded(result["Success"])
-                status = outcome.get("status") if isinstance(outcome, dict) else outcome
+                # a claim's outcome reads as its status; any other output as itself
+                status = (
+                    outcome.get("status")
+                    if isinstance(outcome, dict) and "status" in outcome
+                    else outcome
+                )
                 row["result"] = _summary(status)
             else:
                 row["error"] = _failure(result)
         completion = (body.get("Notification") or {}).get("Completion") or {}
         for done in completion.values():
             row = open_by_id.pop(done.get("completion_id"), None)
-            if row is not None and isinstance(done.get("result"), dict):
-                _complete(row, done["result"], at)
+            if row is None:
+                continue
+            result = done.get("result")
+            if not isinstance(result, dict):
+                if row["kind"] != "timer":  # a timer's completion carries no result
+                    continue
+                result = {}
+            _complete(row, result, at)
     for row in steps:  # the attempt that recorded the result (a retry completes a step)
         done = row.pop("done_at")
         row["attempt"] = max(1, sum(t <= done for t in starts)) if starts and done else None

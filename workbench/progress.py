@@ -40,6 +40,7 @@ class Progress:
         self._lock = threading.Lock()
         self._handle: Any = None
         self._tqdm: Any = None
+        self.stopped: str | None = None
 
     def __enter__(self) -> Progress:
         if not self.enabled:
@@ -73,6 +74,39 @@ class Progress:
                 self._send()
                 self._last_sent = now
 
+    def set(self, done: int, counts: dict[str, int] | None = None) -> None:
+        """Show `done` items (and these counts by label) now: for work whose progress is read
+        rather than counted (an experiment running in Restate)."""
+        with self._lock:
+            step = done - self.done
+            self.done = done
+            if counts is not None:
+                self.counts = Counter(counts)
+            if not self.enabled:
+                return
+            if self._tqdm is not None:
+                self._tqdm.total = self.total
+                self._tqdm.update(step)
+                self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
+                return
+            now = time.monotonic()
+            if self._handle is not None and (
+                now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
+            ):
+                self._send()
+                self._last_sent = now
+
+    def stop(self, note: str) -> None:
+        """End the bar before its total, saying why (`note`: "waited for 10 as asked", "stalled:
+        ..."): the bar turns grey with the note, so a saved notebook does not show work that
+        looks cut off."""
+        with self._lock:
+            self.stopped = note
+            if self._tqdm is not None:
+                self._tqdm.set_postfix_str(f"{self._counts_text()} · {note}", refresh=True)
+            elif self._handle is not None:
+                self._send()
+
     def _send(self) -> None:
         from IPython.display import HTML
 
@@ -85,16 +119,21 @@ class Progress:
         share = self.done / self.total if self.total else 1.0
         elapsed = time.monotonic() - self._started
         counts = html.escape(self._counts_text())
-        color = "#2e7d32" if self.done >= self.total else "#1565c0"
+        ended = self.done >= self.total
+        color = "#2e7d32" if ended else "#757575" if self.stopped else "#1565c0"
+        state = "done" if ended else "stopped" if self.stopped else "running"
         return (
-            "<div style='font-family:sans-serif;font-size:12px;margin:2px 0'>"
+            f"<div class='wb-progress' data-state='{state}' "
+            "style='font-family:sans-serif;font-size:12px;margin:2px 0'>"
             f"<span style='display:inline-block;width:240px;height:10px;background:#e0e0e0;"
             f"border-radius:5px;vertical-align:middle;overflow:hidden'>"
             f"<span style='display:block;width:{share * 100:.1f}%;height:100%;"
             f"background:{color}'></span></span> "
             f"<b>{self.done}/{self.total}</b> {html.escape(self.what)}"
             + (f" · {counts}" if counts else "")
-            + f" · {elapsed:.1f} s</div>"
+            + f" · {elapsed:.1f} s"
+            + (f" · <i>{html.escape(self.stopped)}</i>" if self.stopped and not ended else "")
+            + "</div>"
         )
 
     def __exit__(

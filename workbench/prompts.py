@@ -31,7 +31,8 @@ from services.prompts import ANALYST
 from .clients.langfuse import describe_error
 from .display import warn
 from .errors import LangfuseError, PromptError, PromptNotFoundError
-from .session import Session, module_namespace, resolve
+from .frames import as_table
+from .session import Namespace, module_namespace
 
 if TYPE_CHECKING:
     from .widgets.label_switcher import LabelSwitcher
@@ -212,19 +213,9 @@ def _created(raw: Any) -> pd.Timestamp | None:
     return pd.Timestamp(value) if value else None
 
 
-class Prompts:
-    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, promote, diff,
-    labels, switcher."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.prompts: list, get, create, promote, diff, labels, switcher>"
+class Prompts(Namespace):
+    """Prompt versions and labels in Langfuse (`wb.prompts`): list, get, create, ensure, promote,
+    diff, labels, switcher."""
 
     def _known_names(self) -> str:
         names = sorted(p.name for p in self.session.langfuse.prompt_metas())
@@ -349,6 +340,37 @@ class Prompts:
         stack = self.session.stack
         return stack is not None and "llm" in stack.names
 
+    def ensure(
+        self,
+        name: str,
+        text: str | Sequence[dict[str, Any]],
+        labels: Iterable[str] = (),
+        commit_message: str | None = None,
+    ) -> Prompt:
+        """The version of `name` whose text is exactly `text`, created (as `create` does) when no
+        version has it: a notebook run twice makes one version, not two. `labels` move to it
+        either way.
+
+        Example:
+            >>> v3 = wb.prompts.ensure("claim-analyst", text, commit_message="receipts from 50 EUR")
+            >>> v3.version
+            3
+        """
+        _check_name(name)
+        meta = self.session.langfuse.prompt_meta(name)
+        for version in sorted(meta.versions if meta is not None else [], reverse=True):
+            found = self.get(name, version=version)
+            if found.text == text:
+                wanted = [*dict.fromkeys([labels] if isinstance(labels, str) else labels)]
+                missing = [label for label in wanted if label not in found.labels]
+                if missing:
+                    kept = [label for label in found.labels if label != LATEST]
+                    self.session.langfuse.move_labels(name, version, [*kept, *missing])
+                    _labels_moved(name)
+                    found = self.get(name, version=version)
+                return found
+        return self.create(name, text, labels, commit_message)
+
     def promote(self, name: str, version: int, label: str = PRODUCTION) -> Prompt:
         """Move `label` to `version` of `name` (off the version that had it). New claims fetching
         that label get this version; claims that already fetched keep theirs.
@@ -436,7 +458,7 @@ class Prompts:
                 )
         frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
         frame["created"] = pd.to_datetime(frame["created"], utc=True)
-        return frame
+        return as_table(frame)
 
     def labels(self, name: str | None = None) -> dict[str, builtins.list[str]]:
         """Each label and the prompt versions that carry it: {"production": ["claim-analyst v1"]}.

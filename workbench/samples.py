@@ -91,7 +91,9 @@ def table() -> pd.DataFrame:
     Example:
         >>> wb.samples.table().groupby("expected_v1").size()
     """
-    return pd.DataFrame(
+    from .frames import as_table
+
+    frame = pd.DataFrame(
         [
             {
                 "id": s.id,
@@ -103,3 +105,4 @@ def table() -> pd.DataFrame:
             for s in _all()
         ]
     )
+    return as_table(frame)

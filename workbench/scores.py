@@ -21,8 +21,8 @@ import pandas as pd
 
 from .claims import ClaimsLike
 from .errors import ScoresTimeoutError
-from .frames import SCORE_BASE_COLUMNS, is_restate_span, score_rows
-from .session import Session, module_namespace, resolve
+from .frames import SCORE_BASE_COLUMNS, as_table, is_restate_span, score_rows
+from .session import Namespace, module_namespace
 from .traces import check_trace_id, trace_ids_of
 
 if TYPE_CHECKING:
@@ -56,19 +56,9 @@ _FILTERS = {
 _TRACE_CHUNK = 40
 
 
-class Scores:
+class Scores(Namespace):
     """Judge scores (`wb.scores`): `get`, `wait`, `chart`, `over_time`. `get` and `wait` take
     claims as a `Claim`, a `ClaimBatch`, a claim id or a list of them."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.scores: get, wait, chart, over_time>"
 
     def get(
         self,
@@ -111,7 +101,7 @@ class Scores:
         frame = score_rows(found)
         if frame.empty:
             empty = pd.DataFrame(columns=SCORE_COLUMNS)
-            return empty.astype({"value": "float64", "prompt_version": "Int64"})
+            return as_table(empty.astype({"value": "float64", "prompt_version": "Int64"}))
         frame = self._join(frame, prompt) if join else _from_metadata(frame, prompt)
         frame["prompt_version"] = pd.to_numeric(frame["prompt_version"]).astype("Int64")
         frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

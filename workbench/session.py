@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 
     from .claims import AsyncClaims, Claims
     from .deployments import Deployments
+    from .experiments import Experiments
     from .faults import Faults
     from .prompts import Prompts
     from .scores import Scores
+    from .serving import Serving
     from .stack import Stack
     from .traces import Traces
 
-__all__ = ["Aio", "Endpoints", "Session", "current", "home_folder"]
+__all__ = ["Aio", "Endpoints", "Namespace", "Session", "current", "home_folder"]
 
 
 def home_folder(home: str | os.PathLike[str] | None = None) -> Path:
@@ -57,6 +59,8 @@ class Endpoints:
     langfuse_public_key: str | None = None
     langfuse_secret_key: str | None = field(default=None, repr=False)
     llm_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    """The key sent to the model endpoint (the services' OPENAI_API_KEY)."""
 
     @property
     def has_langfuse(self) -> bool:
@@ -72,6 +76,7 @@ class Endpoints:
             keys[0],
             keys[1],
             stack.llm_url,
+            _model_key(stack),
         )
 
     @classmethod
@@ -90,7 +95,23 @@ class Endpoints:
             env.get("LANGFUSE_PUBLIC_KEY"),
             env.get("LANGFUSE_SECRET_KEY"),
             env.get("OPENAI_BASE_URL"),
+            env.get("OPENAI_API_KEY"),
         )
+
+
+def _model_key(stack: Stack) -> str:
+    """The model key the stack's services use: the one the stack gave them (the embedded model's),
+    else the real one they inherit (OPENAI_API_KEY here, or in the project's .env)."""
+    from .stack.config import LOCAL_OPENAI_API_KEY, dotenv_values
+
+    services = stack.processes.get("services")
+    given = services.env.get("OPENAI_API_KEY") if services is not None else None
+    return (
+        given
+        or os.environ.get("OPENAI_API_KEY")
+        or dotenv_values(stack.project).get("OPENAI_API_KEY")
+        or LOCAL_OPENAI_API_KEY
+    )
 
 
 class Session:
@@ -99,7 +120,8 @@ class Session:
     Attributes: `stack` (the `workbench.stack.Stack`, None when attached to endpoints only),
     `home` (where plans, the ledger and logs live), `endpoints`, the clients `restate`,
     `langfuse`, `fault_store`, `ledger_store`, and the namespaces `claims`, `traces`, `scores`,
-    `prompts`, `faults`, `deployments` and `aio` (async twins).
+    `prompts`, `faults`, `deployments`, `experiments`, `serving` (your own services,
+    `wb.serve`) and `aio` (async twins).
 
     Example:
         >>> session = workbench.start()
@@ -176,6 +198,18 @@ class Session:
         return Deployments(self)
 
     @cached_property
+    def experiments(self) -> Experiments:
+        from .experiments import Experiments
+
+        return Experiments(self)
+
+    @cached_property
+    def serving(self) -> Serving:
+        from .serving import Serving
+
+        return Serving(self)
+
+    @cached_property
     def aio(self) -> Aio:
         return Aio(self)
 
@@ -187,8 +221,9 @@ class Session:
             >>> session.ledger(batch)["amount_eur"].sum()
         """
         from .claims import claim_ids
+        from .frames import as_table
 
-        return self.ledger_store.payments(None if claims is None else claim_ids(claims))
+        return as_table(self.ledger_store.payments(None if claims is None else claim_ids(claims)))
 
     # -- the stack -----------------------------------------------------------------------------
     def _require_stack(self) -> Stack:
@@ -201,15 +236,19 @@ class Session:
 
     def status(self) -> pd.DataFrame:
         """One row per process: name, state, pid, port, url, uptime, restarts, log."""
-        if self.stack is not None:
-            return self.stack.status()
         import pandas as pd
 
-        return pd.DataFrame(
-            [
-                {"name": "restate", "state": "EXTERNAL", "url": self.endpoints.ingress_url},
-                {"name": "langfuse", "state": "EXTERNAL", "url": self.endpoints.langfuse_url},
-            ]
+        from .frames import as_table
+
+        if self.stack is not None:
+            return as_table(self.stack.status())
+        return as_table(
+            pd.DataFrame(
+                [
+                    {"name": "restate", "state": "EXTERNAL", "url": self.endpoints.ingress_url},
+                    {"name": "langfuse", "state": "EXTERNAL", "url": self.endpoints.langfuse_url},
+                ]
+            )
         )
 
     @property
@@ -307,6 +346,31 @@ def _forget(session: Session) -> None:
     with _lock:
         if _current is session:
             _current = None
+
+
+class Namespace:
+    """The base of the helper namespaces (`wb.claims`, `wb.traces`, ...): bound to one session,
+    or (None) to whichever is current at each call. Its repr names its helpers, in the order the
+    class defines them."""
+
+    label = ""
+    """How a notebook reaches it (`wb.claims`); by default `wb.<module>`."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._bound = session
+
+    @property
+    def session(self) -> Session:
+        return resolve(self._bound)
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        label = cls.label or f"wb.{cls.__module__.rsplit('.', 1)[-1]}"
+        helpers: list[str] = []
+        for klass in reversed(cls.__mro__[: cls.__mro__.index(Namespace)]):
+            helpers += [n for n in vars(klass) if not n.startswith("_") and n not in helpers]
+        helpers = [n for n in helpers if n not in ("label", "session")]
+        return f"<{label}: {', '.join(helpers)}>"
 
 
 def resolve(session: Session | None) -> Session:

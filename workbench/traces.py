@@ -28,7 +28,7 @@ from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
 from .errors import TraceNotFoundError, TraceTimeoutError
 from .frames import observations_frame
-from .session import Session, module_namespace, resolve
+from .session import Namespace, Session, module_namespace
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -79,19 +79,9 @@ def trace_ids_of(session: Session, claims: ClaimsLike) -> list[str]:
     return out
 
 
-class Traces:
+class Traces(Namespace):
     """Read traces back from Langfuse (`wb.traces`): `trace_id`, `get`, `wait`, `waterfall`.
     Each takes claims as a `Claim`, a `ClaimBatch`, a claim id or a list of them."""
-
-    def __init__(self, session: Session | None = None) -> None:
-        self._bound = session
-
-    @property
-    def session(self) -> Session:
-        return resolve(self._bound)
-
-    def __repr__(self) -> str:
-        return "<wb.traces: trace_id, url, get, wait, waterfall>"
 
     # -- which trace -----------------------------------------------------------------------------
     def trace_id(self, claim: Claim | str) -> str:

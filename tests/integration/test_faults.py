@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -241,3 +242,24 @@ def test_the_timeline_shows_the_retry_the_fault_the_trace_and_the_score(stack) -
     view.items.value = len(view.frame) - 1  # the score, picked in the list
     assert "score quality" in view.detail.value
     view.stop()
+
+
+def test_the_model_down_a_claim_retries_then_completes_once_it_is_back(stack) -> None:
+    paid = wb.submit_claim(_doc(2))
+    with wb.faults.model_down() as outage:
+        assert stack.status().set_index("name").loc["llm", "state"] == "STOPPED"
+        c = wb.submit_claim(_doc(3), wait=False)
+        during = outage.wait_retrying(c, retries=2)
+        assert during.status == "retrying" and during.step == "parse", during
+        assert "did not answer" in (during.last_error or ""), during
+        with pytest.raises(wb.ClaimStateError, match=r"is paid at step .* not retrying"):
+            outage.wait_retrying(paid)
+    assert outage.back_at is not None and outage.down_s > 0
+    with httpx.Client(timeout=5, trust_env=False) as http:  # answering again, at once
+        assert stack.process("llm").check_ready(http) is None
+    done = wb.claims.wait(c)
+    assert done.status == "paid", done
+    assert done.attempts.retries >= 2
+    _paid_once(c.id)
+    with pytest.raises(wb.StackError, match="still down"):
+        wb.faults.model_down().since_back_s()

@@ -107,3 +107,22 @@ def test_no_fault_and_a_bad_document(panel) -> None:
     panel.submit.click()
     assert panel.wait(60).status == "rejected"
     assert "faults:" not in panel.evidence.value
+
+
+def test_the_sweep_action_runs_a_sweep_and_shows_its_heatmap(panel) -> None:
+    panel.source.value = "sample"
+    panel.sample.value = wb.samples.pick(status="paid")[0].id
+    panel.sweep_kinds.value = ()
+    panel.sweep_button.click()
+    assert "Pick at least one fault kind" in panel.sweep_status.value and not panel.busy
+    panel.sweep_kinds.value = ("error",)  # cheap: every boundary, no process restarted
+    panel.sweep_button.click()
+    assert panel.busy and "FaultPanel(sweeping" in repr(panel)
+    panel.submit.click()
+    assert "A sweep is still running" in panel.message.value
+    panel.wait(300)
+    report = panel.sweep_report
+    assert report is not None and report.passed, report
+    assert set(report.frame["kind"]) == {"error"}
+    assert "PASSED" in panel.sweep_status.value
+    assert "data:image/png;base64," in panel.sweep_heatmap.value

@@ -17,6 +17,30 @@ RUN_ALL_TIMEOUT_S = 600.0
 def test_run_all_finishes_without_errors(path: Path) -> None:
     result = run_all(path, timeout_s=RUN_ALL_TIMEOUT_S)
     assert result.problems() == [], "\n".join(result.problems())
+    assert left_behind() == [], f"{path.name} leaves this behind for the next notebook"
+
+
+def left_behind() -> list[str]:
+    """What a notebook left in the stack that would change a later notebook's output: claims not
+    finished (waiting for review, paused, running) and faults armed for claims to come. Nothing,
+    when no stack runs in the home (the notebook did not start one)."""
+    from services import names
+    from workbench import Session
+    from workbench._aio import run_sync
+    from workbench.stack import attach
+
+    stack = attach()
+    if stack is None:
+        return []
+    session = Session.of_stack(stack)
+    unfinished = run_sync(
+        session.restate.invocations(service=names.WORKFLOW, handler=names.RUN, unfinished=True)
+    )
+    ids = [str(row["target_service_key"]) for row in unfinished]
+    left = [f"claim {c.id} ({c.status})" for c in session.claims.get(ids)] if ids else []
+    armed = [p for p in session.fault_store.plans(None) if p.claim_id is None and p.claims_left]
+    left += [f"fault {p.kind} at {p.step!r} armed for {p.claims_left} claim(s)" for p in armed]
+    return left
 
 
 def test_queued_cell_runs_while_a_helper_waits(tmp_path: Path) -> None:

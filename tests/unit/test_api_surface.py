@@ -12,7 +12,16 @@ import pytest
 import workbench as wb
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-NAMESPACES = ["claims", "traces", "scores", "prompts", "faults", "deployments"]
+NAMESPACES = [
+    "claims",
+    "traces",
+    "scores",
+    "prompts",
+    "faults",
+    "deployments",
+    "experiments",
+    "serving",
+]
 
 
 def _api_table() -> list[str]:
@@ -51,7 +60,21 @@ def test_every_namespace_helper_documents_itself_with_an_example(namespace: str)
     assert undocumented == [], f"wb.{namespace}: {undocumented} lack a docstring with an example"
 
 
-@pytest.mark.parametrize("name", ["start", "stop", "submit_claim", "claim", "ledger", "timeline"])
+@pytest.mark.parametrize("cls", [wb.Experiment], ids=["Experiment"])
+def test_handles_document_their_methods_with_an_example(cls: type) -> None:
+    undocumented = [
+        name
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_")
+        and callable(member)
+        and "Example:" not in (inspect.getdoc(member) or "")
+    ]
+    assert undocumented == [], f"{cls.__name__}: {undocumented} lack a docstring with an example"
+
+
+@pytest.mark.parametrize(
+    "name", ["start", "stop", "submit_claim", "claim", "ledger", "timeline", "serve"]
+)
 def test_shortcuts_document_themselves_with_an_example(name: str) -> None:
     assert "Example:" in (inspect.getdoc(getattr(wb, name)) or "")
 
@@ -90,3 +113,13 @@ def test_namespaces_are_the_modules_and_complete_their_helpers(namespace: str) -
 def test_every_error_is_a_workbench_error() -> None:
     errors = [getattr(wb, n) for n in wb.__all__ if n.endswith("Error")]
     assert errors and all(issubclass(e, wb.WorkbenchError) for e in errors)
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_a_namespace_repr_names_its_helpers(namespace: str) -> None:
+    helpers = getattr(wb.Session, namespace).func(None)
+    shown = repr(helpers)
+    assert shown.startswith(f"<wb.{namespace}: "), shown
+    listed = shown.split(": ", 1)[1].rstrip(">").split(", ")
+    methods = [n for n in dir(type(helpers)) if not n.startswith("_") and n != "label"]
+    assert sorted(listed) == sorted(m for m in methods if m != "session")

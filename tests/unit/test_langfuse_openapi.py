@@ -80,6 +80,13 @@ IMPLEMENTED = {
     ("POST", "/api/public/dataset-items"),
     ("GET", "/api/public/dataset-items/{id}"),
     ("DELETE", "/api/public/dataset-items/{id}"),
+    ("POST", "/api/public/dataset-run-items"),
+    ("GET", "/api/public/dataset-run-items"),
+    ("GET", "/api/public/datasets/{datasetName}/runs"),
+    ("GET", "/api/public/datasets/{datasetName}/runs/{runName}"),
+    ("DELETE", "/api/public/datasets/{datasetName}/runs/{runName}"),
+    ("GET", "/api/public/experiments"),
+    ("GET", "/api/public/experiment-items"),
 }
 """(method, spec path) of every operation the server implements."""
 
@@ -348,6 +355,42 @@ def test_every_operation_answers_as_the_spec_says(checked: Checked) -> None:
     )
     call("GET", f"{items}?datasetName=d%2F1&page=1&limit=5", items, 200)
     call("GET", f"{items}/i", "/api/public/dataset-items/{id}", 200)
+
+    # dataset runs: an item linked to a trace, twice (idempotent), read back four ways
+    run_items = "/api/public/dataset-run-items"
+    link = {"runName": "r/1", "datasetItemId": "i", "traceId": trace_id, "metadata": {"v": 1}}
+    first = call("POST", run_items, run_items, 200, json=link).json()
+    assert call("POST", run_items, run_items, 200, json=link).json()["id"] == first["id"]
+    call("POST", run_items, run_items, 404, json={**link, "datasetItemId": "nope"})
+    call("POST", run_items, run_items, 400, json={"datasetItemId": "i", "traceId": trace_id})
+    dataset_id = call("GET", f"{datasets}/d%2F1", "/api/public/v2/datasets/{datasetName}", 200)
+    dataset_id = dataset_id.json()["id"]
+    listed = call("GET", f"{run_items}?datasetId={dataset_id}&runName=r%2F1", run_items, 200)
+    assert [i["traceId"] for i in listed.json()["data"]] == [trace_id]
+    call("GET", f"{run_items}?datasetId={dataset_id}", run_items, 400)
+    runs = "/api/public/datasets/{datasetName}/runs"
+    one_run = "/api/public/datasets/{datasetName}/runs/{runName}"
+    assert call("GET", "/api/public/datasets/d%2F1/runs", runs, 200).json()["data"][0]["name"] == (
+        "r/1"
+    )
+    run = call("GET", "/api/public/datasets/d%2F1/runs/r%2F1", one_run, 200).json()
+    assert [i["id"] for i in run["datasetRunItems"]] == [first["id"]]
+    call("GET", "/api/public/datasets/d%2F1/runs/nope", one_run, 404)
+    experiments = "/api/public/experiments"
+    since = "2000-01-01T00:00:00Z"
+    found = call(
+        "GET", f"{experiments}?fromStartTime={since}&fields=core,metadata,scores", experiments, 200
+    ).json()
+    assert [e["name"] for e in found["data"]] == ["r/1"] and found["data"][0]["itemCount"] == 1
+    call("GET", experiments, experiments, 400)
+    exp_items = "/api/public/experiment-items"
+    everything = "core,dataset,io,metadata,itemMetadata,experimentMetadata,scores"
+    found = call("GET", f"{exp_items}?fromStartTime={since}&fields={everything}", exp_items, 200)
+    assert [i["experimentItemId"] for i in found.json()["data"]] == ["i"]
+    call("GET", f"{exp_items}?fromStartTime={since}&fields=nope", exp_items, 400)
+    call("DELETE", "/api/public/datasets/d%2F1/runs/r%2F1", one_run, 200)
+    call("DELETE", "/api/public/datasets/d%2F1/runs/r%2F1", one_run, 404)
+
     call("DELETE", f"{items}/i", "/api/public/dataset-items/{id}", 200)
 
     missing = IMPLEMENTED - checked.operations
@@ -388,6 +431,10 @@ def test_implemented_operations_are_in_the_spec_and_served(openapi, tmp_path) ->
         },
         "/api/public/dataset-items/{item_id}": {
             m: "/api/public/dataset-items/{id}" for m in ("GET", "DELETE")
+        },
+        "/api/public/datasets/{rest:path}/runs": {"GET": "/api/public/datasets/{datasetName}/runs"},
+        "/api/public/datasets/{rest:path}/runs/{run:path}": {
+            m: "/api/public/datasets/{datasetName}/runs/{runName}" for m in ("GET", "DELETE")
         },
     }
     translated = {(method, to_spec.get(path, {}).get(method, path)) for method, path in served}

@@ -282,3 +282,71 @@ def test_dataset_round_trip(langfuse) -> None:
     assert {item.id: item.expected_output for item in dataset.items}["claim-1"] == {
         "approved": False
     }
+
+
+def test_experiments_read_back_however_they_were_recorded(langfuse, server) -> None:
+    """A run of the SDK's run_experiment (spans) and a run linked through the dataset-run-items
+    API are both experiments of the dataset, read with the SDK's experiments client."""
+    from datetime import UTC, datetime, timedelta
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    langfuse.create_dataset(name="exp/claims")
+    for index in range(3):
+        langfuse.create_dataset_item(
+            dataset_name="exp/claims",
+            id=f"exp-claim-{index}",
+            input={"claim": index},
+            expected_output={"approved": index != 1},
+        )
+    dataset = langfuse.get_dataset("exp/claims")
+    result = dataset.run_experiment(
+        name="by-spans",
+        run_name="by-spans",
+        task=lambda *, item, **_: {"approved": True},
+        evaluators=[
+            lambda *, output, expected_output, **_: {
+                "name": "correct",
+                "value": float(output == expected_output),
+            }
+        ],
+    )
+    langfuse.flush()
+    traces = [item.trace_id for item in result.item_results]
+    with httpx.Client(base_url=server.base_url, auth=(PK, SK)) as http:
+        for index, trace_id in enumerate(traces):  # the same traces, linked by the API
+            answer = http.post(
+                "/api/public/dataset-run-items",
+                json={
+                    "runName": "by-api",
+                    "runDescription": "linked through the API",
+                    "datasetItemId": f"exp-claim-{index}",
+                    "traceId": trace_id,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+        runs = http.get("/api/public/datasets/exp%2Fclaims/runs").json()["data"]
+    assert sorted(run["name"] for run in runs) == ["by-api", "by-spans"]
+
+    found = langfuse.api.experiments.list(
+        from_start_time=since, dataset_id=dataset.id, fields="core,metadata,scores"
+    )
+    by_name = {e.name: e for e in found.data}
+    assert set(by_name) == {"by-api", "by-spans"}
+    assert by_name["by-api"].item_count == by_name["by-spans"].item_count == 3
+    assert by_name["by-api"].description == "linked through the API"
+
+    items = langfuse.api.experiments.list_items(
+        from_start_time=since, experiment_name="by-api", fields="core,dataset,io,scores"
+    )
+    assert sorted(i.experiment_item_id for i in items.data) == [f"exp-claim-{i}" for i in range(3)]
+    assert {i.trace_id for i in items.data} == set(traces)
+    assert {i.experiment_dataset_id for i in items.data} == {dataset.id}
+    expected = {i.experiment_item_id: i.expected_output for i in items.data}
+    assert expected["exp-claim-1"] == {"approved": False}
+    scores = {i.experiment_item_id: [s.value for s in i.scores or []] for i in items.data}
+    assert scores == {"exp-claim-0": [1.0], "exp-claim-1": [0.0], "exp-claim-2": [1.0]}
+
+    first = langfuse.api.experiments.list_items(from_start_time=since, limit=2)
+    assert len(first.data) == 2 and first.meta.cursor
+    rest = langfuse.api.experiments.list_items(from_start_time=since, cursor=first.meta.cursor)
+    assert len(first.data) + len(rest.data) == 6 and not rest.meta.cursor

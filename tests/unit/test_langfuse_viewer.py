@@ -396,6 +396,29 @@ def test_dataset_pages_put_runs_side_by_side(client, stocked) -> None:
     assert results.headers["location"] == f"/project/local-workbench/datasets/{dataset_id}"
 
 
+def test_a_run_linked_through_the_api_shows_beside_the_span_runs(client, stocked) -> None:
+    dataset_id = stocked["dataset"]["id"]
+    for item in ("doc-1", "doc-2"):  # the candidate's traces, linked again as a third run
+        api(client, "POST", "/api/public/dataset-run-items", {
+            "runName": "linked", "runDescription": "through the API", "datasetItemId": item,
+            "traceId": stocked["run_traces"]["candidate", item],
+        })  # fmt: skip
+    listing = client.get("/project/local-workbench/datasets").text
+    assert re.search(r"golden</a></td>\s*<td></td>\s*<td class=\"num\">2</td>\s*"
+                     r"<td class=\"num\">3</td>", listing)  # fmt: skip
+    page = client.get(f"/project/local-workbench/datasets/{dataset_id}").text
+    assert re.findall(r'<th class="run">([^<]*)</th>', page) == ["baseline", "candidate", "linked"]
+    assert "through the API" in page
+    row = page[page.index('data-item-id="doc-2"') :].split("</tr>")[0]
+    assert row.count(stocked["run_traces"]["candidate", "doc-2"]) == 2  # candidate and linked
+    run_id = client.get("/api/public/datasets/golden/runs/linked", headers=API).json()["id"]
+    results = client.get(
+        f"/project/local-workbench/experiments/results?baseline={run_id}",
+        follow_redirects=False,
+    )
+    assert results.headers["location"] == f"/project/local-workbench/datasets/{dataset_id}"
+
+
 def test_user_controlled_text_is_shown_escaped(client) -> None:
     api(client, "POST", "/api/public/v2/prompts", {"name": f"p{XSS}", "prompt": XSS})
     trace = claim_trace(f'C-"{XSS}', start_ns=time.time_ns(), step_name_suffix=XSS)

@@ -28,7 +28,7 @@ from ..errors import LangfuseError
 if TYPE_CHECKING:
     from langfuse.api import LangfuseAPI
 
-__all__ = ["LangfuseClient", "describe_error"]
+__all__ = ["LangfuseClient", "RunItemsUnsupportedError", "describe_error"]
 
 OBSERVATION_FIELDS = "core,basic,time,model,usage,prompt,metadata"
 OBSERVATION_PAGE = 500
@@ -261,6 +261,210 @@ class LangfuseClient:
         """Put `labels` on one version of a prompt (off the version that had them)."""
         with self.guard(f"Moving labels {labels} to {name} v{version}"):
             self.api.prompt_version.update(quote(name, safe=""), version, new_labels=labels)
+
+    # -- datasets and their runs ---------------------------------------------------------------
+    def dataset(self, name: str) -> Any | None:
+        """A dataset by name (the SDK's object), or None when there is none."""
+        from langfuse.api import NotFoundError
+        from langfuse.api.core import ApiError
+
+        what = f"Reading dataset {name!r}"
+        try:
+            with self.guard(what):
+                return self.api.datasets.get(quote(name, safe=""))
+        except NotFoundError:
+            return None
+        except ApiError as e:
+            raise LangfuseError(
+                f"{what}: Langfuse refused it (HTTP {e.status_code}): {describe_error(e)}"
+            ) from None
+
+    def upsert_dataset(self, name: str, **fields: Any) -> Any:
+        """Create the dataset `name`, or update the fields given (description, metadata)."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        with self.refused(f"Creating dataset {name!r}"):
+            return self.api.datasets.create(name=name, **fields)
+
+    def upsert_dataset_items(
+        self, dataset: str, items: list[dict[str, Any]], *, workers: int = 8
+    ) -> list[Any]:
+        """Create or update items (each a dict with `id`, `input`, `expected_output`,
+        `metadata`) of `dataset`, `workers` requests at a time; the same id updates the item."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item: dict[str, Any]) -> Any:
+            with self.refused(f"Writing item {item.get('id')!r} of dataset {dataset!r}"):
+                return self.api.dataset_items.create(dataset_name=dataset, **item)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+            return list(pool.map(one, items))
+
+    def dataset_items(self, dataset: str) -> list[Any]:
+        """Every item of a dataset (all pages)."""
+        out: list[Any] = []
+        page = 1
+        while True:
+            with self.refused(f"Reading the items of dataset {dataset!r}"):
+                answer = self.api.dataset_items.list(dataset_name=dataset, page=page, limit=100)
+            out.extend(answer.data)
+            if page >= (answer.meta.total_pages or 1):
+                return out
+            page += 1
+
+    def dataset_run(self, dataset: str, run: str) -> dict[str, Any] | None:
+        """A dataset run with its items (`datasetRunItems`), or None when there is none."""
+        path = f"/api/public/datasets/{quote(dataset, safe='')}/runs/{quote(run, safe='')}"
+        return self.get_json(path, f"Reading run {run!r} of dataset {dataset!r}", missing_ok=True)
+
+    def dataset_runs(self, dataset: str) -> list[dict[str, Any]]:
+        """The runs of a dataset, newest first (all pages)."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self.get_json(
+                f"/api/public/datasets/{quote(dataset, safe='')}/runs",
+                f"Listing the runs of dataset {dataset!r}",
+                page=page,
+                limit=100,
+            )
+            out.extend(answer.get("data") or [])
+            if page >= (answer.get("meta") or {}).get("totalPages", 1):
+                return out
+            page += 1
+
+    def link_run_item(
+        self,
+        run: str,
+        dataset_item_id: str,
+        trace_id: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Link a dataset item to the trace that ran it, in the run `run` (created when new):
+        `POST /api/public/dataset-run-items`. RunItemsUnsupportedError when this Langfuse has no
+        such endpoint (Langfuse v4 records runs as spans: `link_run_item_as_span`)."""
+        body: dict[str, Any] = {
+            "runName": run,
+            "datasetItemId": dataset_item_id,
+            "traceId": trace_id,
+        }
+        if description is not None:
+            body["runDescription"] = description
+        if metadata is not None:
+            body["metadata"] = metadata
+        what = f"Linking trace {trace_id} to item {dataset_item_id!r} in run {run!r}"
+        with self.guard(what):
+            response = self.http.post("/api/public/dataset-run-items", json=body)
+        if response.status_code in (401, 403):
+            raise self._keys_refused(what, describe_response(response))
+        if response.status_code in (404, 405, 410) and _endpoint_missing(response):
+            raise RunItemsUnsupportedError(
+                f"{what}: {self.url} has no dataset-run-items API (HTTP {response.status_code})."
+            )
+        if not response.is_success:
+            raise LangfuseError(
+                f"{what}: HTTP {response.status_code} from {self.url}: "
+                f"{describe_response(response)}"
+            )
+        return response.json()
+
+    def link_run_item_as_span(
+        self,
+        *,
+        run_id: str,
+        run: str,
+        dataset_id: str,
+        dataset_item_id: str,
+        trace_id: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        expected_output: Any = None,
+    ) -> None:
+        """The same link as Langfuse v4 records it: one span in the claim's trace carrying the
+        `langfuse.experiment.*` attributes the SDK's `run_experiment` sets (OTLP/JSON). Its span
+        id derives from the run and the item, so sending it again replaces it."""
+        import hashlib
+        import json
+        import time
+
+        span_id = hashlib.sha256(f"{run_id}\0{dataset_item_id}\0{trace_id}".encode()).hexdigest()
+        now = time.time_ns()
+        attributes = {
+            "langfuse.experiment.id": run_id,
+            "langfuse.experiment.name": run,
+            "langfuse.experiment.dataset.id": dataset_id,
+            "langfuse.experiment.item.id": dataset_item_id,
+            "langfuse.experiment.item.root_observation_id": span_id[:16],
+            "langfuse.experiment.description": description,
+            "langfuse.experiment.metadata": None if metadata is None else json.dumps(metadata),
+            "langfuse.experiment.item.expected_output": (
+                None if expected_output is None else json.dumps(expected_output)
+            ),
+            "langfuse.observation.type": "span",
+        }
+        span = {
+            "traceId": trace_id,
+            "spanId": span_id[:16],
+            "name": "experiment-item-run",
+            "kind": 1,
+            "startTimeUnixNano": str(now),
+            "endTimeUnixNano": str(now),
+            "attributes": [
+                {"key": key, "value": {"stringValue": value}}
+                for key, value in attributes.items()
+                if value is not None
+            ],
+        }
+        body = {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "service.name", "value": {"stringValue": "workbench"}}
+                        ]
+                    },
+                    "scopeSpans": [{"scope": {"name": "langfuse-sdk"}, "spans": [span]}],
+                }
+            ]
+        }
+        what = f"Recording trace {trace_id} as item {dataset_item_id!r} of run {run!r}"
+        with self.guard(what):
+            response = self.http.post("/api/public/otel/v1/traces", json=body)
+        if response.status_code in (401, 403):
+            raise self._keys_refused(what, describe_response(response))
+        if not response.is_success:
+            raise LangfuseError(
+                f"{what}: HTTP {response.status_code} from {self.url}: "
+                f"{describe_response(response)}"
+            )
+
+    def experiments(self, since: Any, **filters: Any) -> list[Any]:
+        """Experiments (the SDK's objects, Langfuse v4's read API) with items since `since`,
+        all pages; filters: name, dataset_id, fields, ..."""
+        out: list[Any] = []
+        cursor: str | None = None
+        while True:
+            with self.refused("Listing experiments"):
+                answer = self.api.experiments.list(
+                    from_start_time=since, cursor=cursor, limit=100, **filters
+                )
+            out.extend(answer.data)
+            cursor = answer.meta.cursor
+            if not cursor:
+                return out
+
+
+class RunItemsUnsupportedError(LangfuseError):
+    """This Langfuse has no `dataset-run-items` API (Langfuse v4): record runs as spans."""
+
+
+def _endpoint_missing(response: httpx.Response) -> bool:
+    """A 404/405/410 that says the endpoint is not there (not "dataset item not found")."""
+    if response.status_code in (405, 410):
+        return True
+    text = describe_response(response).lower()
+    return "item" not in text or "no endpoint" in text
 
 
 def describe_error(error: Exception) -> str:

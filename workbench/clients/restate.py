@@ -80,6 +80,7 @@ def invocations_sql(
     service: str | None = None,
     key: str | None = None,
     keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
     handler: str | None = None,
     unfinished: bool = False,
     status: str | None = None,
@@ -87,8 +88,9 @@ def invocations_sql(
     limit: int | None = None,
     columns: Iterable[str] = INVOCATION_COLUMNS,
 ) -> str | None:
-    """The one `sys_invocation` query, newest first, filtered by target, state and pinned
-    deployment; None when an empty `keys` or `deployment_ids` means there is nothing to ask."""
+    """The one `sys_invocation` query, newest first, filtered by target (a key, keys or a key
+    prefix), state and pinned deployment; None when an empty `keys` or `deployment_ids` means
+    there is nothing to ask."""
     where = []
     for column, value in (
         ("target_service_name", service),
@@ -104,6 +106,8 @@ def invocations_sql(
             if not listed:
                 return None
             where.append(f"{column} IN ({', '.join(listed)})")
+    if key_prefix is not None:
+        where.append(f"starts_with(target_service_key, {sql_literal(key_prefix)})")
     if unfinished:
         where.append("status != 'completed'")
     query = f"SELECT {', '.join(columns)} FROM sys_invocation"
@@ -221,6 +225,13 @@ class RestateClient:
             return await self.attach_workflow(workflow, key)
         return response
 
+    async def attach(self, invocation_id: str) -> httpx.Response:
+        """Wait for any invocation's result by its id (the raw response: 200 with the output,
+        or Restate's error)."""
+        return await self._ingress.get(
+            f"/restate/invocation/{sql_literal(invocation_id)[1:-1]}/attach"
+        )
+
     async def attach_workflow(self, workflow: str, key: str) -> httpx.Response:
         """Wait for a workflow's output (the raw response: 200 with the output, or an error)."""
         return await self._ingress.get(f"/restate/workflow/{workflow}/{key}/attach")
@@ -251,25 +262,100 @@ class RestateClient:
         rows = await self.invocations(service=service, key=key, handler=handler, limit=1)
         return rows[0] if rows else None
 
+    async def invocation_by_id(self, invocation_id: str) -> dict[str, Any] | None:
+        """One invocation (a `sys_invocation` row) by its id, or None."""
+        rows = await self.sql(
+            f"SELECT {', '.join(INVOCATION_COLUMNS)} FROM sys_invocation "
+            f"WHERE id = {sql_literal(invocation_id)}"
+        )
+        return rows[0] if rows else None
+
     async def invocations(
         self,
         *,
         service: str | None = None,
         key: str | None = None,
         keys: list[str] | None = None,
+        key_prefix: str | None = None,
         handler: str | None = None,
         unfinished: bool = False,
+        status: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """`sys_invocation` rows, newest first, filtered by target and state."""
         query = invocations_sql(
-            service=service, key=key, keys=keys, handler=handler, unfinished=unfinished, limit=limit
+            service=service,
+            key=key,
+            keys=keys,
+            key_prefix=key_prefix,
+            handler=handler,
+            unfinished=unfinished,
+            status=status,
+            limit=limit,
         )
         return await self.sql(query) if query else []
+
+    async def state(
+        self,
+        service: str,
+        *,
+        key: str | None = None,
+        keys: list[str] | None = None,
+        key_prefix: str | None = None,
+        names: list[str] | None = None,
+        name_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """K/V state rows (`service_key`, `key`, `value_utf8`: the value's JSON) of a virtual
+        object or workflow, for one key, some keys, or the keys starting with a prefix; only the
+        state `names` (or those starting with `name_prefix`) when given. One query, nothing run
+        in the services."""
+        where = [f"service_name = {sql_literal(service)}"]
+        if key is not None:
+            where.append(f"service_key = {sql_literal(key)}")
+        if keys is not None:
+            if not keys:
+                return []
+            where.append(f"service_key IN ({', '.join(map(sql_literal, keys))})")
+        if key_prefix is not None:
+            where.append(f"starts_with(service_key, {sql_literal(key_prefix)})")
+        if names is not None:
+            if not names:
+                return []
+            where.append(f"key IN ({', '.join(map(sql_literal, names))})")
+        if name_prefix is not None:
+            where.append(f"starts_with(key, {sql_literal(name_prefix)})")
+        return await self.sql(
+            f"SELECT service_key, key, value_utf8 FROM state WHERE {' AND '.join(where)}"
+        )
+
+    async def state_counts(self, service: str, name_prefix: str) -> dict[str, int]:
+        """How many state entries whose name starts with `name_prefix` each key of `service`
+        holds (e.g. the items each experiment kept)."""
+        rows = await self.sql(
+            f"SELECT service_key, COUNT(*) AS n FROM state WHERE service_name = "
+            f"{sql_literal(service)} AND starts_with(key, {sql_literal(name_prefix)}) "
+            "GROUP BY service_key"
+        )
+        return {str(row["service_key"]): int(row["n"]) for row in rows}
 
     async def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         """The journal of an invocation (`sys_journal` rows, in order)."""
         return await self.sql(journal_sql(invocation_id))
+
+    async def journals(self, invocation_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The journals of several invocations in one query: id -> `sys_journal` rows, in order
+        (an id without entries maps to an empty list)."""
+        ids = [*dict.fromkeys(invocation_ids)]
+        found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            rows = await self.sql(
+                f"SELECT id, {', '.join(JOURNAL_COLUMNS)} FROM sys_journal "
+                f"WHERE id IN ({', '.join(map(sql_literal, chunk))}) ORDER BY id, index"
+            )
+            for row in rows:
+                found[str(row.pop("id"))].append(row)
+        return found
 
     # -- admin: deployments and services -------------------------------------------------------
     async def _admin_call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:

@@ -31,7 +31,7 @@ from .errors import (
     StackWarning,
     StartTimeoutError,
 )
-from .lifecycle import attach, model_problem, start, status, stop
+from .lifecycle import attach, model_problem, start, status, status_rows, stop
 from .processes import LlmProcess, ManagedProcess, RestateProcess, ServicesProcess
 from .reset import ResetPlan, reset, reset_plan
 from .stack import Stack, resolve_home
@@ -62,5 +62,6 @@ __all__ = [
     "resolve_home",
     "start",
     "status",
+    "status_rows",
     "stop",
 ]

@@ -11,6 +11,7 @@ import uuid
 import warnings
 import xmlrpc.client
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,7 +20,7 @@ from ..clients.restate import RestateAdmin
 from . import home as homes
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig
 from .errors import StackError, StackWarning, StartTimeoutError
-from .ports import allocate_ports
+from .ports import allocate_ports, port_moves
 from .processes import (
     LangfuseProcess,
     LlmProcess,
@@ -338,6 +339,9 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
         if config.tracing
         else [],
         ports=ports,
+        moved_ports=[
+            asdict(move) for move in port_moves(config.ports, ports, previous=record.ports)
+        ],
     )
     state.save()  # before launching: a crash from here on can be cleaned up by stack_id
     env = {
@@ -516,9 +520,15 @@ def stop(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) ->
 
 def status(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """The status table of the stack recorded in `home` (empty when none is recorded)."""
+    import pandas as pd
+
     state = StackState.load(resolve_home(home))
     if state is None:
-        import pandas as pd
-
         return pd.DataFrame(columns=STATUS_COLUMNS)
     return Stack(state).status()
+
+
+def status_rows(home: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """`status(home)` as plain rows, without pandas (empty when no stack is recorded)."""
+    state = StackState.load(resolve_home(home))
+    return Stack(state).status_rows() if state is not None else []

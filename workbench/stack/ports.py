@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 from .config import HOST, PortRequest
 from .errors import PortTakenError
@@ -108,3 +109,48 @@ def _taken(request: PortRequest, chosen: Mapping[str, int]) -> PortTakenError:
         "workbench pick a free port."
     )
     return PortTakenError(message, port=port, source=request.source or request.name)
+
+
+@dataclass(frozen=True)
+class PortMove:
+    """A port that is not its default: the default was taken when the stack started (`owner`
+    says by what, when known), or the port of the last run was kept."""
+
+    name: str
+    default: int
+    port: int
+    kept_from_last_run: bool = False
+    owner: str | None = None
+
+    def describe(self) -> str:
+        """One line, e.g. 'ingress on port 41234: the default 8080 is taken by pid 7 (nginx)'."""
+        if self.kept_from_last_run:
+            why = f"kept from the last run (the default {self.default} was taken then)"
+        else:
+            why = f"the default {self.default} was taken" + (
+                f" by {self.owner}" if self.owner else ""
+            )
+        return f"{self.name} on port {self.port}: {why}"
+
+
+def port_moves(
+    requests: Mapping[str, PortRequest],
+    chosen: Mapping[str, int],
+    *,
+    previous: Mapping[str, int] | None = None,
+) -> list[PortMove]:
+    """The ports `allocate_ports` did not give their default, and why (in the order of
+    `requests`). Explicit ports are never moved, so never listed."""
+    previous = previous or {}
+    moves = []
+    for name, request in requests.items():
+        port = chosen.get(name)
+        if request.explicit is not None or port is None or port == request.default:
+            continue
+        if port == previous.get(name):
+            moves.append(PortMove(name, request.default, port, kept_from_last_run=True))
+            continue
+        ours = [other for other, p in chosen.items() if p == request.default]
+        owner = f"the workbench's own {ours[0]} port" if ours else port_owner(request.default)
+        moves.append(PortMove(name, request.default, port, owner=owner))
+    return moves

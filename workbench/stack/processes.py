@@ -17,6 +17,8 @@ class ManagedProcess:
     """A background process run by supervisord: its command, env, port and readiness check."""
 
     kind: ClassVar[str] = "process"
+    role: ClassVar[str] = "a background process"
+    """What it is, in a few words (the command line's help lists the kinds with their role)."""
     priority: ClassVar[int] = 100  # supervisord stops higher priorities first
     optional: ClassVar[bool] = False
     """An optional process that does not come up is a warning, not a failed start."""
@@ -88,6 +90,7 @@ class LlmProcess(ManagedProcess):
     """The embedded OpenAI-compatible model server: ready when GET /health answers 200."""
 
     kind = "llm"
+    role = "the embedded OpenAI-compatible model server"
     priority = 100
 
     @property
@@ -102,6 +105,7 @@ class LangfuseProcess(ManagedProcess):
     Optional: without it claims still complete (untraced, on the prompts of data/prompts/)."""
 
     kind = "langfuse"
+    role = "the embedded Langfuse-compatible server (traces, prompts, scores)"
     priority = 50
     optional = True
 
@@ -140,6 +144,7 @@ class RestateProcess(ManagedProcess):
     `port` is the ingress port; admin and node (message fabric) ports are set by env / flag."""
 
     kind = "restate"
+    role = "restate-server (ingress, admin API and UI)"
     priority = 200
 
     def __init__(
@@ -221,6 +226,7 @@ class ServicesProcess(ManagedProcess):
     already at that address) and keeps the id; `created_deployment` says whether that id is new."""
 
     kind = "services"
+    role = "the claim workflow and judge services (hypercorn)"
     priority = 300
 
     def __init__(
@@ -311,3 +317,4 @@ __all__ = [
 KINDS: dict[str, type[ManagedProcess]] = {
     cls.kind: cls for cls in (LangfuseProcess, LlmProcess, RestateProcess, ServicesProcess)
 }
+"""The kinds of process a stack runs, in the order a start brings them up."""

@@ -23,6 +23,7 @@ from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
 from .home import HomeRecord
 from .home import update as update_home
+from .ports import PortMove
 from .processes import ManagedProcess, ServicesProcess
 from .state import StackState, remove_state
 from .supervisor import (
@@ -189,6 +190,12 @@ class Stack:
         return dict(self._state.ports)
 
     @property
+    def moved_ports(self) -> list[PortMove]:
+        """The ports this stack was started on that are not their defaults, and why (a default
+        taken by another program, or the last run's port kept); `up` prints them."""
+        return [PortMove(**move) for move in self._state.moved_ports]
+
+    @property
     def processes(self) -> dict[str, ManagedProcess]:
         """The processes supervisord runs for this stack, by name (a copy)."""
         return dict(self._processes)
@@ -342,6 +349,14 @@ class Stack:
         """One row per process: name, state, pid, port, url, uptime_s, restarts, log."""
         import pandas as pd
 
+        frame = pd.DataFrame(self.status_rows(), columns=STATUS_COLUMNS)
+        for column in ("pid", "port", "restarts"):
+            frame[column] = frame[column].astype("Int64")
+        return frame
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        """`status()` as plain rows (dicts with the STATUS_COLUMNS), for code that does not
+        want pandas (the command line)."""
         try:
             infos = self._client.all_process_info() if self.is_running() else {}
             spawns = self._spawn_counts() if infos else {}
@@ -368,10 +383,7 @@ class Stack:
                     "log": str(process.log_path(self.home)),
                 }
             )
-        frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
-        for column in ("pid", "port", "restarts"):
-            frame[column] = frame[column].astype("Int64")
-        return frame
+        return rows
 
     def _summary(self) -> str:
         state = "running" if self.is_running() else "stopped"

@@ -25,6 +25,7 @@ class StackState:
     external: dict[str, bool] = field(default_factory=dict)  # llm / restate not run by us
     ports: dict[str, int] = field(default_factory=dict)  # name (ingress, admin, ...) -> port
     langfuse_keys: list[str] = field(default_factory=list)  # public, secret
+    moved_ports: list[dict[str, Any]] = field(default_factory=list)  # ports.PortMove fields
     version: int = STATE_VERSION
 
     @property

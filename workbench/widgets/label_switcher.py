@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from .tables import STYLE, WIDGET_CLASS
+
 if TYPE_CHECKING:
     from ..prompts import Prompts
 
@@ -84,6 +86,7 @@ class LabelSwitcher(widgets.VBox):
                 self.status,
             ]
         )
+        self.add_class(WIDGET_CLASS)
         self.refresh()
         with _live_lock:
             _live.add(self)
@@ -103,15 +106,10 @@ class LabelSwitcher(widgets.VBox):
                 for x in row.labels
             )
             message = html.escape(row.commit_message or "")
-            rows.append(
-                f"<tr><td style='text-align:left'>v{row.version}</td>"
-                f"<td style='text-align:left'>{labels}</td>"
-                f"<td style='text-align:left'>{message}</td></tr>"
-            )
+            rows.append(f"<tr><td>v{row.version}</td><td>{labels}</td><td>{message}</td></tr>")
         self.table.value = (
-            "<table style='border-collapse:collapse'><tr><th style='text-align:left'>version</th>"
-            "<th style='text-align:left'>labels</th>"
-            "<th style='text-align:left'>commit message</th></tr>" + "".join(rows) + "</table>"
+            f"{STYLE}<table class='wb-table'><tr><th>version</th><th>labels</th>"
+            "<th>commit message</th></tr>" + "".join(rows) + "</table>"
         )
         current = self.version.value
         self.version.options = [

@@ -2,6 +2,7 @@
 
     panel = wb.faults.panel()   # displays: claim + fault pickers, live journal, process buttons
     panel.wait()                # (from code) until the claim submitted last has ended
+    panel.sweep_button.click()  # the crash-point sweep of the chosen claim, as a heatmap
 
 Work runs in background threads, so the kernel stays free while a claim runs; the widgets are
 updated from there, which also makes the panel testable headless: set the pickers' values, call
@@ -11,7 +12,9 @@ updated from there, which also makes the panel testable headless: set the picker
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
+import textwrap
 import threading
 import time
 import traceback
@@ -23,6 +26,7 @@ import pandas as pd
 
 from services import names
 from services.faults import KINDS, MODEL_KINDS, is_model_step
+from services.versions import VERSIONS
 
 from .. import samples
 from ..claims import AsyncClaims, Claim, new_claim_id
@@ -30,12 +34,14 @@ from ..evidence import aattempts, aresumption_report
 from ..faults import SECONDS_KINDS, Fault, Faults
 from ..frames import step_journal
 from ..session import Session
-from .tables import note, table
+from ..sweep import DEFAULT_KINDS, SWEEP_KINDS, SweepReport, sweep
+from .tables import STYLE, WIDGET_CLASS, note, table
 
 NO_FAULT = "(no fault)"
 JOURNAL_ROWS = 14
 JOURNAL_COLUMNS = ["step", "kind", "result", "error", "ms", "attempt"]
 PROCESS_COLUMNS = ["name", "state", "pid", "uptime_s", "restarts"]
+AS_DEPLOYED = "(as deployed)"
 
 
 class FaultPanel:
@@ -55,18 +61,25 @@ class FaultPanel:
         self.claim: Claim | None = None
         self.report: pd.DataFrame | None = None
         self.error: str | None = None
+        self.sweep_report: SweepReport | None = None
         self._worker: threading.Thread | None = None
         self._actions: list[threading.Thread] = []
         self._lock = threading.Lock()
 
         options = [
-            (f"{s.id}: {s.status_v1}, {s.notes or s.file}"[:70], s.id) for s in samples.pick()
+            (textwrap.shorten(f"{s.id}: {s.status_v1}, {s.notes or s.file}", 90), s.id)
+            for s in samples.pick()
         ]
         first_paid = samples.pick(status="paid")[0].id
         self.source = widgets.ToggleButtons(
             options=[("sample claim", "sample"), ("new claim", "new")], value="sample"
         )
-        self.sample = widgets.Dropdown(options=options, value=first_paid, description="sample")
+        self.sample = widgets.Dropdown(
+            options=options,
+            value=first_paid,
+            description="sample",
+            layout=widgets.Layout(width="640px"),
+        )
         self.document = widgets.Textarea(
             placeholder="Customer ID: C-1001\nAmount: 120 EUR\nCategory: pharmacy\n...",
             description="document",
@@ -100,6 +113,23 @@ class FaultPanel:
         self.message = widgets.HTML()
         self.outcome = widgets.HTML()
         self.evidence = widgets.HTML()
+        self.sweep_kinds = widgets.SelectMultiple(
+            options=list(SWEEP_KINDS), value=list(DEFAULT_KINDS), rows=4, description="kinds"
+        )
+        self.sweep_version = widgets.Dropdown(
+            options=[AS_DEPLOYED, *VERSIONS], value=AS_DEPLOYED, description="version"
+        )
+        self.sweep_button = widgets.Button(
+            description="Sweep", button_style="info", icon="th", tooltip="crash at every boundary"
+        )
+        self.sweep_status = widgets.HTML(
+            note(
+                "Crash the claim picked above at every boundary of its journal, one claim per "
+                "(boundary, kind), and check that nothing changed: outcome, one payment, no "
+                "work redone, the judge's score."
+            )
+        )
+        self.sweep_heatmap = widgets.HTML()
 
         self.source.observe(self._on_source, "value")
         self.step.observe(self._on_fault_change, "value")
@@ -113,13 +143,14 @@ class FaultPanel:
             )
         )
         self.refresh.on_click(lambda _: self._act("refresh", self._show_processes))
+        self.sweep_button.on_click(lambda _: self._sweep())
         self._on_fault_change()
         self._show_processes()
 
         heading = "<h4 style='margin:4px 0'>{}</h4>".format
         self.widget = widgets.VBox(
             [
-                widgets.HTML(heading("1 · Claim and fault")),
+                widgets.HTML(STYLE + heading("1 · Claim and fault")),
                 widgets.HBox([self.source, self.sample]),
                 self.document,
                 widgets.HBox([self.step, self.kind]),
@@ -143,15 +174,20 @@ class FaultPanel:
                 widgets.HTML(heading("4 · Outcome and evidence")),
                 self.outcome,
                 self.evidence,
+                widgets.HTML(heading("5 · Crash-point sweep")),
+                widgets.HBox([self.sweep_kinds, self.sweep_version, self.sweep_button]),
+                self.sweep_status,
+                self.sweep_heatmap,
             ]
         )
+        self.widget.add_class(WIDGET_CLASS)
 
     # -- display ---------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
-        state = "running a claim" if self.busy else "idle"
+        state = ("sweeping" if self._sweeping else "running a claim") if self.busy else "idle"
         return f"FaultPanel({state}, claim={self.claim.id if self.claim else None})"
 
     # -- the pickers -----------------------------------------------------------------------------
@@ -189,11 +225,17 @@ class FaultPanel:
     # -- running a claim -------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
+        """A claim or a sweep is running."""
         return self._worker is not None and self._worker.is_alive()
+
+    @property
+    def _sweeping(self) -> bool:
+        return self._worker is not None and self._worker.name.startswith("sweep")
 
     def _submit(self) -> None:
         if self.busy:
-            self.message.value = note("A claim is still running: wait for its outcome.", "#b00")
+            what = "A sweep" if self._sweeping else "A claim"
+            self.message.value = note(f"{what} is still running: wait for its outcome.", "#b00")
             return
         try:
             faults = self.faults()
@@ -223,6 +265,8 @@ class FaultPanel:
         started = time.monotonic()
         claims = AsyncClaims(self.session)
         submitted = await claims.submit(request, claim_id, wait=False, faults=faults)
+        what = ", ".join(map(str, faults)) or "no fault"
+        self.message.value = note(f"Submitted {claim_id} with {what}.")
         invocation_id = submitted.invocation_id
         while True:
             claim = await self._snapshot(claim_id, invocation_id, started)
@@ -275,14 +319,13 @@ class FaultPanel:
         return claim
 
     async def _finish(self, claim: Claim, elapsed_s: float) -> None:
-        outcome = claim.outcome
         color = {"paid": "#070", "rejected": "#555", names.AWAITING_REVIEW: "#b60"}.get(
             claim.status, "#b00"
         )
-        text = repr(outcome) if outcome is not None else f"{claim.id}: {claim.status}"
         self.outcome.value = (
-            f"<b style='color:{color}'>{html.escape(text)}</b>"
-            f"<br>{note(f'{claim.status} after {elapsed_s:.1f} s')}"
+            f"<b style='color:{color}'>{html.escape(claim.status.upper())}</b> "
+            f"<b>{html.escape(claim.id)}</b> · {note(f'{claim.status} after {elapsed_s:.1f} s')}"
+            + table(_outcome_rows(claim))
         )
         self.report = await aresumption_report(self.session, claim.id)
         payments = self.session.ledger_store.attempts(claim.id)
@@ -292,17 +335,71 @@ class FaultPanel:
         self.evidence.value = "".join(parts)
         self._show_processes()
 
+    # -- the crash-point sweep -------------------------------------------------------------------
+    def _sweep(self) -> None:
+        if self.busy:
+            self.sweep_status.value = note("A claim or a sweep is still running: wait.", "#b00")
+            return
+        kinds = list(self.sweep_kinds.value)
+        version = None if self.sweep_version.value == AS_DEPLOYED else self.sweep_version.value
+        try:
+            document = self.document_text()
+            AsyncClaims(self.session).request(document)
+            if not kinds:
+                raise ValueError("Pick at least one fault kind to sweep.")
+        except (ValueError, TypeError) as e:
+            self.sweep_status.value = note(str(e), "#b00")
+            return
+        self.sweep_report, self.error = None, None
+        self.sweep_heatmap.value = ""
+        self.sweep_status.value = note(
+            f"Sweeping with {', '.join(kinds)}: the baseline claim first ...", "#1565c0"
+        )
+        self._worker = threading.Thread(
+            target=self._follow_sweep, args=(document, kinds, version), daemon=True, name="sweep"
+        )
+        self._worker.start()
+
+    def _follow_sweep(self, document: str, kinds: list[str], version: str | None) -> None:
+        started = time.monotonic()
+
+        def progress(done: int, total: int, what: str) -> None:
+            elapsed = time.monotonic() - started
+            count = f"{done}/{total} cases" if total else "baseline done"
+            self.sweep_status.value = note(f"{count} · {elapsed:.0f} s · {what}", "#1565c0")
+
+        try:
+            report = sweep(
+                self.session, document, kinds, version=version, progress=False, on_case=progress
+            )
+        except Exception as e:  # shown in the panel: a background thread has no one to raise to
+            self.error = f"{type(e).__name__}: {e}"
+            self.sweep_status.value = note(f"The sweep failed: {self.error}", "#b00")
+            traceback.print_exc()
+            return
+        self.sweep_report = report
+        color = "#2e7d32" if report.passed else "#c62828"
+        self.sweep_status.value = f"<b style='color:{color}'>{html.escape(report.verdict)}</b>"
+        image = base64.b64encode(report.heatmap_png()).decode()
+        parts = [f"<img src='data:image/png;base64,{image}'/>"]
+        if not report.failures.empty:
+            parts.append(table(report.failures[["boundary", "kind", "broken", "why"]]))
+        self.sweep_heatmap.value = "".join(parts)
+        self._show_processes()
+
     def wait(self, timeout_s: float | None = None) -> Claim | None:
-        """Block until the claim submitted last has ended (or waits for review), and until the
-        process actions started have finished; returns the claim."""
+        """Block until the claim submitted last has ended (or waits for review), or the sweep
+        started last has finished, and until the process actions started have finished;
+        returns the claim (a sweep's result is `sweep_report`)."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s + 30)
         for thread in [self._worker, *self._actions]:
             if thread is not None:
                 thread.join(max(deadline - time.monotonic(), 0.0))
+        what = "sweep" if self._sweeping else "claim"
         if self.busy:
-            raise TimeoutError(f"the panel's claim is still running after {timeout_s} s")
+            raise TimeoutError(f"the panel's {what} is still running after {timeout_s} s")
         if self.error:
-            raise RuntimeError(f"the panel's claim failed to run: {self.error}")
+            raise RuntimeError(f"the panel's {what} failed to run: {self.error}")
         return self.claim
 
     # -- processes -------------------------------------------------------------------------------
@@ -338,3 +435,12 @@ class FaultPanel:
                 self.processes.value = note(f"status unavailable: {e}", "#b00")
                 return
             self.processes.value = table(frame)
+
+
+def _outcome_rows(claim: Claim) -> pd.DataFrame:
+    """The claim's outcome as field/value rows (what `Claim`'s table shows in a notebook)."""
+    fields = {k: v for k, v in claim.row().items() if k not in ("id", "status") and v is not None}
+    if claim.outcome is not None and claim.outcome.prompt_versions:
+        versions = sorted(claim.outcome.prompt_versions.items())
+        fields["prompts"] = ", ".join(f"{name} v{version}" for name, version in versions)
+    return pd.DataFrame({"field": list(fields), "value": [str(v) for v in fields.values()]})

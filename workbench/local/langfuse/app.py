@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import datasets, observations, otlp, prompts, scores, traces
+from . import datasets, experiments, observations, otlp, prompts, runs, scores, traces
 from ._auth import BasicAuth
 from ._errors import ApiError, Json, error_response
 from .db import Database
@@ -149,6 +149,19 @@ def create_app(
             "/api/public/dataset-items/{item_id}",
             datasets.item_endpoint,
             methods=["GET", "DELETE"],
+        ),
+        Route("/api/public/dataset-run-items", runs.run_items_collection, methods=["GET", "POST"]),
+        Route("/api/public/datasets/{rest:path}/runs", runs.runs_endpoint, methods=["GET"]),
+        Route(
+            "/api/public/datasets/{rest:path}/runs/{run:path}",
+            runs.runs_endpoint,
+            methods=["GET", "DELETE"],
+        ),
+        Route("/api/public/experiments", experiments.experiments_endpoint, methods=["GET"]),
+        Route(
+            "/api/public/experiment-items",
+            experiments.experiment_items_endpoint,
+            methods=["GET"],
         ),
     ]
     app = Starlette(

@@ -145,6 +145,31 @@ CREATE TABLE IF NOT EXISTS dataset_items (
     updated_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dataset_items_dataset ON dataset_items (dataset_id, created_ns);
+
+-- dataset runs written through the API (POST /api/public/dataset-run-items); runs that the
+-- langfuse SDK's run_experiment records as spans are read from the observations (runs.py)
+CREATE TABLE IF NOT EXISTS dataset_runs (
+    id TEXT PRIMARY KEY,
+    dataset_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    metadata TEXT,
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    UNIQUE (dataset_id, name)
+);
+CREATE TABLE IF NOT EXISTS dataset_run_items (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    dataset_item_id TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    observation_id TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    UNIQUE (run_id, dataset_item_id, trace_id, observation_id)
+);
+CREATE INDEX IF NOT EXISTS dataset_run_items_trace ON dataset_run_items (trace_id);
+CREATE INDEX IF NOT EXISTS dataset_run_items_created ON dataset_run_items (created_ns);
 """
 
 

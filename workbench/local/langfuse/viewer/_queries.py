@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import prompts as prompt_store
+from .. import runs as run_store
 from .._errors import NotFound
 from ..datasets import dataset_json, item_json
 from ..db import Database
@@ -19,13 +20,9 @@ TRACES_PER_PAGE = 50
 SCORES_PER_PAGE = 100
 LEVELS = ("ERROR", "WARNING", "OK")
 """The traces list's level filter: has an ERROR / a WARNING observation, or has no ERROR."""
-_EXPERIMENT = "json_extract(o.attributes, '$.\"langfuse.experiment.{}\"')"
-"""A span attribute the langfuse SDK (5) sets on an experiment's spans: `id` (the run), `name`
-(the run's name), `dataset.id`, `item.id`, `description`. Dataset runs are read from them, as
-Langfuse v4 does; `db.py` indexes the dataset id."""
-_DATASET_ID = _EXPERIMENT.format("dataset.id")
-_EXPERIMENT_ROWS = "instr(o.attributes, 'langfuse.experiment.dataset.id') > 0"
-"""The partial index's condition: repeated verbatim so that SQLite uses the index."""
+_EXPERIMENT = run_store.EXPERIMENT_ATTR
+_DATASET_ID = run_store.DATASET_ID
+_EXPERIMENT_ROWS = run_store.DATASET_ROWS
 
 
 def _like(text: str) -> str:
@@ -352,22 +349,13 @@ def prompt_detail(
 
 def list_datasets(db: Database, project_id: str) -> list[dict[str, Any]]:
     conn = db.connection()
-    runs = {
-        row["dataset_id"]: row["runs"]
-        for row in conn.execute(
-            f"SELECT {_DATASET_ID} AS dataset_id, COUNT(DISTINCT {_EXPERIMENT.format('id')}) "
-            "AS runs "
-            f"FROM observations o WHERE {_EXPERIMENT_ROWS} AND {_DATASET_ID} IS NOT NULL "
-            "GROUP BY 1"
-        )
-    }
     datasets = []
     for row in conn.execute(
         "SELECT d.*, (SELECT COUNT(*) FROM dataset_items i WHERE i.dataset_id = d.id) AS items "
         "FROM datasets d ORDER BY d.created_ns DESC, d.name"
     ):
         dataset = dataset_json(row, project_id)
-        dataset.update(items=row["items"], runs=runs.get(row["id"], 0))
+        dataset.update(items=row["items"], runs=len(run_store.dataset_runs(conn, row["id"])))
         datasets.append(dataset)
     return datasets
 
@@ -439,33 +427,23 @@ def dataset_detail(db: Database, project_id: str, dataset_id: str) -> DatasetDet
 
 
 def dataset_runs(db: Database, dataset_id: str) -> list[Run]:
-    """The runs of a dataset (oldest first), each with its items' traces and scores."""
+    """The runs of a dataset (oldest first), each with its items' traces and scores, however
+    the runs were recorded (through the API or as the SDK's experiment spans: `runs.py`)."""
     conn = db.connection()
-    attr = _EXPERIMENT
-    links = conn.execute(
-        f"SELECT o.trace_id, {attr.format('id')} AS run_id, {attr.format('name')} AS run_name, "
-        f"{attr.format('item.id')} AS item_id, "
-        f"MAX({attr.format('description')}) AS description, "
-        "MIN(o.start_ns) AS start_ns "
-        f"FROM observations o WHERE {_EXPERIMENT_ROWS} AND {_DATASET_ID} = ? "
-        "GROUP BY o.trace_id, run_id, item_id ORDER BY start_ns",
-        (dataset_id,),
-    ).fetchall()
+    found = run_store.dataset_runs(conn, dataset_id)
+    links = run_store.items_of(conn, found)
     runs: dict[str, Run] = {}
     by_trace: dict[str, list[RunItem]] = {}
-    for link in links:
-        run_id = str(link["run_id"] or link["run_name"] or "run")
-        run = runs.get(run_id)
-        if run is None:
-            run = runs[run_id] = Run(
-                run_id, str(link["run_name"] or run_id), link["description"], link["start_ns"]
-            )
-        item = RunItem(link["trace_id"], link["item_id"], None, link["start_ns"], None, 0)
-        earlier = run.items.get(str(link["item_id"]))
-        if earlier is not None:  # the item ran again in this run: show the latest, count all
-            item.times_run = earlier.times_run + 1
-        run.items[str(link["item_id"])] = item
-        by_trace.setdefault(link["trace_id"], []).append(item)
+    for stored in found:
+        run = runs[stored.id] = Run(stored.id, stored.name, stored.description, stored.created_ns)
+        for link in links[stored.id]:
+            item = RunItem(link.trace_id, link.dataset_item_id, None, link.created_ns, None, 0)
+            key = str(link.dataset_item_id)
+            earlier = run.items.get(key)
+            if earlier is not None:  # the item ran again in this run: show the latest, count all
+                item.times_run = earlier.times_run + 1
+            run.items[key] = item
+            by_trace.setdefault(link.trace_id, []).append(item)
     trace_ids = list(by_trace)
     for start in range(0, len(trace_ids), 500):
         chunk = trace_ids[start : start + 500]
@@ -487,27 +465,28 @@ def dataset_runs(db: Database, dataset_id: str) -> list[Run]:
         ):
             for item in by_trace[score["trace_id"]]:
                 item.scores.append(score_v1(score))
-    if runs:
-        run_ids = list(runs)
+    run_ids = {span_id: stored.id for stored in found for span_id in [stored.id, *stored.span_ids]}
+    if run_ids:
         for score in conn.execute(
-            f"SELECT * FROM scores WHERE dataset_run_id IN ({_marks(run_ids)}) "
+            f"SELECT * FROM scores WHERE dataset_run_id IN ({_marks(list(run_ids))}) "
             "ORDER BY timestamp_ns, id",
-            run_ids,
+            list(run_ids),
         ):
-            shown = score_v1(score)
-            runs[score["dataset_run_id"]].scores.append(shown)
+            runs[run_ids[score["dataset_run_id"]]].scores.append(score_v1(score))
     return list(runs.values())
 
 
 def experiment_dataset(db: Database, experiment_id: str) -> str | None:
     """The dataset an experiment (a run, by its id) ran on, if it ran on one."""
-    row = (
-        db.connection()
-        .execute(
-            f"SELECT {_DATASET_ID} FROM observations o WHERE {_EXPERIMENT_ROWS} AND "
-            f"{_EXPERIMENT.format('id')} = ? LIMIT 1",
-            (experiment_id,),
-        )
-        .fetchone()
-    )
+    conn = db.connection()
+    stored = conn.execute(
+        "SELECT dataset_id FROM dataset_runs WHERE id = ?", (experiment_id,)
+    ).fetchone()
+    if stored is not None:
+        return str(stored[0])
+    row = conn.execute(
+        f"SELECT {_DATASET_ID} FROM observations o WHERE {_EXPERIMENT_ROWS} AND "
+        f"{_EXPERIMENT.format('id')} = ? LIMIT 1",
+        (experiment_id,),
+    ).fetchone()
     return None if row is None else row[0]
