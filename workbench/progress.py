@@ -60,19 +60,7 @@ class Progress:
             self.done += n
             if label:
                 self.counts[label] += n
-            if not self.enabled:
-                return
-            if self._tqdm is not None:
-                self._tqdm.update(n)
-                if label:
-                    self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
-                return
-            now = time.monotonic()
-            if self._handle is not None and (
-                now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
-            ):
-                self._send()
-                self._last_sent = now
+            self._show(n, counted=bool(label))
 
     def set(self, done: int, counts: dict[str, int] | None = None) -> None:
         """Show `done` items (and these counts by label) now: for work whose progress is read
@@ -82,19 +70,25 @@ class Progress:
             self.done = done
             if counts is not None:
                 self.counts = Counter(counts)
-            if not self.enabled:
-                return
-            if self._tqdm is not None:
-                self._tqdm.total = self.total
-                self._tqdm.update(step)
+            self._show(step, counted=True)
+
+    def _show(self, step: int, *, counted: bool) -> None:
+        """Bring the bar to `self.done` (moved by `step`): tqdm at once, the notebook's HTML at
+        most every UPDATE_EVERY_S and at the end. Called with the lock held."""
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.total = self.total
+            self._tqdm.update(step)
+            if counted:
                 self._tqdm.set_postfix_str(self._counts_text(), refresh=False)
-                return
-            now = time.monotonic()
-            if self._handle is not None and (
-                now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
-            ):
-                self._send()
-                self._last_sent = now
+            return
+        now = time.monotonic()
+        if self._handle is not None and (
+            now - self._last_sent >= UPDATE_EVERY_S or self.done >= self.total
+        ):
+            self._send()
+            self._last_sent = now
 
     def stop(self, note: str) -> None:
         """End the bar before its total, saying why (`note`: "waited for 10 as asked", "stalled:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import secrets
@@ -12,6 +11,7 @@ import warnings
 import xmlrpc.client
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -55,7 +55,7 @@ def attach(home: str | os.PathLike[str] | None = None) -> Stack | None:
 
 def _attachable(state: StackState) -> Stack | None:
     stack = Stack(state)
-    if not stack._is_ours():
+    if not stack.is_running():
         return None
     try:
         infos = stack.supervisor.all_process_info()
@@ -103,27 +103,37 @@ def start(
     with home_lock(config.home):
         state = StackState.load(config.home)
         if state is not None:
-            stack = _attachable(state)
+            stack = _attach_healthy(config, state, timeout_s)
             if stack is not None:
-                try:
-                    deadline = time.monotonic() + timeout_s
-                    for name in stack.required_names:
-                        stack.wait_ready(
-                            name,
-                            timeout_s=max(deadline - time.monotonic(), 0.1),
-                            poll_interval_s=config.poll_interval_s,
-                        )
-                except (StackError, OSError, xmlrpc.client.Error, httpx.HTTPError):
-                    pass  # unhealthy: replaced by a fresh start (which reports any error)
-                else:
-                    _warn_ignored_ports(config, stack)
-                    homes.secure(config.home)
-                    _check_model(stack, config.environ, timeout_s=2.0)
-                    return stack
-            Stack(state)._stop(grace_s=STOP_WAIT_SECS)  # stale: clean up, then start fresh
+                return stack
+            # stale or unhealthy: clean up (we hold the home lock), then start fresh
+            Stack(state).stop(STOP_WAIT_SECS, lock_home=False)
         stack = _start_fresh(config, timeout_s)
     if not config.persistent:
-        atexit.register(stack._reap_at_exit)
+        stack.stop_at_exit()
+    return stack
+
+
+def _attach_healthy(config: StackConfig, state: StackState, timeout_s: float) -> Stack | None:
+    """The stack `state` describes when it runs and every required process answers within
+    timeout_s (the ports asked for but not used are a warning); None when it must be replaced
+    by a fresh start (which reports any error)."""
+    stack = _attachable(state)
+    if stack is None:
+        return None
+    try:
+        deadline = time.monotonic() + timeout_s
+        for name in stack.required_names:
+            stack.wait_ready(
+                name,
+                timeout_s=max(deadline - time.monotonic(), 0.1),
+                poll_interval_s=config.poll_interval_s,
+            )
+    except (StackError, OSError, xmlrpc.client.Error, httpx.HTTPError):
+        return None
+    _warn_ignored_ports(config, stack)
+    homes.secure(config.home)
+    _check_model(stack, config.environ, timeout_s=2.0)
     return stack
 
 
@@ -135,41 +145,104 @@ def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
                 f"{request.source} asks for port {request.explicit}, but the stack already "
                 f"running in {stack.home} uses {running[name]} for {name}; it was attached to "
                 "as it is. Stop it first (`python -m workbench down`) to change ports.",
-                stacklevel=3,
+                stacklevel=4,  # the caller of start()
             )
 
 
 def _build_processes(
     config: StackConfig, ports: dict[str, int], deployments: dict[str, str] | None = None
 ) -> list[ManagedProcess]:
-    """The processes of a fresh start. `deployments` maps a services process name to the Restate
+    """The processes of a fresh start, in start order: the embedded Langfuse, model server and
+    restate-server (each unless configured as an external service), then the services, wired
+    to whichever of those runs. `deployments` maps a services process name to the Restate
     deployment it served last time (it is moved to the new address instead of duplicated)."""
-    home = config.home
-    common = {"WORKBENCH_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    processes: list[ManagedProcess] = []
-
-    def command(template: Sequence[str], port: int) -> list[str]:
-        return [part.format(host=HOST, port=port) for part in template]
-
-    if config.embedded_langfuse:
-        langfuse = LangfuseProcess(
-            command=[
-                *command(config.langfuse_command, ports["langfuse"]),
-                "--db",
-                str(home / "langfuse.sqlite3"),
-            ],
-            port=ports["langfuse"],
-            env={  # keys in the environment (a 0600 config file), never on the command line
-                **common,
-                "LANGFUSE_PUBLIC_KEY": str(config.langfuse_public_key),
-                "LANGFUSE_SECRET_KEY": str(config.langfuse_secret_key),
-                **config.env.get("langfuse", {}),
-            },
-        )
-        processes.append(langfuse)
-        langfuse_url = langfuse.url
+    common = {"WORKBENCH_HOME": str(config.home), "PYTHONUNBUFFERED": "1"}
+    langfuse = (
+        _langfuse_process(config, ports["langfuse"], common) if config.embedded_langfuse else None
+    )
+    if langfuse is not None:
+        langfuse_url: str | None = langfuse.url
     else:
         langfuse_url = str(config.langfuse_base_url) if config.tracing else None
+    llm = _llm_process(config, ports["llm"], common) if config.embedded_llm else None
+    restate = _restate_process(config, ports, langfuse_url) if config.embedded_restate else None
+    services = _services_process(
+        config,
+        ports["services"],
+        common,
+        langfuse_url=langfuse_url,
+        openai_base_url=llm.openai_base_url if llm else str(config.openai_base_url),
+        admin_url=restate.admin_url if restate else str(config.restate_admin_url),
+        ingress_url=restate.ingress_url if restate else str(config.restate_ingress_url),
+        deployment_id=(deployments or {}).get("services"),
+    )
+    return [p for p in (langfuse, llm, restate, services) if p is not None]
+
+
+def _command(template: Sequence[str], port: int) -> list[str]:
+    """An argv template (`llm_command=`, ...) with its {host} and {port} filled in."""
+    return [part.format(host=HOST, port=port) for part in template]
+
+
+def _langfuse_process(config: StackConfig, port: int, common: dict[str, str]) -> LangfuseProcess:
+    """The embedded Langfuse, its database in the home folder."""
+    return LangfuseProcess(
+        command=[
+            *_command(config.langfuse_command, port),
+            "--db",
+            str(config.home / "langfuse.sqlite3"),
+        ],
+        port=port,
+        env={  # keys in the environment (a 0600 config file), never on the command line
+            **common,
+            "LANGFUSE_PUBLIC_KEY": str(config.langfuse_public_key),
+            "LANGFUSE_SECRET_KEY": str(config.langfuse_secret_key),
+            **config.env.get("langfuse", {}),
+        },
+    )
+
+
+def _llm_process(config: StackConfig, port: int, common: dict[str, str]) -> LlmProcess:
+    """The embedded model server, with the simulated latency asked for."""
+    latency = (
+        [] if config.llm_latency_ms is None else ["--latency-ms", f"{config.llm_latency_ms:g}"]
+    )
+    return LlmProcess(
+        command=[*_command(config.llm_command, port), *latency],
+        port=port,
+        env={**common, **config.env.get("llm", {})},
+    )
+
+
+def _restate_process(
+    config: StackConfig, ports: dict[str, int], langfuse_url: str | None
+) -> RestateProcess:
+    """The embedded restate-server (BinaryNotFoundError when there is none), tracing into
+    Langfuse when there is one."""
+    return RestateProcess(
+        binary=config.restate_server(),
+        base_dir=config.home / "restate",
+        port=ports["ingress"],
+        admin_port=ports["admin"],
+        node_port=ports["node"],
+        extra_args=[*(tracing_args(langfuse_url) if langfuse_url else []), *config.restate_args],
+        env={**(tracing_env(config) if langfuse_url else {}), **config.env.get("restate", {})},
+    )
+
+
+def _services_process(
+    config: StackConfig,
+    port: int,
+    common: dict[str, str],
+    *,
+    langfuse_url: str | None,
+    openai_base_url: str,
+    admin_url: str,
+    ingress_url: str,
+    deployment_id: str | None,
+) -> ServicesProcess:
+    """The services (the claim workflow and its steps), told where the model, Langfuse and
+    Restate answer; registered with Restate once ready (or moved into `deployment_id`)."""
     langfuse_env = (
         {
             "LANGFUSE_BASE_URL": langfuse_url,
@@ -179,40 +252,7 @@ def _build_processes(
         if langfuse_url
         else {}
     )
-
-    if config.embedded_llm:
-        latency = (
-            [] if config.llm_latency_ms is None else ["--latency-ms", f"{config.llm_latency_ms:g}"]
-        )
-        llm = LlmProcess(
-            command=[*command(config.llm_command, ports["llm"]), *latency],
-            port=ports["llm"],
-            env={**common, **config.env.get("llm", {})},
-        )
-        processes.append(llm)
-        openai_base_url = llm.openai_base_url
-    else:
-        openai_base_url = str(config.openai_base_url)
-
-    if config.embedded_restate:
-        restate = RestateProcess(
-            binary=config.restate_server(),
-            base_dir=home / "restate",
-            port=ports["ingress"],
-            admin_port=ports["admin"],
-            node_port=ports["node"],
-            extra_args=[
-                *(tracing_args(langfuse_url) if langfuse_url else []),
-                *config.restate_args,
-            ],
-            env={**(tracing_env(config) if langfuse_url else {}), **config.env.get("restate", {})},
-        )
-        processes.append(restate)
-        admin_url, ingress_url = restate.admin_url, restate.ingress_url
-    else:
-        admin_url, ingress_url = str(config.restate_admin_url), str(config.restate_ingress_url)
-
-    services_env = {
+    env = {
         **common,
         **langfuse_env,
         "OPENAI_BASE_URL": openai_base_url,
@@ -222,18 +262,15 @@ def _build_processes(
         "RESTATE_ADMIN_URL": admin_url,
     }
     if config.embedded_llm or not config.environ.get("OPENAI_API_KEY"):
-        services_env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
-    processes.append(
-        ServicesProcess(
-            command=command(config.services_command, ports["services"]),
-            port=ports["services"],
-            env={**services_env, **config.env.get("services", {})},
-            admin_url=admin_url,
-            register=config.register,
-            deployment_id=(deployments or {}).get("services"),
-        )
+        env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
+    return ServicesProcess(
+        command=_command(config.services_command, port),
+        port=port,
+        env={**env, **config.env.get("services", {})},
+        admin_url=admin_url,
+        register=config.register,
+        deployment_id=deployment_id,
     )
-    return processes
 
 
 def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
@@ -260,76 +297,76 @@ def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
 
 
 def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
+    """Start every process in `config.home` (callers hold the home lock) and wait until it is
+    ready: what can fail before anything runs fails first, then stack.json is written and
+    supervisord launched. A failed start stops what it started and removes the deployments it
+    registered; a start that succeeds records its ports and deployments for the next one."""
     deadline = time.monotonic() + timeout_s
-    home = config.home
-    record = homes.HomeRecord.load(home)
+    record = homes.HomeRecord.load(config.home)
+    ports, processes = _plan(config, record, timeout_s)
+    _prepare_home(config.home, record, processes)
+    state = _new_state(config, ports, processes, record.ports)
+    state.save()  # before launching: a crash from here on can be cleaned up by stack_id
+    stack = Stack(state)
+    try:
+        _launch(stack, state, config, deadline)
+    except BaseException:
+        _remove_new_deployments(stack)  # a failed start leaves no deployment behind
+        stack.stop(grace_s=2.0, lock_home=False)  # nothing started may outlive a failed start
+        raise
+    _after_start(stack, config, ports)
+    return stack
+
+
+def _plan(
+    config: StackConfig, record: homes.HomeRecord, timeout_s: float
+) -> tuple[dict[str, int], list[ManagedProcess]]:
+    """The ports and processes of this start, checked before anything runs: PortTakenError,
+    BinaryNotFoundError, an external Restate that does not answer (StartTimeoutError)."""
     if config.embedded_langfuse:  # generated once per home, kept in home.json (0600)
         config.langfuse_public_key, config.langfuse_secret_key = record.keys()
-    # the ports of the last run when free (PortTakenError before anything runs)
+    # the ports of the last run when free
     ports = allocate_ports(config.ports, previous=record.ports)
-    # BinaryNotFoundError before anything runs
     processes = _build_processes(config, ports, record.deployments)
     if not config.embedded_restate:
         _check_external_restate(config, timeout_s)
+    return ports, processes
+
+
+def _prepare_home(
+    home: Path, record: homes.HomeRecord, processes: Sequence[ManagedProcess]
+) -> None:
+    """The home folder's layout, its record (the keys, before any process uses them), and an
+    empty log for each process of this run (the previous run's kept as <name>.previous.log)."""
     homes.prepare(home)
-    record.save(home)  # the keys, before any process uses them
-    for process in processes:  # this run's log starts empty; keep the previous one
+    record.save(home)
+    for process in processes:
         log = process.log_path(home)
         if log.exists():
             log.replace(log.with_name(f"{process.name}.previous.log"))
 
-    stack_id = uuid.uuid4().hex
-    username, password = "workbench", secrets.token_urlsafe(18)
-    identifier = f"workbench-{stack_id[:12]}"
-    config_path = home / "supervisord.conf"
-    text = render_config(
-        home=home,
-        project=config.project,
-        port=ports["supervisor"],
-        username=username,
-        password=password,
-        identifier=identifier,
-        processes=processes,
-    )
-    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
 
-    state = StackState(
-        home=str(home),
+def _new_state(
+    config: StackConfig,
+    ports: dict[str, int],
+    processes: Sequence[ManagedProcess],
+    previous_ports: Mapping[str, int],
+) -> StackState:
+    """What stack.json records of this start: a new stack id, supervisord (its config written,
+    its pid not known yet), the processes, the URLs of each part, which parts are external, and
+    the ports moved off their default (or off `previous_ports`, the last run's)."""
+    stack_id = uuid.uuid4().hex
+    return StackState(
+        home=str(config.home),
         project=str(config.project),
         stack_id=stack_id,
         persistent=config.persistent,
         started_at=time.time(),
-        supervisor={
-            "pid": None,
-            "port": ports["supervisor"],
-            "url": f"http://127.0.0.1:{ports['supervisor']}",
-            "username": username,
-            "password": password,
-            "identifier": identifier,
-            "config": str(config_path),
-        },
+        supervisor=_write_supervisor_config(
+            config, ports["supervisor"], processes, identifier=f"workbench-{stack_id[:12]}"
+        ),
         processes={process.name: {**process.to_state(), "pid": None} for process in processes},
-        urls={
-            "ingress": next(
-                (p.ingress_url for p in processes if isinstance(p, RestateProcess)),
-                config.restate_ingress_url,
-            ),
-            "admin": next(
-                (p.admin_url for p in processes if isinstance(p, RestateProcess)),
-                config.restate_admin_url,
-            ),
-            "llm": next(
-                (p.openai_base_url for p in processes if isinstance(p, LlmProcess)),
-                config.openai_base_url,
-            ),
-            "services": next(p.url for p in processes if isinstance(p, ServicesProcess)),
-            "langfuse": next(
-                (p.url for p in processes if isinstance(p, LangfuseProcess)),
-                config.langfuse_base_url if config.tracing else None,
-            ),
-        },
+        urls=_urls(config, processes),
         external={
             "llm": not config.embedded_llm,
             "restate": not config.embedded_restate,
@@ -340,63 +377,105 @@ def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
         else [],
         ports=ports,
         moved_ports=[
-            asdict(move) for move in port_moves(config.ports, ports, previous=record.ports)
+            asdict(move) for move in port_moves(config.ports, ports, previous=previous_ports)
         ],
     )
-    state.save()  # before launching: a crash from here on can be cleaned up by stack_id
-    env = {
-        **config.environ,
-        "WORKBENCH_STACK_ID": stack_id,
-        "WORKBENCH_HOME": str(home),
-        "PYTHONUNBUFFERED": "1",
+
+
+def _write_supervisor_config(
+    config: StackConfig, port: int, processes: Sequence[ManagedProcess], *, identifier: str
+) -> dict[str, Any]:
+    """Write supervisord.conf (0600: it holds a new XML-RPC password) for `processes`; returns
+    what stack.json records of supervisord."""
+    username, password = "workbench", secrets.token_urlsafe(18)
+    config_path = config.home / "supervisord.conf"
+    text = render_config(
+        home=config.home,
+        project=config.project,
+        port=port,
+        username=username,
+        password=password,
+        identifier=identifier,
+        processes=processes,
+    )
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    return {
+        "pid": None,
+        "port": port,
+        "url": f"http://127.0.0.1:{port}",
+        "username": username,
+        "password": password,
+        "identifier": identifier,
+        "config": str(config_path),
     }
-    stack = Stack(state)
-    try:
-        launch_supervisord(
-            config_path,
-            env=env,
-            output_path=home / "logs" / "supervisord.out",
-            timeout_s=max(deadline - time.monotonic(), 5.0),
-        )
-        state.supervisor["pid"] = wait_answering(
-            stack.supervisor,
-            timeout_s=max(deadline - time.monotonic(), 5.0),
-            poll_interval_s=config.poll_interval_s,
-        )
-        state.save()
-        stack._wait(
-            stack.required_names,
-            timeout_s=max(deadline - time.monotonic(), 0.0),
-            poll_interval_s=config.poll_interval_s,
-            fresh=True,
-        )
-        _wait_optional(stack, deadline, config.poll_interval_s)
-        with local_http() as http:
-            for process in stack.processes.values():
-                remaining_s = max(deadline - time.monotonic(), 1.0)
-                process.after_ready(
-                    http,
-                    timeout_s=min(config.registration_timeout_s, remaining_s),
-                    poll_interval_s=config.poll_interval_s,
-                )
-                if isinstance(process, ServicesProcess):
-                    state.processes[process.name]["deployment_id"] = process.deployment_id
-        _seed(config, state)
-        stack.record_pids()
-    except BaseException:
-        _remove_new_deployments(stack)  # a failed start leaves no deployment behind
-        stack._stop(grace_s=2.0)  # nothing started may outlive a failed start
-        raise
-    deployments = {
-        p.name: p.deployment_id
-        for p in stack.processes.values()
-        if isinstance(p, ServicesProcess) and p.deployment_id
+
+
+def _urls(config: StackConfig, processes: Sequence[ManagedProcess]) -> dict[str, Any]:
+    """Where each part answers: the embedded process's address, else the configured URL."""
+
+    def embedded(kind: type[ManagedProcess], attribute: str, configured: Any) -> Any:
+        return next((getattr(p, attribute) for p in processes if isinstance(p, kind)), configured)
+
+    return {
+        "ingress": embedded(RestateProcess, "ingress_url", config.restate_ingress_url),
+        "admin": embedded(RestateProcess, "admin_url", config.restate_admin_url),
+        "llm": embedded(LlmProcess, "openai_base_url", config.openai_base_url),
+        "services": next(p.url for p in processes if isinstance(p, ServicesProcess)),
+        "langfuse": embedded(
+            LangfuseProcess, "url", config.langfuse_base_url if config.tracing else None
+        ),
     }
-    homes.update(home, ports=ports, deployments=deployments)
+
+
+def _launch(stack: Stack, state: StackState, config: StackConfig, deadline: float) -> None:
+    """Run supervisord and record its pid once it answers; wait until every required process
+    is ready (any exit fails the start) and the optional ones are up or warned about; then
+    register the services with Restate, seed the prompts and record the pids."""
+    launch_supervisord(
+        stack.config_path,
+        env={
+            **config.environ,
+            "WORKBENCH_STACK_ID": state.stack_id,
+            "WORKBENCH_HOME": str(stack.home),
+            "PYTHONUNBUFFERED": "1",
+        },
+        output_path=stack.home / "logs" / "supervisord.out",
+        timeout_s=max(deadline - time.monotonic(), 5.0),
+    )
+    state.supervisor["pid"] = wait_answering(
+        stack.supervisor,
+        timeout_s=max(deadline - time.monotonic(), 5.0),
+        poll_interval_s=config.poll_interval_s,
+    )
+    state.save()
+    stack.wait_up(
+        stack.required_names,
+        timeout_s=max(deadline - time.monotonic(), 0.0),
+        poll_interval_s=config.poll_interval_s,
+        starting=True,
+    )
+    _wait_optional(stack, deadline, config.poll_interval_s)
+    with local_http() as http:
+        for process in stack.processes.values():
+            process.after_ready(
+                http,
+                timeout_s=min(config.registration_timeout_s, max(deadline - time.monotonic(), 1.0)),
+                poll_interval_s=config.poll_interval_s,
+            )
+    _seed(config, stack.langfuse_url)
+    stack.record_pids()
+
+
+def _after_start(stack: Stack, config: StackConfig, ports: dict[str, int]) -> None:
+    """Remember this start's ports and deployments in home.json (the next start reuses them),
+    resume what an outage paused, warn about a model that does not answer, secure the home."""
+    deployments = stack.deployment_ids
+    homes.update(stack.home, ports=ports, deployments=deployments)
     _resume_paused(stack, list(deployments.values()))
     _check_model(stack, config.environ)
-    homes.secure(home)
-    return stack
+    homes.secure(stack.home)
 
 
 def _wait_optional(stack: Stack, deadline: float, poll_interval_s: float) -> None:
@@ -407,7 +486,7 @@ def _wait_optional(stack: Stack, deadline: float, poll_interval_s: float) -> Non
             continue
         timeout_s = min(max(deadline - time.monotonic(), 0.5), OPTIONAL_WAIT_S)
         try:
-            stack._wait([name], timeout_s=timeout_s, poll_interval_s=poll_interval_s, fresh=False)
+            stack.wait_up([name], timeout_s=timeout_s, poll_interval_s=poll_interval_s)
         except StackError as e:
             first = str(e).splitlines()[0]
             _warn(
@@ -417,9 +496,9 @@ def _wait_optional(stack: Stack, deadline: float, poll_interval_s: float) -> Non
             )
 
 
-def _seed(config: StackConfig, state: StackState) -> None:
-    """The prompts of data/prompts/ into Langfuse; Langfuse down is a warning, not a stop."""
-    url = state.urls.get("langfuse")
+def _seed(config: StackConfig, url: str | None) -> None:
+    """The prompts of data/prompts/ into the Langfuse at `url` (none: tracing off); Langfuse
+    down is a warning, not a stop."""
     if not url:
         return
     try:
@@ -501,7 +580,7 @@ def _check_model(stack: Stack, environ: Mapping[str, str], timeout_s: float = 5.
 
 
 def _warn(message: str) -> None:
-    warnings.warn(StackWarning(message), stacklevel=4)
+    warnings.warn(StackWarning(message), stacklevel=5)  # start() (its caller when attaching)
 
 
 def stop(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) -> bool:
@@ -514,7 +593,7 @@ def stop(home: str | os.PathLike[str] | None = None, *, grace_s: float = 5.0) ->
         if state is None:
             remove_state(path)
             return False
-        Stack(state)._stop(grace_s)
+        Stack(state).stop(grace_s, lock_home=False)
     return True
 
 

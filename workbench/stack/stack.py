@@ -505,10 +505,18 @@ class Stack:
         """Record every process's current pid in `stack.json`."""
         self._record_pids()
 
-    def wait_up(self, names: Sequence[str], *, timeout_s: float = 30.0) -> None:
+    def wait_up(
+        self,
+        names: Sequence[str],
+        *,
+        timeout_s: float = 30.0,
+        poll_interval_s: float = 0.05,
+        starting: bool = False,
+    ) -> None:
         """Wait until the named processes run and answer their probes (restarts allowed;
-        a process supervisord gave up on fails at once, with its log)."""
-        self._wait(names, timeout_s=timeout_s, poll_interval_s=0.05, fresh=False)
+        a process supervisord gave up on fails at once, with its log). starting=True, for the
+        processes of a start: any exit fails at once (ProcessExitedError with its log)."""
+        self._wait(names, timeout_s=timeout_s, poll_interval_s=poll_interval_s, fresh=starting)
 
     def _record_pids(self) -> None:
         """Save the pids (and each services process's deployment id, also in home.json, where
@@ -619,11 +627,20 @@ class Stack:
             self.wait_ready(name, timeout_s)
 
     # -- stopping ----------------------------------------------------------------------------
-    def stop(self, grace_s: float = 5.0) -> None:
+    def stop(self, grace_s: float = 5.0, *, lock_home: bool = True) -> None:
         """Stop every process (SIGINT, SIGKILL after grace_s), shut supervisord down, and make
-        sure no process of this stack remains."""
+        sure no process of this stack remains. lock_home=False when the caller holds the home
+        lock already (`start` and `stop` of `stack.lifecycle`: the lock is not re-entrant)."""
+        if not lock_home:
+            self._stop(grace_s)
+            return
         with home_lock(self.home, create=False):
             self._stop(grace_s)
+
+    def stop_at_exit(self) -> None:
+        """Stop this stack when this interpreter exits (a start with persistent=False); a
+        `stop()` before then cancels it."""
+        atexit.register(self._reap_at_exit)
 
     def _reap_at_exit(self) -> None:
         with contextlib.suppress(Exception):

@@ -65,18 +65,29 @@ class FaultPanel:
         self._worker: threading.Thread | None = None
         self._actions: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.widget = widgets.VBox(
+            [
+                *self._claim_section(),
+                *self._live_section(),
+                *self._processes_section(),
+                *self._outcome_section(),
+                *self._sweep_section(),
+            ]
+        )
+        self.widget.add_class(WIDGET_CLASS)
 
-        options = [
-            (textwrap.shorten(f"{s.id}: {s.status_v1}, {s.notes or s.file}", 90), s.id)
-            for s in samples.pick()
-        ]
-        first_paid = samples.pick(status="paid")[0].id
+    # -- the sections, top to bottom (each makes its widgets and returns its rows) ---------------
+    def _claim_section(self) -> list[widgets.Widget]:
+        """1 · Claim and fault: a sample or a new document, the step, the fault, Submit."""
         self.source = widgets.ToggleButtons(
             options=[("sample claim", "sample"), ("new claim", "new")], value="sample"
         )
         self.sample = widgets.Dropdown(
-            options=options,
-            value=first_paid,
+            options=[
+                (textwrap.shorten(f"{s.id}: {s.status_v1}, {s.notes or s.file}", 90), s.id)
+                for s in samples.pick()
+            ],
+            value=samples.pick(status="paid")[0].id,
             description="sample",
             layout=widgets.Layout(width="640px"),
         )
@@ -97,9 +108,28 @@ class FaultPanel:
         )
         self.help = widgets.HTML()
         self.submit = widgets.Button(description="Submit", button_style="primary", icon="play")
+        self.source.observe(self._on_source, "value")
+        self.step.observe(self._on_fault_change, "value")
+        self.kind.observe(self._on_fault_change, "value")
+        self.submit.on_click(lambda _: self._submit())
+        self._on_fault_change()
+        return [
+            widgets.HTML(STYLE + _heading("1 · Claim and fault")),
+            widgets.HBox([self.source, self.sample]),
+            self.document,
+            widgets.HBox([self.step, self.kind]),
+            widgets.HBox([self.times, self.seconds, self.submit]),
+            self.help,
+        ]
 
+    def _live_section(self) -> list[widgets.Widget]:
+        """2 · Live: the claim's status line and its journal, refreshed while it runs."""
         self.status = widgets.HTML(note("No claim yet: pick one and a fault, then Submit."))
         self.journal = widgets.HTML()
+        return [widgets.HTML(_heading("2 · Live: status and journal")), self.status, self.journal]
+
+    def _processes_section(self) -> list[widgets.Widget]:
+        """3 · Processes: their status table, kill and restart buttons, and what they did."""
         self.processes = widgets.HTML()
         self.kill_service = widgets.Button(description="Kill service", button_style="danger")
         self.kill_restate = widgets.Button(description="Kill Restate", button_style="danger")
@@ -111,8 +141,38 @@ class FaultPanel:
         self.restart = widgets.Button(description="Restart", button_style="warning")
         self.refresh = widgets.Button(description="Refresh", icon="refresh")
         self.message = widgets.HTML()
+        self.kill_service.on_click(lambda _: self._act("kill services", self._kill, "services"))
+        self.kill_restate.on_click(lambda _: self._act("kill restate", self._kill, "restate"))
+        self.restart.on_click(
+            lambda _: self._act(
+                f"restart {self.restart_target.value}", self._restart, self.restart_target.value
+            )
+        )
+        self.refresh.on_click(lambda _: self._act("refresh", self._show_processes))
+        self._show_processes()
+        buttons = [
+            self.kill_service,
+            self.kill_restate,
+            self.restart_target,
+            self.restart,
+            self.refresh,
+        ]
+        return [
+            widgets.HTML(_heading("3 · Processes")),
+            self.processes,
+            widgets.HBox(buttons),
+            self.message,
+        ]
+
+    def _outcome_section(self) -> list[widgets.Widget]:
+        """4 · Outcome and evidence: filled in when the claim has ended."""
         self.outcome = widgets.HTML()
         self.evidence = widgets.HTML()
+        return [widgets.HTML(_heading("4 · Outcome and evidence")), self.outcome, self.evidence]
+
+    def _sweep_section(self) -> list[widgets.Widget]:
+        """5 · Crash-point sweep: the kinds and version to sweep the picked claim with, its
+        progress, then its verdict and heatmap."""
         self.sweep_kinds = widgets.SelectMultiple(
             options=list(SWEEP_KINDS), value=list(DEFAULT_KINDS), rows=4, description="kinds"
         )
@@ -130,57 +190,13 @@ class FaultPanel:
             )
         )
         self.sweep_heatmap = widgets.HTML()
-
-        self.source.observe(self._on_source, "value")
-        self.step.observe(self._on_fault_change, "value")
-        self.kind.observe(self._on_fault_change, "value")
-        self.submit.on_click(lambda _: self._submit())
-        self.kill_service.on_click(lambda _: self._act("kill services", self._kill, "services"))
-        self.kill_restate.on_click(lambda _: self._act("kill restate", self._kill, "restate"))
-        self.restart.on_click(
-            lambda _: self._act(
-                f"restart {self.restart_target.value}", self._restart, self.restart_target.value
-            )
-        )
-        self.refresh.on_click(lambda _: self._act("refresh", self._show_processes))
         self.sweep_button.on_click(lambda _: self._sweep())
-        self._on_fault_change()
-        self._show_processes()
-
-        heading = "<h4 style='margin:4px 0'>{}</h4>".format
-        self.widget = widgets.VBox(
-            [
-                widgets.HTML(STYLE + heading("1 · Claim and fault")),
-                widgets.HBox([self.source, self.sample]),
-                self.document,
-                widgets.HBox([self.step, self.kind]),
-                widgets.HBox([self.times, self.seconds, self.submit]),
-                self.help,
-                widgets.HTML(heading("2 · Live: status and journal")),
-                self.status,
-                self.journal,
-                widgets.HTML(heading("3 · Processes")),
-                self.processes,
-                widgets.HBox(
-                    [
-                        self.kill_service,
-                        self.kill_restate,
-                        self.restart_target,
-                        self.restart,
-                        self.refresh,
-                    ]
-                ),
-                self.message,
-                widgets.HTML(heading("4 · Outcome and evidence")),
-                self.outcome,
-                self.evidence,
-                widgets.HTML(heading("5 · Crash-point sweep")),
-                widgets.HBox([self.sweep_kinds, self.sweep_version, self.sweep_button]),
-                self.sweep_status,
-                self.sweep_heatmap,
-            ]
-        )
-        self.widget.add_class(WIDGET_CLASS)
+        return [
+            widgets.HTML(_heading("5 · Crash-point sweep")),
+            widgets.HBox([self.sweep_kinds, self.sweep_version, self.sweep_button]),
+            self.sweep_status,
+            self.sweep_heatmap,
+        ]
 
     # -- display ---------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -435,6 +451,11 @@ class FaultPanel:
                 self.processes.value = note(f"status unavailable: {e}", "#b00")
                 return
             self.processes.value = table(frame)
+
+
+def _heading(text: str) -> str:
+    """A section's heading (HTML)."""
+    return f"<h4 style='margin:4px 0'>{text}</h4>"
 
 
 def _outcome_rows(claim: Claim) -> pd.DataFrame:

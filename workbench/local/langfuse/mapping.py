@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -425,52 +425,58 @@ def map_request(
     rows: list[tuple[Any, ...]] = []
     traces: dict[str, TracePatch] = {}
     for r, resource_spans in enumerate(request.resource_spans):
-        resource = _attributes(resource_spans.resource.attributes)
-        resource_json = _dumps(resource)
-        resource_version = resource.get("service.version")
-        resource_release = resource.get("langfuse.release")
-        resource_environment = (
-            resource.get("langfuse.environment")
-            or resource.get("deployment.environment.name")
-            or resource.get("deployment.environment")
-        )
+        resource = _Source.of_resource(_attributes(resource_spans.resource.attributes))
         for s, scope_spans in enumerate(resource_spans.scope_spans):
-            scope_name = scope_spans.scope.name or None
-            scope_version = scope_spans.scope.version or None
+            source = replace(
+                resource,
+                scope_name=scope_spans.scope.name or None,
+                scope_version=scope_spans.scope.version or None,
+            )
             for i, span in enumerate(scope_spans.spans):
-                trace_bytes = span.trace_id
-                span_bytes = span.span_id
-                parent_bytes = span.parent_span_id
-                if (
-                    len(trace_bytes) != 16
-                    or len(span_bytes) != 8
-                    or len(parent_bytes) not in (0, 8)
-                ):
-                    where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                    if len(trace_bytes) != 16:
-                        raise _bad_id(where, span.name, "traceId", 16, len(trace_bytes))
-                    if len(span_bytes) != 8:
-                        raise _bad_id(where, span.name, "spanId", 8, len(span_bytes))
-                    raise _bad_id(where, span.name, "parentSpanId", 8, len(parent_bytes))
-                attrs = _attributes(span.attributes)
-                row, patch = _map_span(
-                    span,
-                    attrs,
-                    trace_bytes.hex(),
-                    span_bytes.hex(),
-                    parent_bytes.hex() if parent_bytes else None,
-                    resource_json,
-                    resource_version,
-                    resource_release,
-                    resource_environment,
-                    scope_name,
-                    scope_version,
-                    now,
-                )
+                ids = _span_ids(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]")
+                row, patch = _map_span(span, _attributes(span.attributes), ids, source, now)
                 rows.append(row)
                 known = traces.get(row[0])
                 traces[row[0]] = patch if known is None else merge_patches(known, patch)
     return rows, traces
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What the spans of one resource and instrumentation scope share."""
+
+    resource_json: str
+    """The resource's attributes (JSON), kept beside each observation."""
+    version: Any
+    release: Any
+    environment: Any
+    scope_name: str | None = None
+    scope_version: str | None = None
+
+    @classmethod
+    def of_resource(cls, resource: dict[str, Any]) -> _Source:
+        """What a resource's attributes say (its scope is filled in per scope)."""
+        return cls(
+            resource_json=_dumps(resource),
+            version=resource.get("service.version"),
+            release=resource.get("langfuse.release"),
+            environment=resource.get("langfuse.environment")
+            or resource.get("deployment.environment.name")
+            or resource.get("deployment.environment"),
+        )
+
+
+def _span_ids(span: Any, where: str) -> tuple[str, str, str | None]:
+    """The span's trace id, span id and parent span id (None for none), in hex; BadRequest
+    naming `where` the span is when one has the wrong size."""
+    trace_bytes, span_bytes, parent_bytes = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_bytes) != 16:
+        raise _bad_id(where, span.name, "traceId", 16, len(trace_bytes))
+    if len(span_bytes) != 8:
+        raise _bad_id(where, span.name, "spanId", 8, len(span_bytes))
+    if len(parent_bytes) not in (0, 8):
+        raise _bad_id(where, span.name, "parentSpanId", 8, len(parent_bytes))
+    return trace_bytes.hex(), span_bytes.hex(), parent_bytes.hex() if parent_bytes else None
 
 
 def _root_rank(attrs: dict[str, Any], parent_id: str | None) -> int:
@@ -531,37 +537,94 @@ def _metadata(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return metadata, trace_metadata
 
 
+@dataclass(slots=True)
+class _Common:
+    """What a span's observation row and its trace's patch both hold, read once."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    rank: int
+    start_ns: int
+    end_ns: int | None
+    version: str | None
+    release: str | None
+    environment: str
+    user_id: str | None
+    session_id: str | None
+    input: str | None
+    output: str | None
+
+
 def _map_span(
     span: Any,
     attrs: dict[str, Any],
-    trace_id: str,
-    span_id: str,
-    parent_id: str | None,
-    resource_json: str,
-    resource_version: Any,
-    resource_release: Any,
-    resource_environment: Any,
-    scope_name: str | None,
-    scope_version: str | None,
+    ids: tuple[str, str, str | None],
+    source: _Source,
     now: int,
 ) -> tuple[tuple[Any, ...], TracePatch]:
+    """One span's observation row (in `OBSERVATION_COLUMNS` order) and what it says about its
+    trace. `ids` are its trace, span and parent span ids in hex; `now` is the time of the
+    request (the start of a span without one, and the row's created and updated time)."""
+    common = _common(span, attrs, ids, source, now)
+    metadata, trace_metadata = _metadata(attrs)
+    return (
+        _observation_row(span, attrs, common, metadata, source, now),
+        _trace_patch(span, attrs, common, trace_metadata),
+    )
+
+
+def _common(
+    span: Any, attrs: dict[str, Any], ids: tuple[str, str, str | None], source: _Source, now: int
+) -> _Common:
+    """The fields the row and the patch share: ids (`langfuse.internal.as_root` drops the
+    parent), root rank, times, version, release, environment, user, session, input, output."""
     get = attrs.get
+    trace_id, span_id, parent_id = ids
     rank = _root_rank(attrs, parent_id)
-    if get("langfuse.internal.as_root"):
-        parent_id = None
-    obs_type = _observation_type(attrs)
     start_ns, end_ns = _times(span, now)
-    level, status_message = _level(span, attrs)
-    version = _str(get("langfuse.version") or resource_version)
-    release = _str(get("langfuse.release") or resource_release)
-    environment = str(
+    return _Common(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=None if get("langfuse.internal.as_root") else parent_id,
+        rank=rank,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        version=_str(get("langfuse.version") or source.version),
+        release=_str(get("langfuse.release") or source.release),
+        environment=_environment(attrs, source.environment),
+        user_id=_str(get("user.id") or get("langfuse.user.id")),
+        session_id=_str(get("session.id") or get("langfuse.session.id")),
+        input=_io(attrs, "input"),
+        output=_io(attrs, "output"),
+    )
+
+
+def _environment(attrs: dict[str, Any], resource_environment: Any) -> str:
+    """The span's environment, else the resource's, else the span's deployment environment."""
+    get = attrs.get
+    return str(
         get("langfuse.environment")
         or resource_environment
         or get("deployment.environment.name")
         or get("deployment.environment")
         or "default"
     )
-    metadata, trace_metadata = _metadata(attrs)
+
+
+def _observation_row(
+    span: Any,
+    attrs: dict[str, Any],
+    common: _Common,
+    metadata: dict[str, Any],
+    source: _Source,
+    now: int,
+) -> tuple[Any, ...]:
+    """The observation's row, in `OBSERVATION_COLUMNS` order: a generation also gets its prompt
+    and model parameters (any span naming a model gets those too)."""
+    get = attrs.get
+    obs_type = _observation_type(attrs)
+    level, status_message = _level(span, attrs)
     model = _model(attrs)
     usage = _usage(attrs)
     cost, total_cost = _cost(attrs)
@@ -570,26 +633,22 @@ def _map_span(
         prompt_name = get("langfuse.observation.prompt.name") or None
         prompt_version = _int(get("langfuse.observation.prompt.version"))
     completion_start = get("langfuse.observation.completion_start_time")
-    user_id = _str(get("user.id") or get("langfuse.user.id"))
-    session_id = _str(get("session.id") or get("langfuse.session.id"))
-    input_text = _io(attrs, "input")
-    output_text = _io(attrs, "output")
-    row = (
-        trace_id,
-        span_id,
-        parent_id,
-        0 if rank == ROOT_RANK_ANY else 1,
+    return (
+        common.trace_id,
+        common.span_id,
+        common.parent_id,
+        0 if common.rank == ROOT_RANK_ANY else 1,
         obs_type,
         span.name,
-        start_ns,
-        end_ns,
+        common.start_ns,
+        common.end_ns,
         _completion_start(completion_start) if completion_start is not None else None,
         level,
         _str(status_message),
-        version,
-        environment,
-        input_text,
-        output_text,
+        common.version,
+        common.environment,
+        common.input,
+        common.output,
         _dumps(metadata) if metadata else None,
         model,
         _model_parameters(attrs) if model is not None or obs_type in GENERATION_TYPES else None,
@@ -598,36 +657,50 @@ def _map_span(
         total_cost,
         _str(prompt_name),
         prompt_version,
-        user_id,
-        session_id,
-        release,
-        scope_name,
-        scope_version,
+        common.user_id,
+        common.session_id,
+        common.release,
+        source.scope_name,
+        source.scope_version,
         _dumps(attrs),
-        resource_json,
+        source.resource_json,
         now,
         now,
     )
+
+
+def _trace_patch(
+    span: Any, attrs: dict[str, Any], common: _Common, trace_metadata: dict[str, Any]
+) -> TracePatch:
+    """What the span says about its trace: the `langfuse.trace.*` attributes, the shared
+    fields, and the span as a root candidate."""
+    get = attrs.get
     tags = get("langfuse.trace.tags")
     public = get("langfuse.trace.public")
     trace_name = get("langfuse.trace.name")
-    patch = TracePatch(
-        start_ns=start_ns,
-        end_ns=end_ns,
+    return TracePatch(
+        start_ns=common.start_ns,
+        end_ns=common.end_ns,
         name=str(trace_name) if trace_name else None,
-        user_id=user_id,
-        session_id=session_id,
+        user_id=common.user_id,
+        session_id=common.session_id,
         tags=_tags(tags if tags is not None else get("tag.tags")),  # tag.tags: OpenInference
         metadata=trace_metadata,
         public=bool(public) if public is not None else None,
         input=_text(get("langfuse.trace.input")),
         output=_text(get("langfuse.trace.output")),
-        release=release,
-        version=version,
-        environment=environment,
-        root=(rank, span_id, span.name, input_text, output_text, start_ns),
+        release=common.release,
+        version=common.version,
+        environment=common.environment,
+        root=(
+            common.rank,
+            common.span_id,
+            span.name,
+            common.input,
+            common.output,
+            common.start_ns,
+        ),
     )
-    return row, patch
 
 
 def _better_root(old: Root | None, new: Root | None) -> Root | None:
