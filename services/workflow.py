@@ -17,6 +17,7 @@ from restate.ext.openai import DurableRunner
 from . import faults, names
 from .bodies import Checked, accepted
 from .flow import process_claim
+from .journal import journal_revision
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
 from .retries import RETRY_POLICY
@@ -64,7 +65,11 @@ class DurableEnv:
         outcome marks a claim done (`status` answers DONE then). The model calls of the agents
         (`call LLM`) and the review wait are named by the step state; so is the step after the
         review, which must clear `awaiting review` (approve and reject check it)."""
-        if name in SELF_NAMED_STEPS and self._step != names.AWAITING_REVIEW:
+        if (
+            name in SELF_NAMED_STEPS
+            and self._step != names.AWAITING_REVIEW
+            and journal_revision() >= 2  # revision 1 journaled every step (versions.py)
+        ):
             return
         self.ctx.set(names.STEP_KEY, name)
         self._step = name
@@ -113,6 +118,10 @@ async def status(ctx: WorkflowSharedContext) -> ClaimStatus:
     """Where the claim is now; readable while it runs. The step is the last one the workflow
     recorded (`DurableEnv.set_step`); a step that is one `ctx.run` shows in the journal
     instead (`workbench.frames.journal_step` reads both)."""
+    if journal_revision() < 2:  # the step first, as revision 1 read it
+        step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+        outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
+        return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
     outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
     if outcome is not None:
         return ClaimStatus(claim_id=ctx.key(), step=names.DONE, outcome=outcome)

@@ -150,12 +150,14 @@ def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
 
 
 def _build_processes(
-    config: StackConfig, ports: dict[str, int], deployments: dict[str, str] | None = None
+    config: StackConfig, ports: dict[str, int], record: homes.HomeRecord | None = None
 ) -> list[ManagedProcess]:
     """The processes of a fresh start, in start order: the embedded Langfuse, model server and
     restate-server (each unless configured as an external service), then the services, wired
-    to whichever of those runs. `deployments` maps a services process name to the Restate
-    deployment it served last time (it is moved to the new address instead of duplicated)."""
+    to whichever of those runs. `record` (the home's) says which Restate deployment the services
+    served last time, with its journal revision, and the older ones they drain (each moved to
+    the new address instead of duplicated)."""
+    record = record or homes.HomeRecord()
     common = {"WORKBENCH_HOME": str(config.home), "PYTHONUNBUFFERED": "1"}
     langfuse = (
         _langfuse_process(config, ports["langfuse"], common) if config.embedded_langfuse else None
@@ -174,7 +176,9 @@ def _build_processes(
         openai_base_url=llm.openai_base_url if llm else str(config.openai_base_url),
         admin_url=restate.admin_url if restate else str(config.restate_admin_url),
         ingress_url=restate.ingress_url if restate else str(config.restate_ingress_url),
-        deployment_id=(deployments or {}).get("services"),
+        deployment_id=record.deployments.get("services"),
+        deployment_revision=record.deployment_revision("services"),
+        older_deployments=record.older_deployments.get("services"),
     )
     return [p for p in (langfuse, llm, restate, services) if p is not None]
 
@@ -240,6 +244,8 @@ def _services_process(
     admin_url: str,
     ingress_url: str,
     deployment_id: str | None,
+    deployment_revision: int | None = None,
+    older_deployments: Mapping[str, int] | None = None,
 ) -> ServicesProcess:
     """The services (the claim workflow and its steps), told where the model, Langfuse and
     Restate answer; registered with Restate once ready (or moved into `deployment_id`)."""
@@ -270,6 +276,8 @@ def _services_process(
         admin_url=admin_url,
         register=config.register,
         deployment_id=deployment_id,
+        deployment_revision=deployment_revision,
+        older_deployments=older_deployments,
     )
 
 
@@ -327,7 +335,7 @@ def _plan(
         config.langfuse_public_key, config.langfuse_secret_key = record.keys()
     # the ports of the last run when free
     ports = allocate_ports(config.ports, previous=record.ports)
-    processes = _build_processes(config, ports, record.deployments)
+    processes = _build_processes(config, ports, record)
     if not config.embedded_restate:
         _check_external_restate(config, timeout_s)
     return ports, processes
@@ -472,8 +480,18 @@ def _after_start(stack: Stack, config: StackConfig, ports: dict[str, int]) -> No
     """Remember this start's ports and deployments in home.json (the next start reuses them),
     resume what an outage paused, warn about a model that does not answer, secure the home."""
     deployments = stack.deployment_ids
-    homes.update(stack.home, ports=ports, deployments=deployments)
-    _resume_paused(stack, list(deployments.values()))
+    services = [p for p in stack.processes.values() if isinstance(p, ServicesProcess)]
+    homes.update(
+        stack.home,
+        ports=ports,
+        deployments=deployments,
+        journal_revisions={
+            **{p.deployment_id: p.deployment_revision for p in services if p.deployment_id},
+            **{i: r for p in services for i, r in p.older_deployments.items()},
+        },
+        older_deployments={p.name: p.older_deployments for p in services},
+    )
+    _resume_paused(stack, stack.served_deployment_ids)
     _check_model(stack, config.environ)
     homes.secure(stack.home)
 

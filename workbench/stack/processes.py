@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import httpx
 
+from services import journal
+
 from ..clients.restate import RestateAdmin, deployment_uri
 from .config import HOST
 
@@ -223,7 +225,14 @@ class ServicesProcess(ManagedProcess):
     knows it, the process moves that deployment to its address (`PATCH /deployments/{id}`)
     instead of registering a new one, so invocations pinned to it go on after the services come
     back on another port. Otherwise it registers its address (a new deployment, or the one
-    already at that address) and keeps the id; `created_deployment` says whether that id is new."""
+    already at that address) and keeps the id; `created_deployment` says whether that id is new.
+
+    Journal revisions (`services.journal`): `journal_revision` is the one this process's code
+    journals new claims with, `deployment_revision` the one `deployment_id` was registered with
+    (1 for a home recorded before revisions were). When they differ, the claims pinned to that
+    deployment cannot replay on the root path: the deployment is moved to its revision's path on
+    this process (where this code replays it) and the process registers a new deployment for new
+    claims. `older_deployments` (id -> revision) are the deployments it serves that way."""
 
     kind = "services"
     role = "the claim workflow and judge services (hypercorn)"
@@ -235,6 +244,8 @@ class ServicesProcess(ManagedProcess):
         admin_url: str | None,
         register: bool = True,
         deployment_id: str | None = None,
+        deployment_revision: int | None = None,
+        older_deployments: Mapping[str, int] | None = None,
         command: Sequence[str],
         port: int,
         env: Mapping[str, str] | None = None,
@@ -245,6 +256,13 @@ class ServicesProcess(ManagedProcess):
         self.admin_url = admin_url
         self.register = register
         self.deployment_id = deployment_id
+        self.journal_revision = int(
+            self.env.get("WORKBENCH_JOURNAL_REVISION") or journal.JOURNAL_REVISION
+        )
+        self.deployment_revision = (
+            deployment_revision if deployment_revision is not None else self.journal_revision
+        )
+        self.older_deployments = dict(older_deployments or {})
         self.created_deployment = False
 
     def check_ready(self, http: httpx.Client) -> str | None:
@@ -259,17 +277,32 @@ class ServicesProcess(ManagedProcess):
         if not (self.register and self.admin_url):
             return
         admin = RestateAdmin(self.admin_url, http)
+        wait = {"timeout_s": timeout_s, "poll_interval_s": poll_interval_s}
         known = admin.deployment(self.deployment_id) if self.deployment_id else None
         if known is not None and self.deployment_id:
-            admin.rehome(
-                self.deployment_id, self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s
-            )
-            return
+            if self.deployment_revision == self.journal_revision:
+                admin.rehome(self.deployment_id, self.url, **wait)
+                self._serve_older(admin, wait)
+                return
+            # journaled by another revision: it drains on that revision's path
+            self.older_deployments[self.deployment_id] = self.deployment_revision
+            self.deployment_id = None
+        self._serve_older(admin, wait)
         before = {d.get("id") for d in admin.deployments()}
         registered = admin.register(self.url, timeout_s=timeout_s, poll_interval_s=poll_interval_s)
         new_id = registered.get("id")
         self.created_deployment = bool(new_id) and new_id not in before
         self.deployment_id = new_id or self.deployment_id
+        self.deployment_revision = self.journal_revision
+
+    def _serve_older(self, admin: RestateAdmin, wait: Mapping[str, float]) -> None:
+        """Point each older deployment this process serves at its revision's path here (its
+        claims replay there); one Restate no longer knows is forgotten."""
+        for deployment_id, revision in list(self.older_deployments.items()):
+            if admin.deployment(deployment_id) is None:
+                del self.older_deployments[deployment_id]
+                continue
+            admin.rehome(deployment_id, self.url + journal.journal_path(revision), **wait)
 
     def is_registered(self, http: httpx.Client) -> bool:
         if not self.admin_url:
@@ -283,6 +316,8 @@ class ServicesProcess(ManagedProcess):
             "admin_url": self.admin_url,
             "register": self.register,
             "deployment_id": self.deployment_id,
+            "deployment_revision": self.deployment_revision,
+            "older_deployments": self.older_deployments,
         }
 
     @classmethod
@@ -292,6 +327,8 @@ class ServicesProcess(ManagedProcess):
             admin_url=state.get("admin_url"),
             register=state.get("register", True),
             deployment_id=state.get("deployment_id"),
+            deployment_revision=state.get("deployment_revision"),
+            older_deployments=state.get("older_deployments"),
         )
 
 

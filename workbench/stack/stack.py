@@ -544,6 +544,18 @@ class Stack:
             if isinstance(process, ServicesProcess) and process.deployment_id
         }
 
+    @property
+    def served_deployment_ids(self) -> list[str]:
+        """Every Restate deployment the services processes serve: their own, and the older ones
+        whose claims drain on an older journal revision (`ServicesProcess.older_deployments`)."""
+        return [
+            deployment_id
+            for process in self._processes.values()
+            if isinstance(process, ServicesProcess)
+            for deployment_id in (process.deployment_id, *process.older_deployments)
+            if deployment_id
+        ]
+
     def rehome_deployment(self, deployment_id: str, uri: str, timeout_s: float = 15.0) -> None:
         """Point the Restate deployment `deployment_id` at `uri` in place (`PATCH
         /deployments/{id}`): invocations pinned to it go on at the new address. For services
@@ -554,7 +566,7 @@ class Stack:
     def paused(self, *, all_deployments: bool = False) -> list[str]:
         """Ids of the paused invocations of this stack's deployments (of every deployment with
         all_deployments=True)."""
-        ids = None if all_deployments else list(self.deployment_ids.values())
+        ids = None if all_deployments else self.served_deployment_ids
         with local_http(10.0) as http:
             return RestateAdmin(self.admin_url, http).paused(ids)
 
@@ -564,9 +576,7 @@ class Stack:
         not paused is skipped)."""
         with local_http(10.0) as http:
             if invocation_ids is None:
-                return RestateAdmin(self.admin_url, http).resume_paused(
-                    list(self.deployment_ids.values())
-                )
+                return RestateAdmin(self.admin_url, http).resume_paused(self.served_deployment_ids)
             admin = RestateAdmin(self.admin_url, http)
             return [i for i in invocation_ids if admin.resume(i)]
 
