@@ -19,7 +19,7 @@ import httpx
 from ..clients.restate import RestateAdmin
 from . import home as homes
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig
-from .errors import StackError, StackWarning, StartTimeoutError
+from .errors import ProcessExitedError, StackError, StackWarning, StartTimeoutError
 from .ports import allocate_ports, port_moves
 from .processes import (
     LangfuseProcess,
@@ -304,12 +304,44 @@ def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
             time.sleep(config.poll_interval_s)
 
 
+BIND_ATTEMPTS = 3
+"""Starts tried when a process finds its port taken between our choice and its bind."""
+
+
 def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
     """Start every process in `config.home` (callers hold the home lock) and wait until it is
-    ready: what can fail before anything runs fails first, then stack.json is written and
-    supervisord launched. A failed start stops what it started and removes the deployments it
-    registered; a start that succeeds records its ports and deployments for the next one."""
+    ready (`_start_once`). A port chosen free can be taken by another program before our process
+    binds it (two stacks starting at once): that start is undone and tried again on ports free
+    now, at most BIND_ATTEMPTS times, with a warning naming the port."""
     deadline = time.monotonic() + timeout_s
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        try:
+            return _start_once(config, deadline)
+        except ProcessExitedError as exc:
+            if attempt == BIND_ATTEMPTS or not _lost_its_port(exc.log_tail):
+                raise
+            warnings.warn(
+                f"Process {exc.name!r} found its port taken by another program between the "
+                f"choice and its bind; starting again on other ports (attempt {attempt + 1} of "
+                f"{BIND_ATTEMPTS}).",
+                StackWarning,
+                stacklevel=3,
+            )
+    raise AssertionError("unreachable")
+
+
+def _lost_its_port(log_tail: str) -> bool:
+    """Whether a process's last log lines say its address was in use (hypercorn, Python,
+    restate-server and the embedded servers word it this way)."""
+    text = log_tail.lower()
+    return "address already in use" in text or "addrinuse" in text
+
+
+def _start_once(config: StackConfig, deadline: float) -> Stack:
+    """One start: what can fail before anything runs fails first, then stack.json is written
+    and supervisord launched. A failed start stops what it started and removes the deployments
+    it registered; a start that succeeds records its ports and deployments for the next one."""
+    timeout_s = max(deadline - time.monotonic(), 1.0)
     record = homes.HomeRecord.load(config.home)
     ports, processes = _plan(config, record, timeout_s)
     _prepare_home(config.home, record, processes)

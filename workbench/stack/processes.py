@@ -53,6 +53,11 @@ class ManagedProcess:
     def health_urls(self) -> list[str]:
         return [f"{self.url}/health"]
 
+    @property
+    def listen_ports(self) -> list[int]:
+        """Every port the process listens on (an answer there must come from it)."""
+        return [self.port]
+
     def check_ready(self, http: httpx.Client) -> str | None:
         """One readiness probe. None when ready, else why not (for error messages)."""
         for url in self.health_urls():
@@ -203,6 +208,10 @@ class RestateProcess(ManagedProcess):
 
     def health_urls(self) -> list[str]:
         return [f"{self.admin_url}/health", f"{self.ingress_url}/restate/health"]
+
+    @property
+    def listen_ports(self) -> list[int]:
+        return [self.port, self.admin_port, self.node_port]
 
     def to_state(self) -> dict[str, Any]:
         return {

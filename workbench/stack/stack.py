@@ -23,7 +23,7 @@ from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
 from .home import HomeRecord
 from .home import update as update_home
-from .ports import PortMove
+from .ports import PortMove, foreign_listener
 from .processes import ManagedProcess, ServicesProcess
 from .state import StackState, remove_state
 from .supervisor import (
@@ -433,6 +433,8 @@ class Stack:
                         reasons[name] = f"supervisord state {info['statename']}"
                         continue
                     reason = self._processes[name].check_ready(http)
+                    if reason is None and (other := self._answered_by_other(name, info)):
+                        reason = f"the probe was answered by another program ({other})"
                     if reason is None:
                         pending.remove(name)
                     else:
@@ -442,6 +444,10 @@ class Stack:
                 if time.monotonic() >= deadline:
                     raise self._timeout_error(pending[0], reasons.get(pending[0], ""), timeout_s)
                 time.sleep(poll_interval_s)
+
+    def _answered_by_other(self, name: str, info: dict[str, Any]) -> str | None:
+        """Another program on one of the ports of process `name` (supervisord's pid `info`)."""
+        return foreign_listener(self._processes[name].listen_ports, info.get("pid"))
 
     def _exited_error(self, name: str, info: dict[str, Any], *, during_start: bool) -> StackError:
         process = self._processes[name]
