@@ -14,6 +14,8 @@ What it measures (zero model latency unless `--llm-latency-ms`):
   the durable and in-process runs at concurrency 32 (`bench_cpu`);
 - the stack's peak memory (RSS of supervisord and its children) during the run;
 - a second stack without tracing: latency, throughput and CPU per claim;
+- a third stack with the services as `--workers` processes (default 2): throughput at c=32 beside
+  the in-process run above, and its peak memory;
 - the embedded model's CPU per call, the embedded Langfuse's span ingest rate.
 
 `--profile` also records py-spy profiles (speedscope) of the Python processes for one more
@@ -301,6 +303,8 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                     td = await _throughput(durable, total, concurrency, durable_judges_done)
                 with cpu_inproc.measuring() if concurrency == 32 else nullcontext():
                     tp = await _throughput(in_process, total, concurrency, env.drain)
+                if concurrency == 32:
+                    in_process_32 = tp
                 row(f"throughput c={concurrency}, durable", f"{td:.1f} claims/s")
                 row(f"throughput c={concurrency}, in-process", f"{tp:.1f} claims/s")
                 target = "target >= 0.6 (0 ms model)" if concurrency == 32 else ""
@@ -370,6 +374,38 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             f"{k} {v * 1000:.1f}" for k, v in cpu_off.items() if k != "total" and v >= 0.0005
         ),
     )
+
+    if args.workers > 1:
+        print(f"throughput with {args.workers} services workers ...", file=sys.stderr)
+        wide = stack_module.start(
+            home=Path(tempfile.mkdtemp(prefix="workbench-bench-workers-")),
+            persistent=False,
+            services_workers=args.workers,
+            **_own_ports(),
+            llm_latency_ms=args.llm_latency_ms,
+        )
+        wide_session = Session.of_stack(wide)
+        submit_to[0] = wide_session
+        try:
+            with MemorySampler(wide.supervisor_pid, interval_s=0.5) as wide_memory:
+                for warm in range(3):
+                    await durable(warm)
+                total = max(args.throughput_claims, 64)
+                td_wide = await _throughput(
+                    durable, total, 32, durable_judges_done_on(wide_session)
+                )
+        finally:
+            wide_session.stop()
+        row(f"throughput c=32, durable, {args.workers} services workers", f"{td_wide:.1f} claims/s")
+        row(
+            f"throughput ratio c=32, {args.workers} services workers / in-process",
+            f"{td_wide / in_process_32:.2f}",
+            "in-process measured above",
+        )
+        row(
+            f"stack peak memory, {args.workers} services workers",
+            f"{wide_memory.peak_bytes / 2**20:.0f} MiB",
+        )
 
     from .bench_tracing import span_ingest_rate
     from .local.llm.perf import cpu_per_call
@@ -610,6 +646,13 @@ def main(argv: list[str] | None = None) -> None:
         help="concurrencies of the throughput runs (32 is always measured)",
     )
     parser.add_argument("--llm-latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure throughput at c=32 with the services as this many worker processes "
+        "(a third stack; 1 skips it)",
+    )
     parser.add_argument("--ingest-spans", type=int, default=20_000)
     parser.add_argument(
         "--recovery",

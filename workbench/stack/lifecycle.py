@@ -269,8 +269,9 @@ def _services_process(
     }
     if config.embedded_llm or not config.environ.get("OPENAI_API_KEY"):
         env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
+    workers = ["--workers", str(config.services_workers)] if config.services_workers > 1 else []
     return ServicesProcess(
-        command=_command(config.services_command, port),
+        command=[*_command(config.services_command, port), *workers],
         port=port,
         env={**env, **config.env.get("services", {})},
         admin_url=admin_url,
