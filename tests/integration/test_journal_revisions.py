@@ -90,13 +90,3 @@ def test_claims_journaled_by_an_older_revision_finish_after_an_upgrade(home: Pat
         pinned = {row["claim"]: row["pinned_deployment_id"] for row in claims.invocations("")}
         assert pinned == {"old-0": old, "old-1": old, "new-0": new}
     stack.stop()
-
-
-def test_a_revision_this_code_does_not_replay_is_refused_with_the_reason() -> None:
-    with pytest.raises(ValueError, match=r"Journal revision 7 is not one this code replays"):
-        journal.journal_path(7)
-    assert journal.served_at("http://127.0.0.1:9080/journal/r1/") == ("http://127.0.0.1:9080", 1)
-    assert journal.served_at("http://127.0.0.1:9080") == (
-        "http://127.0.0.1:9080",
-        journal.JOURNAL_REVISION,
-    )
