@@ -9,13 +9,23 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9080)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes behind the one address (Restate spreads its HTTP/2 connections "
+        "over them); each imports the app, so each costs its memory",
+    )
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, got {args.workers}")
     logging.basicConfig(  # one line per event, with the time (the log is a supervisord file)
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -31,6 +41,12 @@ def main() -> None:
     config.keep_alive_timeout = 600
     config.graceful_timeout = 2.0
     config.accesslog = None
+    if args.workers > 1:
+        from hypercorn.run import run as run_workers
+
+        config.application_path = "services.worker:app"
+        config.workers = args.workers
+        sys.exit(run_workers(config))
 
     async def run() -> None:
         stop = asyncio.Event()

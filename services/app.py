@@ -7,6 +7,7 @@ import restate
 
 from . import logs
 from .experiment import experiment_workflow, rejudge_workflow
+from .journal import serve_journal_revisions
 from .llm import configure_model_client
 from .tracing import configure_tracing
 from .workflow import claim_judge, claim_workflow
@@ -15,4 +16,7 @@ logs.install()  # a failed attempt that Restate retries is one line, not a trace
 configure_model_client()
 configure_tracing()
 
-app = restate.app(services=[claim_workflow, claim_judge, experiment_workflow, rejudge_workflow])
+app = serve_journal_revisions(
+    restate.app(services=[claim_workflow, claim_judge, experiment_workflow, rejudge_workflow])
+)
+"""Every journal revision this code replays, each under its path (`versions.journal_path`)."""

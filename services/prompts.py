@@ -69,14 +69,21 @@ def labels() -> dict[str, list[str]]:
 # -- Langfuse ------------------------------------------------------------------------------------
 
 
+def _prompts_api() -> Any:
+    """The Langfuse SDK's async prompts API of the client for the configured key (named, so
+    that another client made in the same process cannot be picked instead)."""
+    from langfuse import get_client
+
+    return get_client(public_key=os.environ.get("LANGFUSE_PUBLIC_KEY")).async_api.prompts
+
+
 async def _langfuse_prompt(name: str, label: str) -> PromptRef | None:
     """One prompt version by label, through the Langfuse SDK's async API client (pooled
     connections, no cache: a new claim sees where the label points now)."""
-    from langfuse import get_client
     from langfuse.api import NotFoundError
 
     try:
-        prompt = await get_client().async_api.prompts.get(name, label=label)
+        prompt = await _prompts_api().get(name, label=label)
     except NotFoundError:
         return None
     text = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
@@ -149,9 +156,109 @@ async def get_prompt(name: str, label: str = DEFAULT_LABEL) -> PromptRef:
 async def prompt_set(
     label: str = DEFAULT_LABEL, versions: dict[str, int] | None = None
 ) -> PromptSet:
-    """All prompts of a claim at once (one durable step in the workflow), fetched concurrently:
-    those named in `versions` at that version, the others by `label`."""
-    pinned = dict(versions or {})
+    """All prompts of a claim at once (one durable step in the workflow): those named in
+    `versions` at that version (`_pinned_prompt_set`), the others by `label`. By label from
+    Langfuse: one request says which version of each prompt carries the label now
+    (`_labelled_versions`); the texts of versions already seen come from memory
+    (`_version_text`). Without Langfuse, or while it is down, from data/prompts/."""
+    if versions:
+        return await _pinned_prompt_set(label, versions)
+    if langfuse_configured():
+        where = os.environ.get("LANGFUSE_BASE_URL") or os.environ.get("LANGFUSE_HOST", "")
+        try:
+            found = await _langfuse_prompt_set(label)
+        except (UnknownPromptLabelError, LookupError):
+            LANGFUSE.answered(where)
+            raise
+        except Exception as e:  # the backend is down: claims still complete, on the seed prompts
+            LANGFUSE.failed(where, e, "claims use the prompts of data/prompts/ until it answers")
+        else:
+            LANGFUSE.answered(where)
+            return found
+    fetched = {name: _file_prompt(name, label) for name in NAMES}
+    return _complete(label, fetched, {n: _file_prompt(n, DEFAULT_LABEL) for n in NAMES})
+
+
+def _complete(
+    label: str, fetched: dict[str, PromptRef | None], defaults: dict[str, PromptRef | None]
+) -> PromptSet:
+    """The set, each prompt without `label` falling back to its production version."""
+    if label != DEFAULT_LABEL and not any(fetched.values()):
+        raise UnknownPromptLabelError(
+            f"Prompt label {label!r} is on no prompt ({', '.join(NAMES)}). "
+            "Promote a version to that label first, or submit with a label that exists."
+        )
+    for name in NAMES:
+        fetched[name] = fetched[name] or defaults.get(name)
+        if fetched[name] is None:
+            raise LookupError(f"Prompt {name!r} has neither label {label!r} nor {DEFAULT_LABEL!r}.")
+    return PromptSet(parser=fetched[PARSER], analyst=fetched[ANALYST], judge=fetched[JUDGE])
+
+
+# -- the Langfuse fast path: one request per claim ------------------------------------------------
+
+_texts: dict[tuple[str, int, Any], str] = {}
+"""Prompt texts by (name, version, last update): a version's text never changes, and a version
+deleted and created again has a new update time, so an entry is never stale."""
+
+
+async def _labelled_versions(label: str) -> dict[str, tuple[int, Any] | None]:
+    """Which version of each of the claim's prompts carries `label` now, with its last update,
+    in one request (`GET /api/public/v2/prompts?label=`, every page); a prompt not listed does
+    not carry the label. One listed with more than one version (a server that does not filter
+    the versions by label) maps to None: it is fetched by label instead."""
+    api = _prompts_api()
+    found: dict[str, tuple[int, Any] | None] = {}
+    page = 1
+    while True:
+        listed = await api.list(label=label, page=page, limit=100)
+        for meta in listed.data:
+            if meta.name in NAMES:
+                one = len(meta.versions) == 1
+                found[meta.name] = (meta.versions[0], meta.last_updated_at) if one else None
+        if page >= (getattr(listed.meta, "total_pages", 1) or 1):
+            return found
+        page += 1
+
+
+async def _version_text(name: str, version: int, updated: Any) -> str:
+    key = (name, version, updated)
+    if key not in _texts:
+        prompt = await _prompts_api().get(name, version=version)
+        _texts[key] = prompt.prompt if isinstance(prompt.prompt, str) else str(prompt.prompt)
+    return _texts[key]
+
+
+async def _langfuse_prompt_set(label: str) -> PromptSet:
+    labels = list(dict.fromkeys((label, DEFAULT_LABEL)))
+    versions = dict(
+        zip(labels, await asyncio.gather(*(_labelled_versions(x) for x in labels)), strict=True)
+    )
+
+    async def ref(name: str, wanted: str) -> PromptRef | None:
+        if name not in versions[wanted]:
+            return None  # no version of it carries that label
+        if (listed := versions[wanted][name]) is None:
+            return await _langfuse_prompt(name, wanted)  # listed oddly: ask by label
+        version, updated = listed
+        text = await _version_text(name, version, updated)
+        return PromptRef(name=name, version=version, label=wanted, text=text)
+
+    async def refs(wanted: str) -> dict[str, PromptRef | None]:
+        if wanted == label or any(n not in versions[label] for n in NAMES):
+            found = await asyncio.gather(*(ref(n, wanted) for n in NAMES))
+            return dict(zip(NAMES, found, strict=True))
+        return {}
+
+    fetched = await refs(label)
+    defaults = fetched if label == DEFAULT_LABEL else await refs(DEFAULT_LABEL)
+    return _complete(label, fetched, defaults)
+
+
+async def _pinned_prompt_set(label: str, versions: dict[str, int]) -> PromptSet:
+    """Prompts pinned to versions (an experiment's variant), the others by label, fetched
+    concurrently."""
+    pinned = dict(versions)
     unknown = sorted(set(pinned) - set(NAMES))
     if unknown:
         raise LookupError(
@@ -164,11 +271,6 @@ async def prompt_set(
         *(prompt_version(name, version) for name, version in pinned.items()),
     )
     fetched = dict(zip([*by_label, *pinned], found, strict=True))
-    if label != DEFAULT_LABEL and by_label and not pinned and not any(fetched.values()):
-        raise UnknownPromptLabelError(
-            f"Prompt label {label!r} is on no prompt ({', '.join(NAMES)}). "
-            "Promote a version to that label first, or submit with a label that exists."
-        )
     missing = [name for name in NAMES if fetched[name] is None]
     for name, ref in zip(
         missing,

@@ -29,6 +29,9 @@ _current_prompt: contextvars.ContextVar[tuple[str, int] | None] = contextvars.Co
 _current_claim: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_claim", default=None
 )
+_starting_run_root: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "starting_run_root", default=False
+)
 
 
 def _export(span: Any) -> bool:
@@ -71,9 +74,8 @@ def configure_tracing() -> bool:
     Langfuse(should_export_span=_export)
     _warn_if_unreachable()
     agents_tracer = _prompt_tagging_tracer(trace_api.get_tracer("openinference.openai_agents"))
-    set_trace_processors(
-        [OpenInferenceTracingProcessor(OITracer(agents_tracer, config=TraceConfig()))]  # type: ignore[arg-type]
-    )
+    processor = OpenInferenceTracingProcessor(OITracer(agents_tracer, config=TraceConfig()))  # type: ignore[arg-type]
+    set_trace_processors([_one_span_per_agent(processor)])
     set_tracing_disabled(False)
     _tracer = RestateTracer(trace_api.get_tracer(STEP_SCOPE))
     return True
@@ -97,6 +99,40 @@ def _warn_if_unreachable() -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
+def _one_span_per_agent(inner: Any) -> Any:
+    """The agents' processor without the span of each run's root ("Agent workflow", kind AGENT),
+    which would only wrap the agent's own span ("Parser", AGENT) one to one: every span is
+    parented under the Restate invocation anyway (`RestateTracer`), so the run root adds a
+    second AGENT span per agent and nothing else. The tracer below answers a non-recording span
+    while the processor starts a run's root."""
+    from agents.tracing import TracingProcessor
+
+    class OneSpanPerAgent(TracingProcessor):
+        def on_trace_start(self, trace: Any) -> None:
+            token = _starting_run_root.set(True)
+            try:
+                inner.on_trace_start(trace)
+            finally:
+                _starting_run_root.reset(token)
+
+        def on_trace_end(self, trace: Any) -> None:
+            inner.on_trace_end(trace)
+
+        def on_span_start(self, span: Any) -> None:
+            inner.on_span_start(span)
+
+        def on_span_end(self, span: Any) -> None:
+            inner.on_span_end(span)
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self) -> None:
+            inner.force_flush()
+
+    return OneSpanPerAgent()
+
+
 def _prompt_tagging_tracer(inner: Any) -> Any:
     """A RestateTracer that also links the spans started while an agent runs to the prompt
     version that instructed it (Langfuse links generations to prompts by these attributes)."""
@@ -104,6 +140,10 @@ def _prompt_tagging_tracer(inner: Any) -> Any:
 
     class PromptTaggingTracer(RestateTracer):
         def start_span(self, *args: Any, **kwargs: Any) -> Any:
+            if _starting_run_root.get():  # a run's root span: not recorded (_one_span_per_agent)
+                from opentelemetry.trace import INVALID_SPAN
+
+                return INVALID_SPAN
             # OpenInference calls this unbound with its proxy as `self`: call the base the same way
             span = RestateTracer.start_span(self, *args, **kwargs)
             if span.is_recording():

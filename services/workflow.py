@@ -17,6 +17,7 @@ from restate.ext.openai import DurableRunner
 from . import faults, names
 from .bodies import Checked, accepted
 from .flow import process_claim
+from .journal import journal_revision
 from .judge import claim_judge, evaluate
 from .models import ClaimOutcome, ClaimRequest, ClaimStatus, EvaluationRequest, Review
 from .retries import RETRY_POLICY
@@ -26,6 +27,13 @@ from .tracing import trace_id_of
 claim_workflow = restate.Workflow(names.WORKFLOW, invocation_retry_policy=RETRY_POLICY)
 """Retried fast (at most 0.5 s apart) and paused, never failed, when an outage outlasts the
 window (`retries.py`)."""
+
+SELF_NAMED_STEPS = frozenset(
+    (names.FETCH_PROMPTS, names.VERIFY_DOCUMENTS, names.CONVERT, names.REIMBURSE,
+     names.EVALUATE_STEP, names.DONE)
+)  # fmt: skip
+"""Steps whose own journal entry names them (a `ctx.run` of that name, the send to the judge,
+the outcome): no SetState of the step for them (`DurableEnv.set_step`)."""
 
 CLAIM_REQUEST = Checked(
     ClaimRequest, example='{"document": "<the claim text>", "prompt_label": "production"}'
@@ -40,6 +48,7 @@ class DurableEnv:
 
     def __init__(self, ctx: WorkflowContext, request: ClaimRequest | None = None) -> None:
         self.ctx = ctx
+        self._step: str | None = None
         self.request = request
 
     def trace_id(self) -> str | None:
@@ -50,7 +59,20 @@ class DurableEnv:
         return await DurableRunner.run(agent, input, run_options=LLM_OPTIONS)
 
     def set_step(self, name: str) -> None:
+        """Journal the step only where nothing else in the journal says it (a SetState is a
+        journal entry, replicated and applied like any other): a step that is one `ctx.run` of
+        the same name, or the instant send to the judge, is named by its own entry, and the
+        outcome marks a claim done (`status` answers DONE then). The model calls of the agents
+        (`call LLM`) and the review wait are named by the step state; so is the step after the
+        review, which must clear `awaiting review` (approve and reject check it)."""
+        if (
+            name in SELF_NAMED_STEPS
+            and self._step != names.AWAITING_REVIEW
+            and journal_revision() >= 2  # revision 1 journaled every step (versions.py)
+        ):
+            return
         self.ctx.set(names.STEP_KEY, name)
+        self._step = name
 
     async def await_review(self) -> Review:
         request = self.request
@@ -93,10 +115,18 @@ async def run(ctx: WorkflowContext, request: ClaimRequest) -> ClaimOutcome:
 
 @claim_workflow.handler()
 async def status(ctx: WorkflowSharedContext) -> ClaimStatus:
-    """Where the claim is now; readable while it runs."""
-    step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+    """Where the claim is now; readable while it runs. The step is the last one the workflow
+    recorded (`DurableEnv.set_step`); a step that is one `ctx.run` shows in the journal
+    instead (`workbench.frames.journal_step` reads both)."""
+    if journal_revision() < 2:  # the step first, as revision 1 read it
+        step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+        outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
+        return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
     outcome = await ctx.get(names.OUTCOME_KEY, type_hint=ClaimOutcome)
-    return ClaimStatus(claim_id=ctx.key(), step=step, outcome=outcome)
+    if outcome is not None:
+        return ClaimStatus(claim_id=ctx.key(), step=names.DONE, outcome=outcome)
+    step = await ctx.get(names.STEP_KEY, type_hint=str) or names.NOT_STARTED
+    return ClaimStatus(claim_id=ctx.key(), step=step, outcome=None)
 
 
 async def _decide(ctx: WorkflowSharedContext, review: Review) -> ClaimStatus:

@@ -247,6 +247,7 @@ def start(
             supervisor_port: fixed ports (also WORKBENCH_<NAME>_PORT); a port given here must be
             free. Unset, the defaults are used, or free ones when they are taken.
         **advanced: restate_token, restate_bin, restate_args, llm_command, services_command,
+            services_workers (worker processes of the services, WORKBENCH_SERVICES_WORKERS),
             langfuse_command, env (extra environment per process), service_version, register,
             poll_interval_s, registration_timeout_s, project: see `workbench.stack.start`.
 

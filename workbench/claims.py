@@ -44,6 +44,7 @@ from .errors import (
     UnknownPromptLabelError,
 )
 from .frames import as_table, journal_frame, step_journal
+from .frames import journal_step as step_of_journal
 from .progress import Progress
 from .samples import Sample
 from .session import Namespace, Session, module_namespace, resolve
@@ -490,7 +491,11 @@ class AsyncClaims(Namespace):
     # -- reading ---------------------------------------------------------------------------------
     async def get(self, claim: Claim | str) -> Claim:
         """See `Claims.get` (one claim)."""
-        claim_id = claim_ids(claim)[0]
+        return await self._read(claim_ids(claim)[0], journal_step=True)
+
+    async def _read(self, claim_id: str, *, journal_step: bool) -> Claim:
+        """The claim now; `journal_step`: a running claim's step read from its journal (one
+        more query; waiting loops, which only look for a pause or the review, skip it)."""
         session = self.session
         invocation = await session.restate.invocation(names.WORKFLOW, claim_id)
         if invocation is None:
@@ -503,11 +508,15 @@ class AsyncClaims(Namespace):
         except RestateError:  # not started yet, or its state is gone
             state = {"step": names.NOT_STARTED, "outcome": None}
         outcome = ClaimOutcome.model_validate(state["outcome"]) if state.get("outcome") else None
-        status, error = _status(str(state.get("step") or ""), outcome, invocation)
+        step = str(state.get("step") or "")
+        if journal_step and outcome is None and invocation.get("status") != "completed":
+            # a step that is one ctx.run is named by its journal entry, not the step state
+            step = step_of_journal(await session.restate.journal(invocation["id"])) or step
+        status, error = _status(step, outcome, invocation)
         return Claim(
             claim_id,
             status,
-            str(state.get("step") or ""),
+            step,
             outcome,
             invocation["id"],
             error,
@@ -605,7 +614,7 @@ class AsyncClaims(Namespace):
                             f"{error_message(response)}"
                         ) from None
                 try:
-                    now = await self.get(claim_id)
+                    now = await self._read(claim_id, journal_step=False)
                 except (httpx.TransportError, RestateError):
                     continue  # Restate restarting, or the claim not accepted yet
                 if now.status == PAUSED or (stop_at_review and now.awaiting_review):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from services import names
+from services.journal import served_at
 
 from ._aio import run_sync
 from .claims import Claim, ClaimsLike, claim_ids
@@ -56,6 +57,7 @@ DEPLOYMENT_COLUMNS = [
     "code",
     "process",
     "uri",
+    "journal_revision",
     "created",
     "latest",
     "pinned_in_flight",
@@ -140,8 +142,10 @@ class Deployments(Namespace):
     def list(self) -> pd.DataFrame:
         """One row per deployment registered with Restate: its id, the `version` it was
         registered as, the `code` version its process runs now (they differ only after
-        `replace_code`), the stack process serving it, its uri, when it was created, whether it
-        is the `latest` (new claims go there), and the in-flight invocations pinned to it.
+        `replace_code`), the stack process serving it, its uri, the journal revision it replays
+        (an older one drains on its own path of the same process: `services.journal`), when it
+        was created, whether it is the `latest` (new claims go there), and the in-flight
+        invocations pinned to it.
 
         Example:
             >>> wb.deployments.list()[["version", "latest", "pinned_in_flight"]]
@@ -158,7 +162,8 @@ class Deployments(Namespace):
         rows, changed = [], False
         for d in listed:
             uri = str(d.get("uri") or (d.get("http") or {}).get("uri") or "").rstrip("/")
-            process = processes.get(uri)
+            base, revision = served_at(uri)  # an older revision drains on its own path
+            process = processes.get(base)
             code = _code_version(process) if process is not None else None
             known = history.get(d["id"])
             if known is None:
@@ -178,6 +183,7 @@ class Deployments(Namespace):
                     "code": code,
                     "process": process.name if process is not None else None,
                     "uri": uri,
+                    "journal_revision": revision,
                     "created": pd.Timestamp(d["created_at"]) if d.get("created_at") else pd.NaT,
                     "latest": d["id"] in latest,
                     "pinned_in_flight": len(pinned),

@@ -340,6 +340,32 @@ STEP_COLUMNS = ["index", "step", "kind", "result", "error", "at", "ms", "attempt
 _RESULT_CHARS = 120
 
 
+WORKFLOW_RUN_STEPS = frozenset(
+    (names.FETCH_PROMPTS, names.VERIFY_DOCUMENTS, names.CONVERT, names.REIMBURSE)
+)
+"""Steps of the claim that are one `ctx.run` of the same name (the workflow records no step
+state for them: the journal entry says it)."""
+
+
+def journal_step(rows: Iterable[dict[str, Any]]) -> str | None:
+    """The step a running claim is in, from its journal: the later of the last step state
+    recorded and the last `ctx.run` that is a step of its own (None for an empty journal)."""
+    current: str | None = None
+    for entry in rows:
+        try:
+            body = json.loads(entry.get("entry_json") or "{}")
+        except ValueError:
+            continue
+        command = body.get("Command") or {}
+        if "SetState" in command and command["SetState"].get("key") == names.STEP_KEY:
+            step = _decoded(command["SetState"].get("value"))
+            current = step if isinstance(step, str) else current
+        elif "Run" in command:
+            name = command["Run"].get("name") or entry.get("name")
+            current = name if name in WORKFLOW_RUN_STEPS else current
+    return current
+
+
 def _decoded(value: Any) -> Any:
     """A journaled value (bytes as a list of ints) as JSON, or text, or None."""
     text = _bytes_text(value)
@@ -445,7 +471,8 @@ def step_journal(
             ) or {}
             inner = next(iter(target.values()), {}) if isinstance(target, dict) else {}
             called = "/".join(str(inner.get(k)) for k in ("name", "key", "handler") if inner.get(k))
-            add(entry.get("index"), current or "send", "send", at, result=called)
+            label = names.EVALUATE_STEP if inner.get("name") == names.JUDGE else current
+            add(entry.get("index"), label or "send", "send", at, result=called)
         elif "Output" in command:
             result = command["Output"].get("result") or {}
             row = add(entry.get("index"), "output", "output", at)

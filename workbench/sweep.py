@@ -1001,6 +1001,15 @@ async def asweep(
             "kills their process: this session is attached to endpoints only. Run it against a "
             "stack started with wb.start()."
         )
+    command = stack.process("services").command
+    if concurrency > 1 and "--workers" in command:
+        workers = command[command.index("--workers") + 1]
+        raise SweepError(
+            f"The services run as {workers} worker processes (services_workers / "
+            "WORKBENCH_SERVICES_WORKERS): claims crashed together in a wave would be spread over "
+            "workers that each count their own. Sweep with concurrency=1, or on a stack with one "
+            "services worker."
+        )
     if "kill_restate" in kinds and "restate" not in stack.names:
         raise SweepError(
             "kill_restate kills the Restate server the workbench runs; this stack uses one at "

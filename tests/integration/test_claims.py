@@ -7,6 +7,7 @@ import pytest
 
 import workbench as wb
 
+from ..protocol import wait_for
 from .conftest import claims_stack
 
 pytestmark = pytest.mark.integration
@@ -128,3 +129,21 @@ def test_a_batch_reports_every_claim(stack) -> None:
     expected = [s.status_v1 for s in wb.samples.pick(12)]
     got = ["review" if s == "awaiting review" else s for s in frame["status"]]
     assert got == expected
+
+
+@pytest.mark.parametrize("step", ["convert to EUR", "reimburse"])
+def test_a_running_claim_shows_the_step_it_is_in(stack, step) -> None:
+    """Steps that are one ctx.run of their own name record no step state: the journal says it."""
+    c = wb.submit_claim(
+        wb.samples.pick(status="paid")[2], faults=[wb.Fault(step, "delay", seconds=4)], wait=False
+    )
+    seen = wait_for(
+        f"claim {c.id} to show step {step!r}",
+        lambda: (now := wb.claim(c.id)).step == step and now,
+        timeout_s=60,
+        poll_s=0.1,
+    )
+    assert seen.status == "running"
+    done = wb.claims.wait(c.id)
+    assert done.status == "paid" and done.step == "done"
+    assert wb.claim(c.id).step == "done"

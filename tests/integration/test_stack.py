@@ -4,11 +4,14 @@ services (a tiny restate-sdk app) and, until it exists, the embedded model serve
 from __future__ import annotations
 
 import contextlib
+import http.server as http_server
 import json
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,3 +263,55 @@ def test_a_non_persistent_stack_is_reaped_when_the_interpreter_exits(
     assert done.returncode == 0, done.stderr
     assert not alive(int(done.stdout.split()[-1]))
     assert processes_of(home) == []
+
+
+class _Healthy(http_server.BaseHTTPRequestHandler):
+    """Another program's server: answers 200 to every GET (a readiness probe included)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_port_taken_between_choice_and_bind_starts_again_elsewhere(
+    home: Path, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program takes the services' port after the start chose it (two stacks starting
+    at once) and answers the readiness probe: the start does not take its answer for ours, the
+    services fail to bind, and the start is tried again on a free port, with a warning."""
+    from workbench.stack import lifecycle
+
+    stranger = http_server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    thread = threading.Thread(target=stranger.serve_forever, daemon=True)
+    thread.start()
+    taken = stranger.server_address[1]
+    chosen: list[dict[str, int]] = []
+
+    def first_choice_taken(requests: Any, previous: Any = None) -> dict[str, int]:
+        ports = allocate_ports(requests, previous=previous)
+        if not chosen:
+            ports["services"] = taken  # what a racing stack would leave us
+        chosen.append(ports)
+        return ports
+
+    monkeypatch.setattr(lifecycle, "allocate_ports", first_choice_taken)
+    # services that import slowly, as real ones do: the stranger answers long before they bind
+    slow = ["sh", "-c", f"sleep 3 && exec {shlex.join(options['services_command'])}"]
+    try:
+        with pytest.warns(wb.StackWarning, match=r"'services' found its port taken"):
+            running = wb.start(home, **{**options, "services_command": slow})
+        try:
+            assert len(chosen) == 2
+            assert running.process("services").port == options["services_port"] != taken
+            listed = http.get(f"{running.admin_url}/deployments").json()["deployments"]
+            assert [d["uri"].rstrip("/") for d in listed] == [running.services_url]
+            assert greet(running, "again") == "hello again"
+        finally:
+            running.stop()
+    finally:
+        stranger.shutdown()
+        stranger.server_close()

@@ -59,6 +59,8 @@ def test_a_claim_leaves_one_trace_with_restate_agent_and_step_spans(stack, langf
         "invocation-attempt ClaimWorkflow/{key}/run",
     } <= names
     assert {"Parser", "Analyst", "generation", "check_fraud"} <= names
+    agents = sorted(o.name for o in observations if o.type == "AGENT")
+    assert agents == ["Analyst", "Parser"], "one span per agent run, no run-root span beside it"
     assert STEP_SPANS <= names
     assert {o.trace_id for o in observations} == {trace_id}
     generations = [o for o in observations if o.type == "GENERATION"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.frames import journal_frame, step_journal
+from workbench.frames import WORKFLOW_RUN_STEPS, journal_frame, journal_step, step_journal
 
 JOURNALS = json.loads((Path(__file__).parent / "data" / "journals.json").read_text())
 
@@ -92,3 +92,45 @@ def test_the_timeline_puts_attempts_and_faults_beside_the_journal(retried) -> No
     assert "convert to EUR: error 1 of 1" in first.detail
     assert second.status == "ok" and second.end >= frame["start"].max()
     assert frame[frame["lane"] == "faults"].iloc[0]["start"] == fault_at
+
+
+def _without_self_named_step_states(rows: list[dict]) -> list[dict]:
+    """The journal as the workflow writes it now: no step state for a step that is one
+    `ctx.run` of its own name, for the send to the judge, or for `done`."""
+    dropped = {*WORKFLOW_RUN_STEPS, "evaluate", "done"}
+    kept = []
+    for row in rows:
+        command = json.loads(row.get("entry_json") or "{}").get("Command") or {}
+        state = command.get("SetState") or {}
+        if state.get("key") == "step" and json.loads(bytes(state["value"])) in dropped:
+            continue
+        kept.append(row)
+    return kept
+
+
+@pytest.mark.parametrize("name", ["retry", "review"])
+def test_the_steps_read_the_same_without_state_for_self_named_steps(name) -> None:
+    recorded = JOURNALS[name]
+    rows = _without_self_named_step_states(recorded["rows"])
+    assert len(rows) < len(recorded["rows"])
+    full = step_journal(recorded["rows"], recorded.get("attempt_starts", []))
+    lean = step_journal(rows, recorded.get("attempt_starts", []))
+    assert lean["step"].tolist() == full["step"].tolist()
+    assert lean["kind"].tolist() == full["kind"].tolist()
+
+
+def test_a_running_claim_is_at_the_last_step_its_journal_names() -> None:
+    rows = _without_self_named_step_states(JOURNALS["retry"]["rows"])
+    commands = [json.loads(r.get("entry_json") or "{}").get("Command") or {} for r in rows]
+    names_run = [c["Run"].get("name") for c in commands if "Run" in c]
+    assert names_run[:2] == ["fetch prompts", "call LLM"]
+    upto = {  # the journal cut after each command: the step a reader sees then
+        "fetch prompts": "fetch prompts",
+        "convert to EUR": "convert to EUR",
+        "check fraud": "analyze",
+        "reimburse": "reimburse",
+    }
+    for run_name, expected in upto.items():
+        cut = next(i for i, c in enumerate(commands) if c.get("Run", {}).get("name") == run_name)
+        assert journal_step(rows[: cut + 1]) == expected, run_name
+    assert journal_step(rows[:1]) is None

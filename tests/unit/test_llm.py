@@ -184,6 +184,31 @@ def test_latency_is_slept_per_completion(monkeypatch: pytest.MonkeyPatch) -> Non
     assert slept == [0.25]
 
 
+def test_latency_changes_at_runtime_and_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("workbench.local.llm.app.asyncio.sleep", fake_sleep)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with TestClient(create_app()) as http:
+        assert http.get("/workbench/latency").json() == {"latency_ms": 0.0}
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert http.put("/workbench/latency", json={"latency_ms": 100}).json() == {
+            "latency_ms": 100.0
+        }
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        for bad in ({"latency_ms": -1}, {"latency_ms": "fast"}, {"ms": 5}):
+            refused = http.put("/workbench/latency", json=bad)
+            assert refused.status_code == 400
+            assert "latency_ms" in refused.json()["error"]["message"]
+        assert http.get("/workbench/latency").json() == {"latency_ms": 100.0}
+    assert slept == [0.1]
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 PARSER_CASES = {

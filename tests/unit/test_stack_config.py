@@ -45,3 +45,16 @@ def test_embedded_by_default_and_no_langfuse_when_tracing_is_off(project) -> Non
     assert StackConfig.resolve(project / "home", project=project).embedded_langfuse
     config = StackConfig.resolve(project / "home", project=project, tracing=False)
     assert not config.embedded_langfuse
+
+
+def test_services_workers_by_option_or_environment(project, monkeypatch) -> None:
+    monkeypatch.delenv("WORKBENCH_SERVICES_WORKERS", raising=False)
+    assert StackConfig.resolve(project / "home", project=project).services_workers == 1
+    monkeypatch.setenv("WORKBENCH_SERVICES_WORKERS", "3")
+    assert StackConfig.resolve(project / "home", project=project).services_workers == 3
+    config = StackConfig.resolve(project / "home", project=project, services_workers=2)
+    assert config.services_workers == 2
+    for bad in ("0", "two"):
+        monkeypatch.setenv("WORKBENCH_SERVICES_WORKERS", bad)
+        with pytest.raises(ValueError, match=rf"1 or more, got '{bad}'"):
+            StackConfig.resolve(project / "home", project=project)

@@ -217,6 +217,7 @@ class StackConfig:
     services_command: tuple[str, ...] = DEFAULT_SERVICES_COMMAND
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # extra env per process
     llm_latency_ms: float | None = None  # simulated latency of the embedded model per completion
+    services_workers: int = 1  # services worker processes (`--workers`, WORKBENCH_SERVICES_WORKERS)
     service_version: str = "v1"
     register: bool = True
     poll_interval_s: float = 0.05
@@ -323,6 +324,9 @@ class StackConfig:
         latency = overrides.pop("llm_latency_ms", None) or env.get("WORKBENCH_LLM_LATENCY_MS")
         if latency is not None:
             config.llm_latency_ms = float(latency)  # type: ignore[arg-type]
+        workers = overrides.pop("services_workers", None) or env.get("WORKBENCH_SERVICES_WORKERS")
+        if workers is not None:
+            config.services_workers = _parse_workers(workers)
         for key in (
             "tracing",
             "persistent",
@@ -359,6 +363,19 @@ def _split(urls: str | None) -> list[str]:
     return [u.strip().rstrip("/") for u in (urls or "").split(",") if u.strip()]
 
 
+def _parse_workers(value: object) -> int:
+    try:
+        workers = int(str(value))
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ValueError(
+            f"services_workers / WORKBENCH_SERVICES_WORKERS must be a whole number of 1 or more, "
+            f"got {value!r}"
+        )
+    return workers
+
+
 OVERRIDES = frozenset(
     {
         "project",
@@ -378,6 +395,7 @@ OVERRIDES = frozenset(
         "llm_command",
         "llm_latency_ms",
         "services_command",
+        "services_workers",
         "env",
         "service_version",
         "register",

@@ -89,6 +89,19 @@ class HomeRecord:
     langfuse_keys: list[str] = field(default_factory=list)  # public, secret (embedded Langfuse)
     ports: dict[str, int] = field(default_factory=dict)  # name -> port of the last run
     deployments: dict[str, str] = field(default_factory=dict)  # services process -> deployment id
+    journal_revisions: dict[str, int] = field(default_factory=dict)  # deployment id -> revision
+    """The journal revision each deployment was registered with (`services.journal`); a
+    deployment recorded without one was registered before revisions were: revision 1."""
+    older_deployments: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Services process -> the older deployments it serves on their revision's path (id ->
+    revision): their claims finish there."""
+
+    def deployment_revision(self, name: str) -> int | None:
+        """The journal revision of the deployment services process `name` served last time."""
+        deployment_id = self.deployments.get(name)
+        if deployment_id is None:
+            return None
+        return self.journal_revisions.get(deployment_id, 1)
 
     @classmethod
     def load(cls, home: Path) -> HomeRecord:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
 import time
 import uuid
@@ -115,7 +114,7 @@ def start(
                 return stack
             # stale or unhealthy: clean up (we hold the home lock), then start fresh
             Stack(state).stop(STOP_WAIT_SECS, lock_home=False)
-        stack = _start_fresh_on_free_ports(config, timeout_s)
+        stack = _start_fresh(config, timeout_s)
     if not config.persistent:
         stack.stop_at_exit()
     return stack
@@ -169,12 +168,14 @@ def _warn_other_nodes(config: StackConfig, stack: Stack) -> None:
 
 
 def _build_processes(
-    config: StackConfig, ports: dict[str, int], deployments: dict[str, str] | None = None
+    config: StackConfig, ports: dict[str, int], record: homes.HomeRecord | None = None
 ) -> list[ManagedProcess]:
     """The processes of a fresh start, in start order: the embedded Langfuse, model server and
     restate-server (each unless configured as an external service), then the services, wired
-    to whichever of those runs. `deployments` maps a services process name to the Restate
-    deployment it served last time (it is moved to the new address instead of duplicated)."""
+    to whichever of those runs. `record` (the home's) says which Restate deployment the services
+    served last time, with its journal revision, and the older ones they drain (each moved to
+    the new address instead of duplicated)."""
+    record = record or homes.HomeRecord()
     common = {"WORKBENCH_HOME": str(config.home), "PYTHONUNBUFFERED": "1"}
     langfuse = (
         _langfuse_process(config, ports["langfuse"], common) if config.embedded_langfuse else None
@@ -194,7 +195,9 @@ def _build_processes(
         admin_url=",".join(r.admin_url for r in restate) or str(config.restate_admin_url),
         ingress_url=",".join(r.ingress_url for r in restate) or str(config.restate_ingress_url),
         node_urls=[r.node_url for r in restate] if config.nodes > 1 else [],
-        deployment_id=(deployments or {}).get("services"),
+        deployment_id=record.deployments.get("services"),
+        deployment_revision=record.deployment_revision("services"),
+        older_deployments=record.older_deployments.get("services"),
     )
     return [p for p in (langfuse, llm, *restate, services) if p is not None]
 
@@ -300,6 +303,8 @@ def _services_process(
     ingress_url: str,
     node_urls: Sequence[str],
     deployment_id: str | None,
+    deployment_revision: int | None = None,
+    older_deployments: Mapping[str, int] | None = None,
 ) -> ServicesProcess:
     """The services (the claim workflow and its steps), told where the model, Langfuse and
     Restate answer; registered with Restate once ready (or moved into `deployment_id`)."""
@@ -330,13 +335,16 @@ def _services_process(
             env["RESTATECTL_BIN"] = str(restatectl)
     if config.embedded_llm or not config.environ.get("OPENAI_API_KEY"):
         env["OPENAI_API_KEY"] = LOCAL_OPENAI_API_KEY  # a real key is inherited instead
+    workers = ["--workers", str(config.services_workers)] if config.services_workers > 1 else []
     return ServicesProcess(
-        command=_command(config.services_command, port),
+        command=[*_command(config.services_command, port), *workers],
         port=port,
         env={**env, **config.env.get("services", {})},
         admin_url=admin_url,
         register=config.register,
         deployment_id=deployment_id,
+        deployment_revision=deployment_revision,
+        older_deployments=older_deployments,
     )
 
 
@@ -368,46 +376,54 @@ def _check_external_restate(config: StackConfig, timeout_s: float) -> None:
             time.sleep(config.poll_interval_s)
 
 
-PORT_RACE_RETRIES = 2
-"""Fresh starts tried again when a process could not bind a port that was free when checked."""
-_BIND_FAILED = re.compile(r"address already in use|address in use|AddrInUse", re.IGNORECASE)
-
-
-def _start_fresh_on_free_ports(config: StackConfig, timeout_s: float) -> Stack:
-    """`_start_fresh`, again (ports re-checked) when a process found its port taken: ports are
-    checked free before supervisord starts the processes, and another program (another stack:
-    a cluster needs 9 ports and more) may bind one in between. An explicit port is not moved,
-    so its clash is not retried; the error then says what happened."""
-    for attempt in range(PORT_RACE_RETRIES + 1):
-        try:
-            return _start_fresh(config, timeout_s)
-        except ProcessExitedError as e:
-            if not _BIND_FAILED.search(e.log_tail or ""):
-                raise
-            explicit = any(r.explicit is not None for r in config.ports.values())
-            if attempt == PORT_RACE_RETRIES or explicit:
-                raise ProcessExitedError(
-                    f"{e}\nHint: {e.name!r} could not bind its port: it was free when the "
-                    "start checked it, and another program took it before the process bound it "
-                    "(or an explicit WORKBENCH_<NAME>_PORT is in use). Start again: free ports "
-                    "are picked anew.",
-                    name=e.name,
-                    log_path=e.log_path,
-                    log_tail=e.log_tail,
-                ) from None
-            _warn(
-                f"{e.name} could not bind its port (taken by another program after the start "
-                "checked it); starting again on ports checked anew"
-            )
-    raise AssertionError("unreachable")
+BIND_ATTEMPTS = 3
+"""Starts tried when a process finds its port taken between our choice and its bind."""
 
 
 def _start_fresh(config: StackConfig, timeout_s: float) -> Stack:
     """Start every process in `config.home` (callers hold the home lock) and wait until it is
-    ready: what can fail before anything runs fails first, then stack.json is written and
-    supervisord launched. A failed start stops what it started and removes the deployments it
-    registered; a start that succeeds records its ports and deployments for the next one."""
+    ready (`_start_once`). A port chosen free can be taken by another program before our process
+    binds it (two stacks starting at once): that start is undone and tried again on ports free
+    now, at most BIND_ATTEMPTS times, with a warning naming the port."""
     deadline = time.monotonic() + timeout_s
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        try:
+            return _start_once(config, deadline)
+        except ProcessExitedError as exc:
+            if not _lost_its_port(exc.log_tail):
+                raise
+            if attempt == BIND_ATTEMPTS:
+                raise ProcessExitedError(
+                    f"{exc}\nHint: {exc.name!r} could not bind its port: it was free when the "
+                    f"start chose it, and another program took it before the process bound it, "
+                    f"{BIND_ATTEMPTS} times (or an explicit WORKBENCH_<NAME>_PORT is in use). Stop "
+                    "that program, or start again: free ports are picked anew.",
+                    name=exc.name,
+                    log_path=exc.log_path,
+                    log_tail=exc.log_tail,
+                ) from None
+            warnings.warn(
+                f"Process {exc.name!r} found its port taken by another program between the "
+                f"choice and its bind; starting again on other ports (attempt {attempt + 1} of "
+                f"{BIND_ATTEMPTS}).",
+                StackWarning,
+                stacklevel=3,
+            )
+    raise AssertionError("unreachable")
+
+
+def _lost_its_port(log_tail: str) -> bool:
+    """Whether a process's last log lines say its address was in use (hypercorn, Python,
+    restate-server and the embedded servers word it this way)."""
+    text = log_tail.lower()
+    return "address already in use" in text or "addrinuse" in text
+
+
+def _start_once(config: StackConfig, deadline: float) -> Stack:
+    """One start: what can fail before anything runs fails first, then stack.json is written
+    and supervisord launched. A failed start stops what it started and removes the deployments
+    it registered; a start that succeeds records its ports and deployments for the next one."""
+    timeout_s = max(deadline - time.monotonic(), 1.0)
     record = homes.HomeRecord.load(config.home)
     ports, processes = _plan(config, record, timeout_s)
     _prepare_home(config.home, record, processes)
@@ -433,7 +449,7 @@ def _plan(
         config.langfuse_public_key, config.langfuse_secret_key = record.keys()
     # the ports of the last run when free
     ports = allocate_ports(config.ports, previous=record.ports)
-    processes = _build_processes(config, ports, record.deployments)
+    processes = _build_processes(config, ports, record)
     if not config.embedded_restate:
         _check_external_restate(config, timeout_s)
     return ports, processes
@@ -604,8 +620,18 @@ def _after_start(stack: Stack, config: StackConfig, ports: dict[str, int]) -> No
     """Remember this start's ports and deployments in home.json (the next start reuses them),
     resume what an outage paused, warn about a model that does not answer, secure the home."""
     deployments = stack.deployment_ids
-    homes.update(stack.home, ports=ports, deployments=deployments)
-    _resume_paused(stack, list(deployments.values()))
+    services = [p for p in stack.processes.values() if isinstance(p, ServicesProcess)]
+    homes.update(
+        stack.home,
+        ports=ports,
+        deployments=deployments,
+        journal_revisions={
+            **{p.deployment_id: p.deployment_revision for p in services if p.deployment_id},
+            **{i: r for p in services for i, r in p.older_deployments.items()},
+        },
+        older_deployments={p.name: p.older_deployments for p in services},
+    )
+    _resume_paused(stack, stack.served_deployment_ids)
     _check_model(stack, config.environ)
     homes.secure(stack.home)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -53,6 +53,27 @@ def port_owner(port: int) -> str | None:
                     return None
                 return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except Exception:  # noqa: BLE001 - permissions differ per platform; this is only a hint
+        return None
+    return None
+
+
+def foreign_listener(ports: Sequence[int], pid: int | None) -> str | None:
+    """Which of `ports` is listened on by a process other than `pid` (or its children), named
+    like 'port 9080: pid 123 (python)'; None when each port is ours or not listened on. A
+    readiness probe answered there would be another program's answer (two stacks that chose
+    the same free port at once: the later one fails to bind, and the earlier answers for it)."""
+    if not pid:
+        return None
+    try:
+        import psutil
+
+        ours = {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status != psutil.CONN_LISTEN or not conn.laddr:
+                continue
+            if conn.laddr.port in ports and conn.pid is not None and conn.pid not in ours:
+                return f"port {conn.laddr.port}: pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except Exception:  # noqa: BLE001 - a process gone meanwhile, permissions: no verdict
         return None
     return None
 

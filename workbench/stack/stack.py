@@ -25,7 +25,7 @@ from .config import default_home, find_project
 from .errors import NotRunningError, ProcessExitedError, StackError, StartTimeoutError
 from .home import HomeRecord
 from .home import update as update_home
-from .ports import PortMove
+from .ports import PortMove, foreign_listener
 from .processes import ManagedProcess, RestateProcess, ServicesProcess
 from .state import StackState, remove_state
 from .supervisor import (
@@ -557,10 +557,9 @@ class Stack:
                     if info["statename"] not in UP_STATES:
                         reasons[name] = f"supervisord state {info['statename']}"
                         continue
-                    process = self._processes[name]
-                    reason = process.check_ready(http) or _foreign_listener(
-                        process.port, info["pid"]
-                    )
+                    reason = self._processes[name].check_ready(http)
+                    if reason is None and (other := self._answered_by_other(name, info)):
+                        reason = f"the probe was answered by another program ({other})"
                     if reason is None:
                         pending.remove(name)
                     else:
@@ -570,6 +569,10 @@ class Stack:
                 if time.monotonic() >= deadline:
                     raise self._timeout_error(pending[0], reasons.get(pending[0], ""), timeout_s)
                 time.sleep(poll_interval_s)
+
+    def _answered_by_other(self, name: str, info: dict[str, Any]) -> str | None:
+        """Another program on one of the ports of process `name` (supervisord's pid `info`)."""
+        return foreign_listener(self._processes[name].listen_ports, info.get("pid"))
 
     def _exited_error(self, name: str, info: dict[str, Any], *, during_start: bool) -> StackError:
         process = self._processes[name]
@@ -672,6 +675,18 @@ class Stack:
             if isinstance(process, ServicesProcess) and process.deployment_id
         }
 
+    @property
+    def served_deployment_ids(self) -> list[str]:
+        """Every Restate deployment the services processes serve: their own, and the older ones
+        whose claims drain on an older journal revision (`ServicesProcess.older_deployments`)."""
+        return [
+            deployment_id
+            for process in self._processes.values()
+            if isinstance(process, ServicesProcess)
+            for deployment_id in (process.deployment_id, *process.older_deployments)
+            if deployment_id
+        ]
+
     def rehome_deployment(self, deployment_id: str, uri: str, timeout_s: float = 15.0) -> None:
         """Point the Restate deployment `deployment_id` at `uri` in place (`PATCH
         /deployments/{id}`): invocations pinned to it go on at the new address. For services
@@ -682,7 +697,7 @@ class Stack:
     def paused(self, *, all_deployments: bool = False) -> list[str]:
         """Ids of the paused invocations of this stack's deployments (of every deployment with
         all_deployments=True)."""
-        ids = None if all_deployments else list(self.deployment_ids.values())
+        ids = None if all_deployments else self.served_deployment_ids
         with local_http(10.0) as http:
             return self.admin(http).paused(ids)
 
@@ -692,7 +707,7 @@ class Stack:
         not paused is skipped)."""
         with local_http(10.0) as http:
             if invocation_ids is None:
-                return self.admin(http).resume_paused(list(self.deployment_ids.values()))
+                return self.admin(http).resume_paused(self.served_deployment_ids)
             admin = self.admin(http)
             return [i for i in invocation_ids if admin.resume(i)]
 
@@ -839,34 +854,6 @@ class Stack:
         for pid in running.values():
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-
-
-def _foreign_listener(port: int, pid: int | None) -> str | None:
-    """Why `port` does not count as answered by the process `pid`: another program listens on
-    it (it took the port between the start's check and our process's bind, and answers the
-    probes in its place). None when `pid` or one of its children listens there, or when the
-    system does not say who listens (then the probe's answer is trusted)."""
-    if not pid:
-        return None
-    try:
-        owners = {
-            c.pid
-            for c in psutil.net_connections(kind="tcp")
-            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
-        }
-        if not owners or None in owners:
-            return None
-        ours = {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
-    except (psutil.Error, OSError):
-        return None
-    if owners & ours:
-        return None
-    other = sorted(owners)[0]
-    try:
-        who = f"pid {other} ({psutil.Process(other).name()})"
-    except psutil.Error:
-        who = f"pid {other}"
-    return f"port {port} is answered by another program, {who}, not by pid {pid}"
 
 
 def _uptime_s(pid: int) -> float | None:

@@ -47,6 +47,25 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def latency(request: Request) -> Response:
+    """`GET /workbench/latency` answers the simulated latency per completion; `PUT` with
+    `{"latency_ms": N}` changes it for the requests that arrive from now on (the benchmark
+    measures a zero-latency and a 100 ms model on the same stack)."""
+    if request.method == "PUT":
+        try:
+            value = json.loads(await request.body())["latency_ms"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            message = (
+                f'Expected a JSON body such as {{"latency_ms": 100}} with a number >= 0, '
+                f"got {exc!r}."
+            )
+            return JSONResponse(error_body(message, param="latency_ms"), status_code=400)
+        request.app.state.latency_ms = float(value)
+    return JSONResponse({"latency_ms": request.app.state.latency_ms})
+
+
 async def list_models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": [_model(MODEL_ID)]})
 
@@ -170,6 +189,7 @@ def create_app(latency_ms: float = 0.0) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/workbench/latency", latency, methods=["GET", "PUT"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),

@@ -1,0 +1,32 @@
+"""The services app as one of several hypercorn worker processes (`python -m services --workers
+N`): each worker imports the app on its own, and dies with its parent. A worker that crashes
+makes hypercorn's parent stop the others and exit, so supervisord restarts the whole deployment
+(as when the one process crashes); a parent killed outright (SIGKILL, `stack.kill`) takes its
+workers with it instead of leaving them serving its port."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
+_die_with_parent()
+logging.basicConfig(  # as `python -m services` does for the one process
+    level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
+
+from .app import app  # noqa: E402  (after the parent-death signal: a worker never outlives it)
+
+__all__ = ["app"]

@@ -1,0 +1,348 @@
+"""Where the CPU goes, for the benchmark: CPU seconds per claim of each process of the stack, and
+py-spy profiles of its Python processes.
+
+    meter = CpuMeter.of_stack(stack)          # services, restate, llm, langfuse, supervisord, bench
+    with meter.measuring():
+        ...run n claims...
+    meter.per_unit(n)                         # {"services": 0.012, "restate": 0.006, ...} (s/claim)
+
+    with Profiler(stack, out_dir):             # py-spy record of each Python process
+        ...one throughput run...
+    summarize(out_dir / "services.speedscope.json")   # self time by package, top frames
+
+CPU is read from the kernel (`psutil.Process.cpu_times()`: user + system, the process and its
+children) before and after, so it counts what each process really spent, wherever it was
+waiting; the benchmark's own process (`bench`) is the client in the durable runs and runs the
+agents themselves in the in-process runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH = "bench"
+"""The benchmark's own process (the client; the agents themselves when run in-process)."""
+SUPERVISOR = "supervisord"
+PYTHON_PROCESSES = ("services", "llm", "langfuse")
+"""The stack's Python processes, the ones py-spy can profile."""
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (0 when it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        total = sum(process.cpu_times()[:2])
+        for child in process.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by named processes over the `measuring()` blocks (summed)."""
+
+    pids: Mapping[str, int]
+    spent_s: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of_stack(cls, stack: Any) -> CpuMeter:
+        """The stack's processes (each with its children; supervisord alone) and this one."""
+        pids = {name: pid for name in stack.names if (pid := stack.pid(name)) is not None}
+        if stack.supervisor_pid is not None:
+            pids[SUPERVISOR] = stack.supervisor_pid
+        pids[BENCH] = os.getpid()
+        return cls(pids)
+
+    def _read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            if name == SUPERVISOR:  # its children are the other processes, counted by name
+                try:
+                    out[name] = sum(psutil.Process(pid).cpu_times()[:2])
+                except psutil.Error:
+                    out[name] = 0.0
+            else:
+                out[name] = _cpu_s(pid)
+        return out
+
+    @contextmanager
+    def measuring(self) -> Iterator[CpuMeter]:
+        before = self._read()
+        try:
+            yield self
+        finally:
+            after = self._read()
+            for name, value in after.items():
+                self.spent_s[name] = self.spent_s.get(name, 0.0) + value - before.get(name, 0.0)
+
+    def per_unit(self, units: int) -> dict[str, float]:
+        """CPU seconds per unit of work (per claim) of each process, and their `total`."""
+        each = {name: spent / units for name, spent in self.spent_s.items()}
+        return {**each, "total": sum(each.values())}
+
+
+class Profiler:
+    """`py-spy record` of each Python process of a stack while the block runs, written as
+    speedscope files `<out_dir>/<name>.speedscope.json` (open them at https://speedscope.app).
+    Sampling is non-blocking (the processes are not paused), at `rate_hz`; only samples where a
+    thread is running count (idle waits are left out), so the profile is the CPU's."""
+
+    def __init__(self, stack: Any, out_dir: Path, *, rate_hz: int = 200) -> None:
+        self.out_dir, self.rate_hz = out_dir, rate_hz
+        self.pids = {n: p for n in PYTHON_PROCESSES if n in stack.names and (p := stack.pid(n))}
+        self.paths: dict[str, Path] = {}
+        self._recorders: list[subprocess.Popen[bytes]] = []
+
+    @staticmethod
+    def py_spy() -> str:
+        found = Path(sys.executable).with_name("py-spy")
+        if found.exists():
+            return str(found)
+        raise FileNotFoundError(
+            f"py-spy is not installed beside {sys.executable}: `pip install -e '.[dev]'` "
+            "(it is in the dev extras) to record profiles."
+        )
+
+    def __enter__(self) -> Profiler:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        exe = self.py_spy()
+        for name, pid in self.pids.items():
+            path = self.paths[name] = self.out_dir / f"{name}.speedscope.json"
+            log = (self.out_dir / f"{name}.py-spy.log").open("wb")
+            self._recorders.append(
+                subprocess.Popen(
+                    [
+                        exe,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "speedscope",
+                        "--output",
+                        str(path),
+                        "--rate",
+                        str(self.rate_hz),
+                        "--nonblocking",
+                        "--subprocesses",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for recorder in self._recorders:  # SIGINT: py-spy writes its file and exits
+            if recorder.poll() is None:
+                recorder.send_signal(signal.SIGINT)
+        for recorder in self._recorders:
+            try:
+                recorder.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait()
+
+
+PACKAGE_GROUPS = (
+    ("restate", "restate SDK (protocol, journal)"),
+    ("hypercorn", "hypercorn (HTTP/2 server)"),
+    ("h2", "h2 / hpack (HTTP/2 framing)"),
+    ("hpack", "h2 / hpack (HTTP/2 framing)"),
+    ("hyperframe", "h2 / hpack (HTTP/2 framing)"),
+    ("priority", "h2 / hpack (HTTP/2 framing)"),
+    ("h11", "h11 (HTTP/1.1)"),
+    ("agents", "openai-agents (runner)"),
+    ("openai", "openai client"),
+    ("httpx", "httpx / httpcore (HTTP client)"),
+    ("httpcore", "httpx / httpcore (HTTP client)"),
+    ("httpx2", "httpx / httpcore (HTTP client)"),
+    ("httpcore2", "httpx / httpcore (HTTP client)"),
+    ("urllib3", "httpx / httpcore (HTTP client)"),
+    ("requests", "httpx / httpcore (HTTP client)"),
+    ("anyio", "asyncio / anyio (event loop)"),
+    ("asyncio", "asyncio / anyio (event loop)"),
+    ("uvloop", "asyncio / anyio (event loop)"),
+    ("selectors", "asyncio / anyio (event loop)"),
+    ("ssl", "asyncio / anyio (event loop)"),
+    ("opentelemetry", "OpenTelemetry + OpenInference (tracing)"),
+    ("openinference", "OpenTelemetry + OpenInference (tracing)"),
+    ("langfuse", "langfuse SDK (tracing, prompts)"),
+    ("google", "protobuf (OTLP encoding)"),
+    ("gzip", "gzip / zlib"),
+    ("zlib", "gzip / zlib"),
+    ("pydantic", "pydantic (validation, JSON)"),
+    ("pydantic_core", "pydantic (validation, JSON)"),
+    ("json", "json"),
+    ("encoder", "json"),
+    ("decoder", "json"),
+    ("sqlite3", "sqlite3"),
+    ("starlette", "starlette / uvicorn (HTTP server)"),
+    ("uvicorn", "starlette / uvicorn (HTTP server)"),
+    ("services", "services (the workflow's own code)"),
+    ("workbench", "workbench (the embedded server's own code)"),
+)
+
+
+IDLE_LEAVES = frozenset(
+    ("Condition.wait", "Event.wait", "EpollSelector.select", "select", "poll", "sleep",
+     "SimpleQueue.get", "Queue.get", "Thread.join", "_wait_for_tstate_lock", "lock.acquire")
+)  # fmt: skip
+"""Innermost frames that are a thread waiting, not computing: py-spy's non-blocking sampling
+cannot always tell, so these samples are left out of the CPU shares."""
+
+
+def _group(file: str) -> str:
+    parts = Path(file).parts
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1 :]
+        name = (rest[0] if rest else file).removesuffix(".py")
+    elif "services" in parts or "workbench" in parts:
+        name = next(p for p in parts if p in {"services", "workbench"})
+    else:  # the standard library
+        name = "asyncio" if "asyncio" in parts else Path(file).stem
+        for prefix, group in PACKAGE_GROUPS:
+            if name == prefix:
+                return group
+        return f"stdlib: {name}"
+    for prefix, group in PACKAGE_GROUPS:
+        if name == prefix or name.startswith((prefix + "_", prefix + ".")):
+            return group
+    return name
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    cpu_s: float
+    """Seconds of samples where a thread computed (idle waits left out)."""
+    by_thread: list[tuple[str, float]]
+    """(thread, share of those samples), largest first."""
+    by_group: list[tuple[str, float]]
+    """(package group, share of CPU samples whose innermost frame is in it), largest first."""
+    by_group_inclusive: list[tuple[str, float]]
+    """(package group, share of CPU samples with a frame of it anywhere on the stack)."""
+    top_inclusive: list[tuple[str, float]]
+    """(function, share of CPU samples it is on the stack of), largest first."""
+
+
+def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
+    """Self time by package group and by thread, and the functions most often on the stack,
+    from a py-spy speedscope file (weights are seconds; idle waits left out)."""
+    data = json.loads(path.read_text())
+    frames = data["shared"]["frames"]
+    self_by_group: Counter[str] = Counter()
+    any_by_group: Counter[str] = Counter()
+    by_thread: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0.0
+    for profile in data["profiles"]:
+        thread = str(profile.get("name", "")).split('"')[1:2] or ["thread"]
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            if not stack or frames[stack[-1]]["name"] in IDLE_LEAVES:
+                continue
+            total += weight
+            by_thread[thread[0]] += weight
+            self_by_group[_group(frames[stack[-1]].get("file", ""))] += weight
+            for group in {_group(frames[i].get("file", "")) for i in stack}:
+                any_by_group[group] += weight
+            for key in {
+                f"{frames[i]['name']} ({_short(frames[i].get('file', ''))})" for i in stack
+            }:
+                inclusive[key] += weight
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    return ProfileSummary(
+        cpu_s=total,
+        by_thread=[(t, share(n)) for t, n in by_thread.most_common()],
+        by_group=[(g, share(n)) for g, n in self_by_group.most_common()],
+        by_group_inclusive=[
+            (g, share(n)) for g, n in any_by_group.most_common() if not g.startswith("stdlib")
+        ],
+        top_inclusive=[(f, share(n)) for f, n in inclusive.most_common(top)],
+    )
+
+
+def _short(file: str) -> str:
+    parts = Path(file).parts
+    if "site-packages" in parts:
+        parts = parts[parts.index("site-packages") + 1 :]
+    elif "services" in parts or "workbench" in parts:
+        start = min(parts.index(p) for p in ("services", "workbench") if p in parts)
+        parts = parts[start:]
+    else:
+        parts = parts[-2:]
+    return "/".join(parts)
+
+
+# -- rows of the benchmark's table ---------------------------------------------------------------
+
+Row = Callable[..., None]
+ORDER = ("services", "restate", "llm", "langfuse", SUPERVISOR, BENCH)
+
+
+def cpu_rows(row: Row, durable: dict[str, float], in_process: dict[str, float]) -> None:
+    """CPU ms per claim of each process, durable beside in-process, and the ratio of totals."""
+    names = [n for n in ORDER if n in durable or n in in_process]
+    names += sorted((set(durable) | set(in_process)) - {*names, "total"})
+    for name in names:
+        what = "durable: the client; in-process: the agents themselves" if name == BENCH else ""
+        row(
+            f"CPU per claim, {name}: durable / in-process",
+            f"{durable.get(name, 0) * 1000:.1f} / {in_process.get(name, 0) * 1000:.1f} ms",
+            what,
+        )
+    row(
+        "CPU per claim, all processes: durable / in-process",
+        f"{durable['total'] * 1000:.1f} / {in_process['total'] * 1000:.1f} ms",
+    )
+    row(
+        "CPU per claim ratio durable / in-process",
+        f"{durable['total'] / in_process['total']:.2f}",
+        "target <= 2.0",
+    )
+
+
+def profile_rows(row: Row, out_dir: Path, *, groups: int = 8) -> None:
+    """The biggest CPU shares (innermost frame's package) of each profile, and where it is."""
+    for path in sorted(out_dir.glob("*.speedscope.json")):
+        name = path.name.removesuffix(".speedscope.json")
+        summary = summarize(path)
+        shares = ", ".join(f"{g} {s:.0%}" for g, s in summary.by_group[:groups])
+        threads = ", ".join(f"{t} {s:.0%}" for t, s in summary.by_thread[:3])
+        row(f"profile {name}: CPU by package", path.name, shares)
+        row(f"profile {name}: CPU by thread", f"{summary.cpu_s:.1f} s sampled", threads)
+        (out_dir / f"{name}.summary.txt").write_text(
+            f"{summary.cpu_s:.1f} s of samples computing (idle waits left out)\n\nBy thread:\n"
+            + "".join(f"  {s:6.1%}  {t}\n" for t, s in summary.by_thread)
+            + "\nBy package (innermost frame):\n"
+            + "".join(f"  {s:6.1%}  {g}\n" for g, s in summary.by_group)
+            + "\nBy package anywhere on the stack (inclusive):\n"
+            + "".join(f"  {s:6.1%}  {g}\n" for g, s in summary.by_group_inclusive)
+            + "\nFunctions most often on the stack (inclusive):\n"
+            + "".join(f"  {s:6.1%}  {f}\n" for f, s in summary.top_inclusive)
+        )
+
+
+def set_model_latency(llm_url: str, latency_ms: float) -> None:
+    """Change the embedded model's simulated latency at runtime (its `/workbench/latency`)."""
+    import httpx
+
+    base = llm_url.rstrip("/").removesuffix("/v1")
+    response = httpx.put(
+        f"{base}/workbench/latency", json={"latency_ms": latency_ms}, timeout=10, trust_env=False
+    )
+    response.raise_for_status()
