@@ -232,7 +232,8 @@ def start(
             services registered once; the clients fail over between the nodes, `status()` shows
             each node's health and the partitions it leads, `session.stack.kill("restate-2")`
             kills one node. A cluster keeps its data in `<home>/cluster/`, apart from the single
-            server's. Attaching to a running stack keeps its number of nodes (a warning says so).
+            server's. Attaching to a running stack keeps its number of nodes (a warning says so
+            when `nodes` was given and differs).
         tracing: False runs without Langfuse (no embedded server, no span export).
         model_url: an OpenAI-compatible endpoint to use instead of the embedded model
             (OPENAI_BASE_URL; its key comes from OPENAI_API_KEY).

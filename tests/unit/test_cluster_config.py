@@ -84,3 +84,12 @@ def test_the_partition_holding_a_key_is_found_by_its_range() -> None:
     assert partition_for(rows, 99)["leader"] == "restate-1"
     with pytest.raises(RestateError, match=r"No partition of the cluster holds partition key 200"):
         partition_for(rows, 200)
+
+
+def test_only_a_number_of_nodes_given_is_held_against_a_running_stack() -> None:
+    """`wb.start()` in a notebook attaches to the cluster `up --nodes 3` started, silently; a
+    warning is for a number of nodes that was asked for and differs."""
+    assert not StackConfig.resolve("/tmp/wb-unit", environ={}).nodes_asked
+    assert StackConfig.resolve("/tmp/wb-unit", environ={}, nodes=1).nodes_asked
+    env = {"WORKBENCH_RESTATE_NODES": "3"}
+    assert StackConfig.resolve("/tmp/wb-unit", environ=env).nodes_asked

@@ -204,6 +204,7 @@ class StackConfig:
     restate_ingress_url: str | None = None  # several URLs, comma-separated)
     restate_token: str | None = None  # Restate Cloud's API key (RESTATE_AUTH_TOKEN)
     nodes: int = 1  # Restate nodes the stack runs: 1, or 3+ (a cluster)
+    nodes_asked: bool = False  # nodes given (start(nodes=), WORKBENCH_RESTATE_NODES), not defaulted
     tracing: bool = True  # False: no Langfuse at all (no embedded server, no span export)
     langfuse_base_url: str | None = None  # set: a real Langfuse, no embedded one
     # a real Langfuse's keys (LANGFUSE_PUBLIC_KEY/SECRET_KEY); for the embedded one they are
@@ -300,6 +301,7 @@ class StackConfig:
             or text("langfuse_host", "LANGFUSE_HOST"),
             restate_token=text("restate_token", "RESTATE_AUTH_TOKEN"),
             nodes=nodes,
+            nodes_asked=asked is not None or bool(env.get("WORKBENCH_RESTATE_NODES")),
             environ=env,
         )
         if config.langfuse_base_url:  # a real Langfuse: its keys are required

@@ -158,7 +158,7 @@ def _warn_ignored_ports(config: StackConfig, stack: Stack) -> None:
 
 def _warn_other_nodes(config: StackConfig, stack: Stack) -> None:
     running = len(stack.restate_nodes)
-    if config.embedded_restate and running and running != config.nodes:
+    if config.nodes_asked and config.embedded_restate and running and running != config.nodes:
         warnings.warn(
             f"{config.nodes} Restate node(s) asked for, but the stack already running in "
             f"{stack.home} has {running}; it was attached to as it is. Stop it first "
