@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -301,6 +301,24 @@ def _bytes_text(value: Any) -> str | None:
     return None
 
 
+def _journal_entries(
+    rows: Iterable[dict[str, Any]],
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any], str | None]]:
+    """Each journal row whose JSON parses, as (row, body, its command or {}, the step it
+    records: the claim's step state set by a SetState, else None)."""
+    for entry in rows:
+        try:
+            body = json.loads(entry.get("entry_json") or "{}")
+        except ValueError:
+            continue
+        command = body.get("Command") or {}
+        step = None
+        if "SetState" in command and command["SetState"].get("key") == names.STEP_KEY:
+            decoded = _decoded(command["SetState"].get("value"))
+            step = decoded if isinstance(decoded, str) else None
+        yield entry, body, command, step
+
+
 def journaled_results(rows: Iterable[dict[str, Any]], model_step: str | None) -> list[dict]:
     """The results Restate recorded, in order: one dict (step, ok, at) per completed `ctx.run`.
     A "call LLM" is named after the step the workflow was in (its `step` state), or
@@ -308,15 +326,8 @@ def journaled_results(rows: Iterable[dict[str, Any]], model_step: str | None) ->
     steps: dict[int, str] = {}
     current: str | None = None
     results = []
-    for entry in rows:
-        try:
-            body = json.loads(entry.get("entry_json") or "{}")
-        except ValueError:
-            continue
-        command = body.get("Command") or {}
-        if "SetState" in command and command["SetState"].get("key") == names.STEP_KEY:
-            text = _bytes_text(command["SetState"].get("value"))
-            current = json.loads(text) if text else current
+    for entry, body, command, step in _journal_entries(rows):
+        current = step or current
         if "Run" in command:
             name = command["Run"].get("name") or entry.get("name") or "run"
             if name == names.CALL_LLM:
@@ -351,15 +362,9 @@ def journal_step(rows: Iterable[dict[str, Any]]) -> str | None:
     """The step a running claim is in, from its journal: the later of the last step state
     recorded and the last `ctx.run` that is a step of its own (None for an empty journal)."""
     current: str | None = None
-    for entry in rows:
-        try:
-            body = json.loads(entry.get("entry_json") or "{}")
-        except ValueError:
-            continue
-        command = body.get("Command") or {}
-        if "SetState" in command and command["SetState"].get("key") == names.STEP_KEY:
-            step = _decoded(command["SetState"].get("value"))
-            current = step if isinstance(step, str) else current
+    for entry, _body, command, step in _journal_entries(rows):
+        if step is not None:
+            current = step
         elif "Run" in command:
             name = command["Run"].get("name") or entry.get("name")
             current = name if name in WORKFLOW_RUN_STEPS else current
@@ -435,17 +440,10 @@ def step_journal(
         steps.append(row)
         return row
 
-    for entry in rows:
-        try:
-            body = json.loads(entry.get("entry_json") or "{}")
-        except ValueError:
-            continue
+    for entry, body, command, step in _journal_entries(rows):
         at = epoch_s(entry.get("appended_at"))
-        command = body.get("Command") or {}
         if "SetState" in command:
-            if command["SetState"].get("key") == names.STEP_KEY:
-                step = _decoded(command["SetState"].get("value"))
-                current = step if isinstance(step, str) else current
+            current = step or current
             continue
         if "Input" in command:
             add(entry.get("index"), "input", "input", at)

@@ -116,24 +116,33 @@ def default_home(project: Path, environ: Mapping[str, str]) -> Path:
     return project / ".workbench"
 
 
-def find_restatectl(project: Path, environ: Mapping[str, str]) -> Path | None:
-    """restatectl (the cluster's admin tool, npm `@restatedev/restatectl`): RESTATECTL_BIN, the
-    npm package in the project, then PATH; None when there is none."""
-    configured = environ.get("RESTATECTL_BIN")
+def _npm_binary(
+    project: Path, environ: Mapping[str, str], name: str, variable: str, unset_hint: str
+) -> Path | None:
+    """A binary of the Restate npm packages: `variable` (an executable file, else
+    BinaryNotFoundError saying so), the npm package in the project, then PATH; None otherwise."""
+    configured = environ.get(variable)
     if configured:
         path = Path(configured).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
             return path
         raise BinaryNotFoundError(
-            f"RESTATECTL_BIN={configured} is not an executable file. Point it at restatectl, "
-            "or unset it to use the one from npm (`npm ci` in the project)."
+            f"{variable}={configured} is not an executable file. Point it at {name}, or "
+            f"unset it {unset_hint}."
         )
-    package = restate_platform_package().replace("restate-server", "restatectl")
-    in_project = project / "node_modules" / "@restatedev" / package / "bin" / "restatectl"
+    package = restate_platform_package().replace("restate-server", name)
+    in_project = project / "node_modules" / "@restatedev" / package / "bin" / name
     if in_project.is_file() and os.access(in_project, os.X_OK):
         return in_project
-    on_path = shutil.which("restatectl", path=environ.get("PATH", os.defpath))
+    on_path = shutil.which(name, path=environ.get("PATH", os.defpath))
     return Path(on_path) if on_path else None
+
+
+def find_restatectl(project: Path, environ: Mapping[str, str]) -> Path | None:
+    """restatectl (the cluster's admin tool, npm `@restatedev/restatectl`): RESTATECTL_BIN, the
+    npm package in the project, then PATH; None when there is none."""
+    hint = "to use the one from npm (`npm ci` in the project)"
+    return _npm_binary(project, environ, "restatectl", "RESTATECTL_BIN", hint)
 
 
 def restate_platform_package() -> str:
@@ -146,23 +155,12 @@ def restate_platform_package() -> str:
 
 def find_restate_server(project: Path, environ: Mapping[str, str]) -> Path:
     """Resolve restate-server: RESTATE_SERVER_BIN, the npm package in the project, then PATH."""
-    configured = environ.get("RESTATE_SERVER_BIN")
-    if configured:
-        path = Path(configured).expanduser()
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-        raise BinaryNotFoundError(
-            f"RESTATE_SERVER_BIN={configured} is not an executable file. "
-            "Point it at a restate-server binary, or unset it to use the one from npm "
-            "(`make lab` or `npm ci` in the project)."
-        )
+    hint = "to use the one from npm (`make lab` or `npm ci` in the project)"
+    found = _npm_binary(project, environ, "restate-server", "RESTATE_SERVER_BIN", hint)
+    if found is not None:
+        return found
     package = restate_platform_package()
     in_project = project / "node_modules" / "@restatedev" / package / "bin" / "restate-server"
-    if in_project.is_file() and os.access(in_project, os.X_OK):
-        return in_project
-    on_path = shutil.which("restate-server", path=environ.get("PATH", os.defpath))
-    if on_path:
-        return Path(on_path)
     raise BinaryNotFoundError(
         f"restate-server not found: RESTATE_SERVER_BIN is not set, {in_project} does not exist "
         "and there is no restate-server on PATH. Run `make lab` (or `npm ci` in "
