@@ -69,6 +69,10 @@ SCHEMA_WAIT_S = 5.0
 """How long a cluster's passing errors are asked again: an ingress answering "service not found"
 (404; right after a registration the new schema reaches the other nodes within about a second),
 an admin query that reached a node as it died (500)."""
+CLUSTER_START_WAIT_S = 30.0
+"""How long the stack's own admin queries ask again on a cluster: at a fresh cluster's start a
+node answers `expecting a partition store` (500) until its partitions are set up, which can take
+longer than a passing error after a node's death."""
 _CONNECT_FAILED = (httpx.ConnectError, httpx.ConnectTimeout)
 """Transport errors raised before the request left: another node can always be asked."""
 
@@ -687,10 +691,19 @@ class RestateAdmin:
         _check(response, f"remove deployment {deployment_id}")
         return True
 
-    def sql(self, query: str) -> list[dict[str, Any]]:
-        response = self._send(
-            "POST", "/query", json={"query": query}, headers={"accept": "application/json"}
-        )
+    def sql(self, query: str, *, timeout_s: float = CLUSTER_START_WAIT_S) -> list[dict[str, Any]]:
+        """Rows of a query over the system tables. On a cluster, a query that reached a node
+        without the partition's store yet (a fresh cluster, a node that just restarted) is asked
+        again, at the next node, for up to `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self._send(
+                "POST", "/query", json={"query": query}, headers={"accept": "application/json"}
+            )
+            if len(self.urls) < 2 or not _node_lost(response) or time.monotonic() >= deadline:
+                break
+            self.url = next((u for u in self.urls if u != self.url), self.url)
+            time.sleep(0.2)
         _check(response, "query the invocations")
         return list(response.json().get("rows", []))
 

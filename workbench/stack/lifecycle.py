@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..clients.restate import RestateAdmin
+from ..errors import RestateError
 from . import home as homes
 from .config import HOST, LOCAL_OPENAI_API_KEY, StackConfig, node_port_name
 from .errors import ProcessExitedError, StackError, StackWarning, StartTimeoutError
@@ -698,7 +699,7 @@ def _resume_paused(stack: Stack, deployment_ids: list[str]) -> None:
     try:
         with local_http(10.0) as http:
             resumed = stack.admin(http).resume_paused(deployment_ids)
-    except (StackError, httpx.HTTPError) as e:
+    except (StackError, RestateError, httpx.HTTPError) as e:  # the start itself succeeded
         _warn(f"could not resume the paused invocations at {stack.admin_url}: {e}")
         return
     if resumed:
