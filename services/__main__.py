@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 
 def main() -> None:
@@ -30,23 +31,35 @@ def main() -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    from .app import app
-
-    config = Config()
-    config.bind = [f"{args.host}:{args.port}"]
-    config.h2_max_concurrent_streams = 1000
-    config.keep_alive_timeout = 600
-    config.graceful_timeout = 2.0
-    config.accesslog = None
-    if args.workers > 1:
+    config = hypercorn_config(args.host, args.port)
+    if args.workers > 1:  # each worker imports the app (services.worker); this parent does not
         from hypercorn.run import run as run_workers
 
         config.application_path = "services.worker:app"
         config.workers = args.workers
         sys.exit(run_workers(config))
+    from .app import app
+
+    serve_until_signalled(app, config)
+
+
+def hypercorn_config(host: str, port: int) -> Any:
+    """The hypercorn settings the services are served with (the benchmark's bare floor uses
+    them too): many HTTP/2 streams per connection, long keep-alive, a 2 s graceful stop."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.h2_max_concurrent_streams = 1000
+    config.keep_alive_timeout = 600
+    config.graceful_timeout = 2.0
+    config.accesslog = None
+    return config
+
+
+def serve_until_signalled(app: Any, config: Any) -> None:
+    """Serve `app` in this process until SIGINT or SIGTERM, then stop gracefully."""
+    from hypercorn.asyncio import serve
 
     async def run() -> None:
         stop = asyncio.Event()

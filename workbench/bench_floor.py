@@ -100,27 +100,10 @@ def _app() -> Any:
 
 
 def serve(host: str, port: int) -> None:
-    import signal
+    """Serve the bare app as the services are served (their hypercorn settings and stop)."""
+    from services.__main__ import hypercorn_config, serve_until_signalled
 
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
-    config = Config()  # the services' settings (services/__main__.py)
-    config.bind = [f"{host}:{port}"]
-    config.h2_max_concurrent_streams = 1000
-    config.keep_alive_timeout = 600
-    config.graceful_timeout = 2.0
-    config.accesslog = None
-    app = _app()
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-    asyncio.run(run())
+    serve_until_signalled(_app(), hypercorn_config(host, port))
 
 
 # -- the benchmark's side -------------------------------------------------------------------------
