@@ -40,6 +40,7 @@ def main() -> None:
         sys.exit(run_workers(config))
     from .app import app
 
+    freeze_imported_objects()
     serve_until_signalled(app, config)
 
 
@@ -55,6 +56,17 @@ def hypercorn_config(host: str, port: int) -> Any:
     config.graceful_timeout = 2.0
     config.accesslog = None
     return config
+
+
+def freeze_imported_objects() -> None:
+    """Move everything the imports made (the agents SDK, openai's types, pydantic's models:
+    hundreds of thousands of objects) out of the garbage collector's reach: they live as long as
+    the process, and every full collection would walk them all again. Measured: a services
+    process spent 0.80 s of a benchmark run in the collector, 0.38 s with this."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def serve_until_signalled(app: Any, config: Any) -> None:

@@ -99,13 +99,24 @@ def _warn_if_unreachable() -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
+UNRECORDED_SPAN_TYPES = frozenset({"task", "turn"})
+"""The agents SDK's span types not sent to Langfuse: a run's *task* span ("Agent workflow") and
+each loop *turn* carry no input, output or usage OpenInference would record (it files them as
+bare CHAIN spans), and every span is parented to the Restate attempt anyway (`RestateTracer`),
+so they would only double the agent and generation spans they wrap: 7 of a claim's 22 spans,
+each paid for in the services, the exporter and Langfuse's ingest."""
+
+
 def _one_span_per_agent(inner: Any) -> Any:
-    """The agents' processor without the span of each run's root ("Agent workflow", kind AGENT),
-    which would only wrap the agent's own span ("Parser", AGENT) one to one: every span is
-    parented under the Restate invocation anyway (`RestateTracer`), so the run root adds a
-    second AGENT span per agent and nothing else. The tracer below answers a non-recording span
-    while the processor starts a run's root."""
+    """The agents' processor with one span per agent: without the span of each run's root
+    ("Agent workflow", kind AGENT), which would only wrap the agent's own span ("Parser", AGENT)
+    one to one, and without the SDK's task and turn spans (`UNRECORDED_SPAN_TYPES`). Every span
+    is parented under the Restate invocation anyway (`RestateTracer`). The tracer below answers a
+    non-recording span while the processor starts a run's root."""
     from agents.tracing import TracingProcessor
+
+    def recorded(span: Any) -> bool:
+        return getattr(span.span_data, "type", None) not in UNRECORDED_SPAN_TYPES
 
     class OneSpanPerAgent(TracingProcessor):
         def on_trace_start(self, trace: Any) -> None:
@@ -119,10 +130,12 @@ def _one_span_per_agent(inner: Any) -> Any:
             inner.on_trace_end(trace)
 
         def on_span_start(self, span: Any) -> None:
-            inner.on_span_start(span)
+            if recorded(span):
+                inner.on_span_start(span)
 
         def on_span_end(self, span: Any) -> None:
-            inner.on_span_end(span)
+            if recorded(span):
+                inner.on_span_end(span)
 
         def shutdown(self) -> None:
             inner.shutdown()

@@ -27,6 +27,9 @@ logging.basicConfig(  # as `python -m services` does for the one process
     level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 
+from .__main__ import freeze_imported_objects  # noqa: E402
 from .app import app  # noqa: E402  (after the parent-death signal: a worker never outlives it)
+
+freeze_imported_objects()
 
 __all__ = ["app"]

@@ -485,7 +485,7 @@ class Prompts(Namespace):
         session = self.session
         if session.has_langfuse:
             try:
-                return {x for m in session.langfuse.prompt_metas() for x in m.labels}
+                return session.langfuse.prompt_labels()
             except LangfuseError:
                 pass  # Langfuse unreachable: the services fall back to the seed prompts too
         from services.prompts import labels as seed_labels

@@ -86,8 +86,6 @@ class LangfuseClient:
     def guard(self, what: str) -> Iterator[None]:
         """Turn an unreachable server, refused keys or a refused query into a LangfuseError
         that says what to do."""
-        from langfuse.api import AccessDeniedError, UnauthorizedError
-
         try:
             yield
         except httpx.TransportError as e:
@@ -95,8 +93,13 @@ class LangfuseClient:
                 f"{what}: Langfuse at {self.url} does not answer ({type(e).__name__}: {e}). "
                 "Start the stack with workbench.start(), or check LANGFUSE_BASE_URL."
             ) from None
-        except (UnauthorizedError, AccessDeniedError) as e:
-            raise self._keys_refused(what, describe_error(e)) from None
+        except Exception as e:  # the SDK's errors, imported only when one is raised: a call
+            # made with plain HTTP (get_json) does not pay the SDK's import (0.5 s)
+            from langfuse.api import AccessDeniedError, UnauthorizedError
+
+            if isinstance(e, (UnauthorizedError, AccessDeniedError)):
+                raise self._keys_refused(what, describe_error(e)) from None
+            raise
 
     @contextmanager
     def refused(self, what: str) -> Iterator[None]:
@@ -222,6 +225,21 @@ class LangfuseClient:
             out.extend(answer.data)
             if page >= (answer.meta.total_pages or 1):
                 return out
+            page += 1
+
+    def prompt_labels(self) -> set[str]:
+        """The labels some prompt carries, in plain HTTP (the prompt list, every page): what a
+        claim checks before it is sent, without the SDK's import on a kernel's first claim."""
+        labels: set[str] = set()
+        page = 1
+        while True:
+            answer = self.get_json(
+                "/api/public/v2/prompts", "Listing prompts", page=page, limit=PROMPT_PAGE
+            )
+            for prompt in answer.get("data") or []:
+                labels.update(prompt.get("labels") or [])
+            if page >= ((answer.get("meta") or {}).get("totalPages") or 1):
+                return labels
             page += 1
 
     def prompt(self, name: str, *, label: str | None = None, version: int | None = None) -> Any:
