@@ -135,3 +135,14 @@ def rejudge_score_name(judge_version: int) -> str:
 def rejudge_key(experiment: str, judge_version: int) -> str:
     """The key of the workflow that re-judges an experiment under one judge version."""
     return f"{experiment}:judge-v{judge_version}"
+
+
+PROMPT_CHANGES_FILE: Final = "prompts.changed"
+"""In the home: one byte is appended to it after every prompt version, label move or deletion,
+by the embedded Langfuse (whoever asked: the workbench, the Langfuse SDK, curl) and by the
+workbench's own client (for a Langfuse elsewhere), so the services see at once that what they
+remember of where labels point is out of date (`services.prompts`)."""
+PROMPT_CHANGES_ENV: Final = "WORKBENCH_PROMPT_CHANGES"
+PROMPT_CHANGES_ANNOUNCED: Final = "announced"
+"""`WORKBENCH_PROMPT_CHANGES=announced`: the Langfuse the services use announces every prompt
+change in PROMPT_CHANGES_FILE (the embedded one does), so an answer stays good until it changes."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 from .config import settings
 from .models import PromptRef, PromptSet
+from .names import PROMPT_CHANGES_ANNOUNCED, PROMPT_CHANGES_ENV, PROMPT_CHANGES_FILE
 from .outage import LANGFUSE
 
 PARSER, ANALYST, JUDGE = "claim-parser", "claim-analyst", "claim-judge"
@@ -202,6 +204,64 @@ _texts: dict[tuple[str, int, Any], str] = {}
 deleted and created again has a new update time, so an entry is never stale."""
 
 
+LABEL_TTL_S = float(os.environ.get("WORKBENCH_PROMPT_LABEL_TTL_S", "0"))
+"""How long the answer to "which version of each prompt carries this label" is reused, when the
+Langfuse does not announce its changes (Langfuse Cloud, a self-hosted one):
+`WORKBENCH_PROMPT_LABEL_TTL_S`, 0 by default (Langfuse is asked for every claim, so a label
+moved anywhere is seen by the very next claim). A prompt changed through the workbench
+(`wb.prompts`) is seen at once whatever the TTL. The Langfuse SDK's own cache keeps prompts 60 s."""
+ANNOUNCED_MAX_AGE_S = 60.0
+"""How long an answer is reused when the Langfuse announces every change (the embedded one,
+`PROMPT_CHANGES_ENV`): until a change is announced, at most this long."""
+
+_label_answers: dict[str, tuple[float, Any, dict[str, tuple[int, Any] | None]]] = {}
+_label_requests: dict[tuple[str, Any], asyncio.Future[dict[str, tuple[int, Any] | None]]] = {}
+
+
+def _changes_seen() -> Any:
+    """What the home's prompt changes file looks like now (size, mtime; None without one)."""
+    try:
+        stat = (settings().home / PROMPT_CHANGES_FILE).stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _reusable_for_s() -> float:
+    if os.environ.get(PROMPT_CHANGES_ENV) == PROMPT_CHANGES_ANNOUNCED:
+        return ANNOUNCED_MAX_AGE_S
+    return LABEL_TTL_S
+
+
+async def _current_versions(label: str) -> dict[str, tuple[int, Any] | None]:
+    """`_labelled_versions`, reused while no prompt change is seen (`_changes_seen`) for
+    `_reusable_for_s()`. Measured: one request per claim cost about 10 ms of CPU at
+    concurrency 32 (httpx and the SDK's parsing in the services, the answer in Langfuse).
+    Claims that ask at the same time share one request begun after the last change seen
+    (with a TTL of 0 and no announced changes, each claim asks on its own)."""
+    changes, reusable_s = _changes_seen(), _reusable_for_s()
+    kept = _label_answers.get(label)
+    if kept is not None and kept[1] == changes and time.monotonic() - kept[0] < reusable_s:
+        return kept[2]
+    key = (label, changes)
+    pending = _label_requests.get(key)
+    if reusable_s > 0 and pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        return await asyncio.shield(pending)  # begun before this claim asked: fine if reusable
+    asked_at = time.monotonic()
+    pending = _label_requests[key] = asyncio.ensure_future(_labelled_versions(label))
+    pending.add_done_callback(
+        lambda done: _label_requests.pop(key) if _label_requests.get(key) is done else None
+    )
+    answer = await asyncio.shield(pending)
+    _label_answers[label] = (asked_at, changes, answer)
+    return answer
+
+
+def forget_labels() -> None:
+    """Drop what is remembered of where labels point."""
+    _label_answers.clear()
+
+
 async def _labelled_versions(label: str) -> dict[str, tuple[int, Any] | None]:
     """Which version of each of the claim's prompts carries `label` now, with its last update,
     in one request (`GET /api/public/v2/prompts?label=`, every page); a prompt not listed does
@@ -232,7 +292,7 @@ async def _version_text(name: str, version: int, updated: Any) -> str:
 async def _langfuse_prompt_set(label: str) -> PromptSet:
     labels = list(dict.fromkeys((label, DEFAULT_LABEL)))
     versions = dict(
-        zip(labels, await asyncio.gather(*(_labelled_versions(x) for x in labels)), strict=True)
+        zip(labels, await asyncio.gather(*(_current_versions(x) for x in labels)), strict=True)
     )
 
     async def ref(name: str, wanted: str) -> PromptRef | None:

@@ -23,6 +23,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.names import PROMPT_CHANGES_FILE
+
 from .clients import FaultStoreClient, LangfuseClient, LedgerClient, RestateClient
 from .errors import NoSessionError
 
@@ -179,7 +181,12 @@ class Session:
                 "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY."
             )
         assert e.langfuse_url and e.langfuse_public_key and e.langfuse_secret_key
-        return LangfuseClient(e.langfuse_url, e.langfuse_public_key, e.langfuse_secret_key)
+        return LangfuseClient(
+            e.langfuse_url,
+            e.langfuse_public_key,
+            e.langfuse_secret_key,
+            changes_file=self.home / PROMPT_CHANGES_FILE,
+        )
 
     # -- namespaces ----------------------------------------------------------------------------
     @cached_property

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -39,11 +40,22 @@ PROMPT_PAGE = 100
 class LangfuseClient:
     """One Langfuse project, by its base URL and API keys."""
 
-    def __init__(self, url: str, public_key: str, secret_key: str, *, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        public_key: str,
+        secret_key: str,
+        *,
+        timeout_s: float = 10.0,
+        changes_file: Path | None = None,
+    ):
         self.url = url.rstrip("/")
         self.public_key = public_key
         self._secret_key = secret_key
         self.timeout_s = timeout_s
+        self.changes_file = changes_file
+        """Appended to after every prompt version or label written (the services of the stack
+        whose home holds it then drop what they cached of where labels point)."""
 
     def __repr__(self) -> str:
         return f"LangfuseClient({self.url}, public_key={self.public_key!r})"
@@ -271,14 +283,23 @@ class LangfuseClient:
                 request: Any = CreateChatPromptRequest(
                     name=name, prompt=prompt, type="chat", **fields
                 )
-                return ChatPromptClient(self.api.prompts.create(request=request))
-            request = CreateTextPromptRequest(name=name, prompt=prompt, **fields)
-            return TextPromptClient(self.api.prompts.create(request=request))
+                created: Any = ChatPromptClient(self.api.prompts.create(request=request))
+            else:
+                request = CreateTextPromptRequest(name=name, prompt=prompt, **fields)
+                created = TextPromptClient(self.api.prompts.create(request=request))
+        self._prompts_changed()
+        return created
 
     def move_labels(self, name: str, version: int, labels: list[str]) -> None:
         """Put `labels` on one version of a prompt (off the version that had them)."""
         with self.guard(f"Moving labels {labels} to {name} v{version}"):
             self.api.prompt_version.update(quote(name, safe=""), version, new_labels=labels)
+        self._prompts_changed()
+
+    def _prompts_changed(self) -> None:
+        if self.changes_file is not None and self.changes_file.parent.is_dir():
+            with self.changes_file.open("ab") as f:  # size and mtime change: seen at once
+                f.write(b".")
 
     # -- datasets and their runs ---------------------------------------------------------------
     def dataset(self, name: str) -> Any | None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from services.names import PROMPT_CHANGES_ANNOUNCED, PROMPT_CHANGES_ENV, PROMPT_CHANGES_FILE
+
 from ..clients.restate import RestateAdmin
 from ..errors import RestateError
 from . import home as homes
@@ -215,6 +217,8 @@ def _langfuse_process(config: StackConfig, port: int, common: dict[str, str]) ->
             *_command(config.langfuse_command, port),
             "--db",
             str(config.home / "langfuse.sqlite3"),
+            "--prompt-changes",
+            str(config.home / PROMPT_CHANGES_FILE),
         ],
         port=port,
         env={  # keys in the environment (a 0600 config file), never on the command line
@@ -327,6 +331,8 @@ def _services_process(
         "RESTATE_INGRESS_URL": ingress_url,
         "RESTATE_ADMIN_URL": admin_url,
     }
+    if config.embedded_langfuse:  # it announces every prompt change (services.prompts)
+        env[PROMPT_CHANGES_ENV] = PROMPT_CHANGES_ANNOUNCED
     if config.restate_token:  # Restate Cloud: the registration needs it
         env["RESTATE_AUTH_TOKEN"] = config.restate_token
     if node_urls:  # a local cluster: where `kill_leader` finds the partitions' leaders

@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("LANGFUSE_SECRET_KEY"),
         help="secret key (default: LANGFUSE_SECRET_KEY; prefer it: the command line is public)",
     )
+    parser.add_argument(
+        "--prompt-changes",
+        type=Path,
+        default=None,
+        help="a file to append one byte to after every prompt version, label move or deletion "
+        "(whoever made it), so the services know when where labels point has changed",
+    )
     parser.add_argument("--project-name", default="workbench", help="project name (workbench)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     args = parser.parse_args(argv)
@@ -41,7 +48,13 @@ def main(argv: list[str] | None = None) -> None:
             "no keys: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or pass --public-key and "
             "--secret-key) to the key pair clients must send"
         )
-    app = create_app(args.db, args.public_key, args.secret_key, args.project_name)
+    app = create_app(
+        args.db,
+        args.public_key,
+        args.secret_key,
+        args.project_name,
+        prompt_changes=args.prompt_changes,
+    )
     print(
         f"workbench-local langfuse on http://{args.host}:{args.port} (db {args.db}, "
         f"public key {args.public_key})",

@@ -106,10 +106,14 @@ def create_app(
     public_key: str,
     secret_key: str,
     project_name: str = "workbench",
+    *,
+    prompt_changes: Path | None = None,
 ) -> Starlette:
     """The Langfuse-API-compatible app storing into the SQLite file `db_path`, with the
-    read-only viewer for browsers at every path outside /api/."""
+    read-only viewer for browsers at every path outside /api/; `prompt_changes`: a file
+    appended to after every prompt change (`prompts.announce_change`)."""
     db = Database(db_path)
+    db.prompt_changes = prompt_changes
     project = project_for(project_name)
     viewer = create_viewer(db, project.id, project.name, public_key, secret_key)
 

@@ -183,6 +183,8 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.prompt_changes: Path | None = None
+        """A file appended to after every prompt change (`prompts.announce_change`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()

@@ -364,6 +364,14 @@ def list_prompts(db: Database, request: Request) -> dict[str, Any]:
     return {"data": data, "meta": page_meta(page, limit, len(names))}
 
 
+def announce_change(db: Database) -> None:
+    """One byte appended to `db.prompt_changes` after a prompt change is committed: its size
+    and time change, which the services read before reusing where labels pointed."""
+    if db.prompt_changes is not None:
+        with db.prompt_changes.open("ab") as f:
+            f.write(b".")
+
+
 def _rest(request: Request) -> str:
     """The still percent-encoded part of the path after /api/public/v2/prompts/."""
     raw = request.scope.get("raw_path")
@@ -377,7 +385,9 @@ async def prompts_collection(request: Request) -> Response:
     db = request.app.state.db
     if request.method == "POST":
         body = json_object(await read_json(request), "POST /api/public/v2/prompts")
-        return Json(await run_in_threadpool(create, db, body))
+        created = await run_in_threadpool(create, db, body)
+        announce_change(db)
+        return Json(created)
     return Json(await run_in_threadpool(list_prompts, db, request))
 
 
@@ -401,11 +411,14 @@ async def prompt_item(request: Request) -> Response:
         if not 1 <= version <= MAX_INT:
             raise BadRequest(f"Prompt version {version} is out of range (1 to {MAX_INT}).")
         body = json_object(await read_json(request), "PATCH .../versions/{version}")
-        return Json(await run_in_threadpool(set_labels, db, name, version, body))
+        moved = await run_in_threadpool(set_labels, db, name, version, body)
+        announce_change(db)
+        return Json(moved)
     name = unquote(rest)
     version = int_param(request, "version")
     label = str_param(request, "label")
     if request.method == "DELETE":
         await run_in_threadpool(delete, db, name, version, label)
+        announce_change(db)
         return Response(status_code=204)
     return Json(await run_in_threadpool(get, db, name, version, label))

@@ -51,9 +51,10 @@ def running_server(
     *,
     host: str = "127.0.0.1",
     start_timeout_s: float = 10.0,
+    prompt_changes: Path | None = None,
 ) -> Iterator[LocalLangfuse]:
     """Start uvicorn in a daemon thread on a free port; stop it when the block ends."""
-    app = create_app(db_path, public_key, secret_key)
+    app = create_app(db_path, public_key, secret_key, prompt_changes=prompt_changes)
     port = free_port(host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
