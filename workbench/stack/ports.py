@@ -58,24 +58,43 @@ def port_owner(port: int) -> str | None:
 
 
 def foreign_listener(ports: Sequence[int], pid: int | None) -> str | None:
-    """Which of `ports` is listened on by a process other than `pid` (or its children), named
-    like 'port 9080: pid 123 (python)'; None when each port is ours or not listened on. A
-    readiness probe answered there would be another program's answer (two stacks that chose
-    the same free port at once: the later one fails to bind, and the earlier answers for it)."""
+    """Which of `ports` is listened on, but not by `pid` or its children, named like
+    'port 9080: pid 123 (python)'; None when each port is ours or not listened on. A readiness
+    probe answered there would be another program's answer (two stacks that chose the same free
+    port at once: the later one fails to bind, and the earlier answers for it). A listener
+    counts as ours only when one of our pids is seen holding it: one whose pid cannot be told
+    (a process that went away during the scan) is foreign."""
     if not pid:
         return None
-    try:
-        import psutil
+    import psutil
 
+    try:
         ours = {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status != psutil.CONN_LISTEN or not conn.laddr:
-                continue
-            if conn.laddr.port in ports and conn.pid is not None and conn.pid not in ours:
-                return f"port {conn.laddr.port}: pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-    except Exception:  # noqa: BLE001 - a process gone meanwhile, permissions: no verdict
+    except psutil.Error:  # gone: its readiness fails on its own
         return None
+    listeners: dict[int, set[int | None]] = {}
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports:
+                listeners.setdefault(conn.laddr.port, set()).add(conn.pid)
+    except psutil.Error:  # no permission to read the sockets: no verdict
+        return None
+    for port in ports:
+        holders = listeners.get(port)
+        if not holders or holders & ours:
+            continue
+        other = next((p for p in holders if p is not None), None)
+        return f"port {port}: " + (f"pid {other} ({_name(other)})" if other else "another process")
     return None
+
+
+def _name(pid: int) -> str:
+    import psutil
+
+    try:
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return "gone"
 
 
 def allocate_ports(

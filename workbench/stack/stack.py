@@ -571,7 +571,10 @@ class Stack:
                 time.sleep(poll_interval_s)
 
     def _answered_by_other(self, name: str, info: dict[str, Any]) -> str | None:
-        """Another program on one of the ports of process `name` (supervisord's pid `info`)."""
+        """Another program on one of the ports of process `name` (supervisord's pid `info`);
+        while supervisord names no pid, nobody can tell whose the answer was: not yet ready."""
+        if not info.get("pid"):
+            return "supervisord names no pid for it yet"
         return foreign_listener(self._processes[name].listen_ports, info.get("pid"))
 
     def _exited_error(self, name: str, info: dict[str, Any], *, during_start: bool) -> StackError:
