@@ -99,18 +99,17 @@ def _warn_if_unreachable() -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
-UNRECORDED_SPAN_TYPES = frozenset({"task", "turn"})
-"""The agents SDK's span types not sent to Langfuse: a run's *task* span ("Agent workflow") and
-each loop *turn* carry no input, output or usage OpenInference would record (it files them as
-bare CHAIN spans), and every span is parented to the Restate attempt anyway (`RestateTracer`),
-so they would only double the agent and generation spans they wrap: 7 of a claim's 22 spans,
-each paid for in the services, the exporter and Langfuse's ingest."""
+UNRECORDED_SPAN_TYPES = frozenset({"turn"})
+"""The agents SDK's span types not sent to Langfuse: each loop *turn* carries no input, output or
+usage OpenInference would record (a bare CHAIN span) and only wraps the generation inside it;
+every span is parented to the Restate attempt anyway (`RestateTracer`). The run's *task* span
+is kept: it carries the run's workflow name (a served agent's trace is named by it)."""
 
 
 def _one_span_per_agent(inner: Any) -> Any:
     """The agents' processor with one span per agent: without the span of each run's root
     ("Agent workflow", kind AGENT), which would only wrap the agent's own span ("Parser", AGENT)
-    one to one, and without the SDK's task and turn spans (`UNRECORDED_SPAN_TYPES`). Every span
+    one to one, and without the SDK's turn spans (`UNRECORDED_SPAN_TYPES`). Every span
     is parented under the Restate invocation anyway (`RestateTracer`). The tracer below answers a
     non-recording span while the processor starts a run's root."""
     from agents.tracing import TracingProcessor
