@@ -1,0 +1,72 @@
+"""The services' event loop: uvloop by default, the standard one on request, anything else a
+clear error; and a services process on either loop stops gracefully on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.__main__ import EVENT_LOOP_ENV, event_loop
+from workbench.local.langfuse.testing import free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_uvloop_is_the_default_and_asyncio_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(EVENT_LOOP_ENV, raising=False)
+    assert event_loop() == "uvloop"
+    monkeypatch.setenv(EVENT_LOOP_ENV, " AsyncIO ")
+    assert event_loop() == "asyncio"
+
+
+def test_an_unknown_loop_is_named_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EVENT_LOOP_ENV, "trio")
+    with pytest.raises(SystemExit, match=r"WORKBENCH_EVENT_LOOP='trio': use 'asyncio' or 'uvloop'"):
+        event_loop()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(loop: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        EVENT_LOOP_ENV: loop,
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_API_KEY": "x",
+        "LANGFUSE_PUBLIC_KEY": "",
+        "LANGFUSE_SECRET_KEY": "",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services", "--port", str(port)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # Restate's discovery endpoint answers once the app is served
+                response = httpx.get(f"http://127.0.0.1:{port}/discover", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the services did not answer in 60 s"
+                time.sleep(0.2)
+        assert response.status_code in (200, 415)  # answered (415: no protocol header sent)
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        assert ("uvloop" in maps) == (loop == "uvloop")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
