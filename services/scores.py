@@ -209,4 +209,3 @@ async def write_score(
             f"{data[:500].decode(errors='replace')}. {hint}"
         )
     return score_id(claim_id, name)
-
