@@ -276,6 +276,54 @@ def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
     )
 
 
+SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # (part, what it is: shared with the in-process run, durable-only, or tracing, markers)
+    ("the judge's score write", "Langfuse", ("services/scores.py",)),
+    ("fault evidence (SQLite rows)", "durable", ("services/fault_store.py",)),
+    ("span export (encode, post)", "tracing", ("BatchProcessor.worker",)),
+    ("agents' spans (agents SDK tracing, OpenInference)", "tracing",
+     ("(agents/tracing/", "(openinference/")),
+    ("step spans and other tracing", "tracing",
+     ("services/tracing.py", "(opentelemetry/", "(langfuse/")),
+    ("model calls (openai client, HTTP)", "shared", ("(openai/",)),
+    ("agents SDK (runner)", "shared", ("(agents/",)),
+    ("Restate SDK (journal, protocol)", "durable", ("(restate/",)),
+    ("hypercorn and HTTP/2", "durable", ("(hypercorn/", "(h2/", "(hpack/")),
+    ("the workflow's own code", "shared", ("(services/",)),
+)  # fmt: skip
+"""What a services profile's CPU is spent on, each sample counted once, in the first part one of
+its frames matches (so the agents' model calls made under Restate's wrapper count as model
+calls, not as Restate). "shared": also done by the in-process run; "durable": the durable path's
+own; "tracing"/"Langfuse": what tracing adds. The rest is the event loop and the stdlib."""
+
+OTHER_PART = ("event loop, stdlib and the rest", "durable")
+
+
+def services_parts(path: Path) -> list[tuple[str, str, float]]:
+    """(part, kind, share of the CPU samples) of a services profile (`SERVICES_PARTS`)."""
+    data = json.loads(path.read_text())
+    frames = data["shared"]["frames"]
+    labels = [f"{f['name']} ({_short(f.get('file', ''))})" for f in frames]
+    spent: Counter[tuple[str, str]] = Counter()
+    total = 0.0
+    for profile in data["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            if not stack or frames[stack[-1]]["name"] in IDLE_LEAVES:
+                continue
+            total += weight
+            names = [labels[i] for i in stack]
+            for part, kind, markers in SERVICES_PARTS:
+                if any(m in n for n in names for m in markers):
+                    spent[(part, kind)] += weight
+                    break
+            else:
+                spent[OTHER_PART] += weight
+    if not total:
+        return []
+    order = [(p, k) for p, k, _ in SERVICES_PARTS] + [OTHER_PART]
+    return [(p, k, spent[(p, k)] / total) for p, k in order if spent[(p, k)]]
+
+
 def _short(file: str) -> str:
     parts = Path(file).parts
     if "site-packages" in parts:
@@ -316,10 +364,24 @@ def cpu_rows(row: Row, durable: dict[str, float], in_process: dict[str, float]) 
     )
 
 
-def profile_rows(row: Row, out_dir: Path, *, groups: int = 8) -> None:
-    """The biggest CPU shares (innermost frame's package) of each profile, and where it is."""
+def profile_rows(
+    row: Row,
+    out_dir: Path,
+    *,
+    groups: int = 8,
+    services_cpu_per_claim_s: float | None = None,
+) -> None:
+    """The biggest CPU shares (innermost frame's package) of each profile, and where it is; for
+    the services, their CPU per claim by part (`services_parts`) when it was measured."""
     for path in sorted(out_dir.glob("*.speedscope.json")):
         name = path.name.removesuffix(".speedscope.json")
+        if name == "services" and services_cpu_per_claim_s:
+            for part, kind, share in services_parts(path):
+                row(
+                    f"services CPU per claim: {part}",
+                    f"{share * services_cpu_per_claim_s * 1000:.1f} ms",
+                    f"{kind}, {share:.0%} of the samples",
+                )
         summary = summarize(path)
         shares = ", ".join(f"{g} {s:.0%}" for g, s in summary.by_group[:groups])
         threads = ", ".join(f"{t} {s:.0%}" for t, s in summary.by_thread[:3])

@@ -77,3 +77,40 @@ async def test_a_journal_shape_counts_commands_not_their_completions() -> None:
     shape = await journal_shape(FakeSession(), "inv_1")
     assert (shape.runs, shape.sets, shape.sends) == (8, 8, 1)
     assert shape.order.startswith("srsrs") and shape.entries == 17
+
+
+def test_the_services_cpu_is_split_into_parts_each_sample_counted_once(tmp_path) -> None:
+    from workbench.bench_cpu import services_parts
+
+    frames = [
+        {"name": "create_run_coroutine", "file": f"{SITE}/restate/server_context.py"},
+        {"name": "call_llm", "file": f"{SITE}/restate/ext/openai/runner_wrapper.py"},
+        {"name": "AsyncCompletions.create", "file": f"{SITE}/openai/resources/completions.py"},
+        {"name": "BatchProcessor.worker", "file": f"{SITE}/opentelemetry/sdk/_shared.py"},
+        {"name": "_encode_span", "file": f"{SITE}/opentelemetry/exporter/otlp/x.py"},
+        {"name": "write_score", "file": "/work/services/scores.py"},
+        {"name": "SpanImpl.start", "file": f"{SITE}/agents/tracing/spans.py"},
+        {"name": "Handle._run", "file": f"{STDLIB}/asyncio/events.py"},
+        {"name": "EpollSelector.select", "file": f"{STDLIB}/selectors.py"},
+    ]
+    samples = [
+        [0, 1, 2],  # a model call made under Restate's wrapper: a model call
+        [0, 1, 2],
+        [0],  # the Restate SDK itself
+        [3, 4],  # the exporter thread encoding
+        [0, 5],  # the score write inside a ctx.run
+        [7, 6],  # an agents' span started from the loop
+        [7],  # the loop itself
+        [8],  # idle: left out
+    ]
+    profiles = [{"name": "x", "samples": samples, "weights": [0.01] * len(samples)}]
+    path = tmp_path / "services.speedscope.json"
+    path.write_text(json.dumps({"shared": {"frames": frames}, "profiles": profiles}))
+    parts = {part: (kind, share) for part, kind, share in services_parts(path)}
+    assert parts["model calls (openai client, HTTP)"] == ("shared", pytest.approx(2 / 7))
+    assert parts["Restate SDK (journal, protocol)"] == ("durable", pytest.approx(1 / 7))
+    assert parts["span export (encode, post)"] == ("tracing", pytest.approx(1 / 7))
+    assert parts["the judge's score write"] == ("Langfuse", pytest.approx(1 / 7))
+    assert parts["agents' spans (agents SDK tracing, OpenInference)"][1] == pytest.approx(1 / 7)
+    assert parts["event loop, stdlib and the rest"][1] == pytest.approx(1 / 7)
+    assert sum(share for _, share in parts.values()) == pytest.approx(1.0)
