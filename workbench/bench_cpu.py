@@ -287,7 +287,9 @@ SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("services/tracing.py", "(opentelemetry/", "(langfuse/")),
     ("model calls (openai client, HTTP)", "shared", ("(openai/",)),
     ("agents SDK (runner)", "shared", ("(agents/",)),
-    ("Restate SDK (journal, protocol)", "durable", ("(restate/",)),
+    ("step bodies (ledger, reference data, prompts)", "shared",
+     ("services/ledger.py", "services/reference_data.py", "services/prompts.py")),
+    ("Restate SDK (journal, protocol, serde)", "durable", ("(restate/",)),
     ("hypercorn and HTTP/2", "durable", ("(hypercorn/", "(h2/", "(hpack/")),
     ("the workflow's own code", "shared", ("(services/",)),
 )  # fmt: skip

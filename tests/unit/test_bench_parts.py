@@ -108,7 +108,7 @@ def test_the_services_cpu_is_split_into_parts_each_sample_counted_once(tmp_path)
     path.write_text(json.dumps({"shared": {"frames": frames}, "profiles": profiles}))
     parts = {part: (kind, share) for part, kind, share in services_parts(path)}
     assert parts["model calls (openai client, HTTP)"] == ("shared", pytest.approx(2 / 7))
-    assert parts["Restate SDK (journal, protocol)"] == ("durable", pytest.approx(1 / 7))
+    assert parts["Restate SDK (journal, protocol, serde)"] == ("durable", pytest.approx(1 / 7))
     assert parts["span export (encode, post)"] == ("tracing", pytest.approx(1 / 7))
     assert parts["the judge's score write"] == ("Langfuse", pytest.approx(1 / 7))
     assert parts["agents' spans (agents SDK tracing, OpenInference)"][1] == pytest.approx(1 / 7)
