@@ -28,8 +28,31 @@ logging.basicConfig(  # as `python -m services` does for the one process
 )
 
 from .__main__ import freeze_imported_objects  # noqa: E402
-from .app import app  # noqa: E402  (after the parent-death signal: a worker never outlives it)
+from .app import app as _app  # noqa: E402  (after the parent-death signal: never outlives it)
 
 freeze_imported_objects()
+
+_sigterm_passed_on = False
+
+
+async def app(scope: object, receive: object, send: object) -> None:
+    """The services app. At the first request the Restate SDK takes the loop's SIGTERM handler
+    (to tell its invocations of the shutdown), which is how the server stops this worker
+    (granian's parent terminates its workers); a SIGTERM is therefore passed on as SIGINT, which
+    the server still handles, beside the SDK's own hook."""
+    global _sigterm_passed_on
+    if not _sigterm_passed_on:
+        _sigterm_passed_on = True
+        import asyncio
+
+        from restate.server import install_shutdown_hook
+
+        install_shutdown_hook(
+            asyncio.get_running_loop(),
+            lambda: os.kill(os.getpid(), signal.SIGINT),
+            signal.SIGTERM,
+        )
+    await _app(scope, receive, send)  # type: ignore[arg-type]
+
 
 __all__ = ["app"]

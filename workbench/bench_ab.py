@@ -2,8 +2,9 @@
 per claim of each process, at concurrency 32, for stacks that differ only in the services'
 environment (or in tracing), alternated round by round, and prints the medians.
 
-A variant is `name=KEY=VALUE,KEY=VALUE` (environment of the services process), or
-`name=tracing=off` for a stack without Langfuse. Example:
+A variant is `name=KEY=VALUE,KEY=VALUE` (environment of the services process), with two
+special keys: `tracing=off` for a stack without Langfuse, `services_command=ARGV` (spaces
+between arguments, `{host}` and `{port}` filled in) for another way to serve the services. Example:
 
     python -m workbench.bench_ab base= uvloop=WORKBENCH_EVENT_LOOP=uvloop --rounds 3
 
@@ -36,6 +37,7 @@ class Variant:
     name: str
     env: dict[str, str]
     tracing: bool = True
+    services_command: list[str] | None = None
     rates: list[float] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)
 
@@ -47,16 +49,18 @@ class Variant:
                 f"a variant is name=KEY=VALUE,KEY=VALUE (or name= for the default), got {text!r}"
             )
         env: dict[str, str] = {}
-        tracing = True
+        tracing, command = True, None
         for item in filter(None, rest.split(",")):
             key, sep, value = item.partition("=")
             if not sep:
                 raise argparse.ArgumentTypeError(f"{item!r} in variant {name!r} is not KEY=VALUE")
             if key == "tracing":
                 tracing = value.lower() not in {"off", "0", "false", "no"}
+            elif key == "services_command":  # an argv template with {host} and {port}
+                command = value.split()
             else:
                 env[key] = value
-        return cls(name, env, tracing)
+        return cls(name, env, tracing, command)
 
 
 async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list[str]) -> None:
@@ -69,6 +73,7 @@ async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list
         persistent=False,
         tracing=variant.tracing,
         env={"services": variant.env},
+        **({"services_command": variant.services_command} if variant.services_command else {}),
         **_own_ports(),
     )
     session = Session.of_stack(stack)

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from services.__main__ import EVENT_LOOP_ENV, event_loop
+from services.__main__ import EVENT_LOOP_ENV, SERVER_ENV, event_loop, server
 from workbench.local.langfuse.testing import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -26,18 +27,32 @@ def test_uvloop_is_the_default_and_asyncio_can_be_chosen(monkeypatch: pytest.Mon
     assert event_loop() == "asyncio"
 
 
+def test_hypercorn_is_the_default_server_and_an_unknown_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    assert server() == "hypercorn"
+    monkeypatch.setenv(SERVER_ENV, "uvicorn")
+    with pytest.raises(SystemExit, match=r"'uvicorn': use 'hypercorn' or 'granian'"):
+        server()
+
+
 def test_an_unknown_loop_is_named_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(EVENT_LOOP_ENV, "trio")
     with pytest.raises(SystemExit, match=r"WORKBENCH_EVENT_LOOP='trio': use 'asyncio' or 'uvloop'"):
         event_loop()
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(loop: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "loop"),
+    [("hypercorn", "uvloop"), ("hypercorn", "asyncio"), ("granian", "uvloop")],
+)
+def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(server: str, loop: str) -> None:
     port = free_port()
     env = {
         **os.environ,
         EVENT_LOOP_ENV: loop,
+        SERVER_ENV: server,
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "OPENAI_API_KEY": "x",
         "LANGFUSE_PUBLIC_KEY": "",
@@ -62,8 +77,11 @@ def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(loop: str) ->
                 assert time.monotonic() < deadline, "the services did not answer in 60 s"
                 time.sleep(0.2)
         assert response.status_code in (200, 415)  # answered (415: no protocol header sent)
-        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        serving = psutil.Process(process.pid)
+        pids = [serving.pid] + [c.pid for c in serving.children(recursive=True)]
+        maps = "".join(Path(f"/proc/{pid}/maps").read_text() for pid in pids)
         assert ("uvloop" in maps) == (loop == "uvloop")
+        assert ("granian" in maps) == (server == "granian")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
