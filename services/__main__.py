@@ -107,10 +107,7 @@ def server() -> str:
     medians of 3 alternated rounds of 96 claims at c=32): granian took 16.6 ms of CPU off a
     claim's 167 (services -9.5, restate-server -6.3) and lifted throughput from 8.3 to 9.2
     claims/s. Not the default yet: the fault suite (crashes, kills, workers) runs on hypercorn."""
-    value = os.environ.get(SERVER_ENV, "hypercorn").strip().lower() or "hypercorn"
-    if value not in {"hypercorn", "granian"}:
-        raise SystemExit(f"{SERVER_ENV}={value!r}: use 'hypercorn' or 'granian'")
-    return value
+    return _chosen(SERVER_ENV, ("hypercorn", "granian"))
 
 
 def serve_with_granian(host: str, port: int, workers: int) -> None:
@@ -142,9 +139,14 @@ def event_loop() -> str:
     """The event loop the services run on: uvloop unless WORKBENCH_EVENT_LOOP=asyncio (the
     standard one). Measured (`python -m workbench.bench_ab`, medians of 3 alternated rounds of 96
     claims at c=32): uvloop took 1-4 ms of CPU off a claim's ~160 ms, always in its favour."""
-    value = os.environ.get(EVENT_LOOP_ENV, "uvloop").strip().lower() or "uvloop"
-    if value not in {"asyncio", "uvloop"}:
-        raise SystemExit(f"{EVENT_LOOP_ENV}={value!r}: use 'asyncio' or 'uvloop'")
+    return _chosen(EVENT_LOOP_ENV, ("uvloop", "asyncio"))
+
+
+def _chosen(env: str, choices: tuple[str, ...]) -> str:
+    """The value of `env` among `choices` (the first when unset), or an error naming them."""
+    value = os.environ.get(env, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise SystemExit(f"{env}={value!r}: use " + " or ".join(map(repr, choices)))
     return value
 
 

@@ -39,7 +39,7 @@ def test_hypercorn_is_the_default_server_and_an_unknown_one_is_named(
 
 def test_an_unknown_loop_is_named_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(EVENT_LOOP_ENV, "trio")
-    with pytest.raises(SystemExit, match=r"WORKBENCH_EVENT_LOOP='trio': use 'asyncio' or 'uvloop'"):
+    with pytest.raises(SystemExit, match=r"WORKBENCH_EVENT_LOOP='trio': use 'uvloop' or 'asyncio'"):
         event_loop()
 
 
