@@ -6,7 +6,7 @@ A variant is `name=KEY=VALUE,KEY=VALUE` (environment of the services process), w
 special keys: `tracing=off` for a stack without Langfuse, `services_command=ARGV` (spaces
 between arguments, `{host}` and `{port}` filled in) for another way to serve the services. Example:
 
-    python -m workbench.bench_ab base= uvloop=WORKBENCH_EVENT_LOOP=uvloop --rounds 3
+    python -m workbench.bench_ab asyncio=WORKBENCH_EVENT_LOOP=asyncio uvloop= --rounds 3
 
 Why rounds: on this machine one run differs from the next by about 10% (other work, CPU
 frequency); a difference smaller than that is only seen when the variants take turns and the
