@@ -55,7 +55,14 @@ import psutil
 from services import names
 
 from . import samples
-from .bench_cpu import CpuMeter, Profiler, cpu_rows, profile_rows, set_model_latency
+from .bench_cpu import (
+    CpuMeter,
+    Profiler,
+    cpu_rows,
+    native_thread_cpu_s,
+    profile_rows,
+    set_model_latency,
+)
 from .bench_floor import journal_shape, measure_floor
 from .session import Session
 
@@ -364,15 +371,23 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 out = home / "profiles"
                 print(f"profiling one throughput run (c=32) into {out} ...", file=sys.stderr)
                 profiled = CpuMeter.of_stack(stack)
+                services_pid = profiled.pids["services"]
+                native = -native_thread_cpu_s(services_pid)
                 with Profiler(stack, out), profiled.measuring():
                     await _throughput(durable, total, 32, durable_judges_done)
+                native += native_thread_cpu_s(services_pid)
                 services_cpu = profiled.per_unit(total).get("services")
                 row(
                     "CPU per claim, services, profiled run",
                     f"{(services_cpu or 0) * 1000:.1f} ms",
                     "py-spy's sampling costs the services a little",
                 )
-                profile_rows(row, out, services_cpu_per_claim_s=services_cpu)
+                profile_rows(
+                    row,
+                    out,
+                    services_cpu_per_claim_s=services_cpu,
+                    services_native_per_claim_s=max(native, 0.0) / total,
+                )
         row("stack peak memory (RSS, all processes)", f"{memory.peak_bytes / 2**20:.0f} MiB")
     finally:
         session.stop()

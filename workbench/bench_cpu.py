@@ -53,6 +53,34 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
+NATIVE_THREAD_PREFIXES = ("tokio",)
+"""Threads with no Python in them, by name: granian's Rust runtime (its HTTP/2 server). py-spy
+samples Python threads only, so their CPU is measured apart (`native_thread_cpu_s`)."""
+
+
+def native_thread_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the native threads (`NATIVE_THREAD_PREFIXES`) of a process
+    and its live children (0 when it is gone)."""
+    total = 0.0
+    try:
+        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for process in processes:
+        try:
+            threads = process.threads()
+        except psutil.Error:
+            continue
+        for thread in threads:
+            try:
+                name = Path(f"/proc/{process.pid}/task/{thread.id}/comm").read_text()
+            except OSError:  # the thread ended since
+                continue
+            if name.strip().startswith(NATIVE_THREAD_PREFIXES):
+                total += thread.user_time + thread.system_time
+    return total
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds spent by named processes over the `measuring()` blocks (summed)."""
@@ -162,6 +190,7 @@ class Profiler:
 PACKAGE_GROUPS = (
     ("restate", "restate SDK (protocol, journal)"),
     ("hypercorn", "hypercorn (HTTP/2 server)"),
+    ("granian", "granian (HTTP/2 server, Python side)"),
     ("h2", "h2 / hpack (HTTP/2 framing)"),
     ("hpack", "h2 / hpack (HTTP/2 framing)"),
     ("hyperframe", "h2 / hpack (HTTP/2 framing)"),
@@ -290,7 +319,8 @@ SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("step bodies (ledger, reference data, prompts)", "shared",
      ("services/ledger.py", "services/reference_data.py", "services/prompts.py")),
     ("Restate SDK (journal, protocol, serde)", "durable", ("(restate/",)),
-    ("hypercorn and HTTP/2", "durable", ("(hypercorn/", "(h2/", "(hpack/")),
+    ("HTTP/2 server (Python side: granian's ASGI glue, or hypercorn and h2)", "durable",
+     ("(granian/", "(hypercorn/", "(h2/", "(hpack/")),
     ("the workflow's own code", "shared", ("(services/",)),
 )  # fmt: skip
 """What a services profile's CPU is spent on, each sample counted once, in the first part one of
@@ -372,17 +402,27 @@ def profile_rows(
     *,
     groups: int = 8,
     services_cpu_per_claim_s: float | None = None,
+    services_native_per_claim_s: float = 0.0,
 ) -> None:
     """The biggest CPU shares (innermost frame's package) of each profile, and where it is; for
-    the services, their CPU per claim by part (`services_parts`) when it was measured."""
+    the services, their CPU per claim by part (`services_parts`) when it was measured: the
+    native threads' CPU (granian's server, measured apart: py-spy cannot see it) as a part of
+    its own, the Python threads' CPU split by the profile's samples."""
     for path in sorted(out_dir.glob("*.speedscope.json")):
         name = path.name.removesuffix(".speedscope.json")
         if name == "services" and services_cpu_per_claim_s:
+            python_s = services_cpu_per_claim_s - services_native_per_claim_s
+            if services_native_per_claim_s:
+                row(
+                    "services CPU per claim: granian's Rust threads (HTTP/2 server)",
+                    f"{services_native_per_claim_s * 1000:.1f} ms",
+                    "durable, measured per thread (py-spy does not sample them)",
+                )
             for part, kind, share in services_parts(path):
                 row(
                     f"services CPU per claim: {part}",
-                    f"{share * services_cpu_per_claim_s * 1000:.1f} ms",
-                    f"{kind}, {share:.0%} of the samples",
+                    f"{share * python_s * 1000:.1f} ms",
+                    f"{kind}, {share:.0%} of the Python samples",
                 )
         summary = summarize(path)
         shares = ", ".join(f"{g} {s:.0%}" for g, s in summary.by_group[:groups])

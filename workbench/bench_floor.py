@@ -3,16 +3,16 @@
 `journal_shape(session, claim_id)` counts a finished claim's journal commands (`ctx.run` steps,
 SetState, one-way sends); `BareFloor` serves a workflow (`BenchFloor`) that journals exactly
 that many empty `ctx.run` steps, SetStates and one-way sends (to a handler that does nothing),
-in the same interleaving, from its own hypercorn process registered with the stack's Restate
-server. What it costs per invocation is what Restate (the server, the SDK's protocol, HTTP/2)
-costs for a claim's journal with none of the claim's own work: the floor a durable claim's
-overhead over the in-process run is measured against.
+in the same interleaving, from its own process (served as the services are) registered with the
+stack's Restate server. What it costs per invocation is what Restate (the server, the SDK's
+protocol, HTTP/2) costs for a claim's journal with none of the claim's own work: the floor a
+durable claim's overhead over the in-process run is measured against.
 
     shape = await journal_shape(session, claim.id)        # JournalShape(runs=9, sets=3, sends=1)
     async with BareFloor(session, shape) as floor:
         await floor.invoke()                              # one bare invocation, waited for
 
-Served as `python -m workbench.bench_floor --port P` (the same hypercorn settings as the
+Served as `python -m workbench.bench_floor --port P` (the same server and settings as the
 services)."""
 
 from __future__ import annotations
@@ -100,10 +100,25 @@ def _app() -> Any:
 
 
 def serve(host: str, port: int) -> None:
-    """Serve the bare app as the services are served (their hypercorn settings and stop)."""
-    from services.__main__ import hypercorn_config, serve_until_signalled
+    """Serve the bare app as the services are served: the same server (granian by default, with
+    one worker process; WORKBENCH_SERVICES_SERVER=hypercorn in this process), settings, event
+    loop and stop, so the floor and the claims differ only in what their handlers do."""
+    from services.serving import serve_with_granian, serve_with_hypercorn, server
 
-    serve_until_signalled(_app(), hypercorn_config(host, port))
+    if server() == "granian":
+        serve_with_granian("workbench.bench_floor:worker_app", host, port, factory=True)
+    else:
+        serve_with_hypercorn(_app, host, port)
+
+
+def worker_app() -> Any:
+    """The bare app in a granian worker process: tied to its parent, SIGTERM passed on."""
+    from services.serving import die_with_parent, freeze_imported_objects, passing_sigterm_on
+
+    die_with_parent()
+    app = _app()
+    freeze_imported_objects()
+    return passing_sigterm_on(app)
 
 
 # -- the benchmark's side -------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""The services as several hypercorn worker processes behind one deployment
+"""The services as several worker processes behind one deployment
 (`services_workers=2`): claims are served, a crash fault inside a step takes the whole
 deployment down and supervisord brings it back (the claim finishes, paid once), a kill of the
 parent leaves no worker serving its port, and the sweep refuses waves it could not hold."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +22,13 @@ from ..protocol import SHELL_SETTINGS, wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+@pytest.fixture(params=["granian", "hypercorn"])
+def session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Session]:
     for name in (*SHELL_SETTINGS, "WORKBENCH_SERVICES_WORKERS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_SERVICES_SERVER", request.param)  # the services inherit it
     names = [f"{name}_port" for name in DEFAULT_PORTS]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     stack = wb.stack.start(
@@ -37,11 +41,12 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    """The worker processes under the services' parent (not multiprocessing's tracker)."""
+    """The worker processes under the services' parent (granian forks them; hypercorn spawns
+    them), not multiprocessing's resource tracker."""
     return [
         p
         for p in psutil.Process(pid).children(recursive=True)
-        if "services.worker" in " ".join(p.cmdline()) or "spawn_main" in " ".join(p.cmdline())
+        if "resource_tracker" not in " ".join(p.cmdline())
     ]
 
 
@@ -49,6 +54,9 @@ def test_two_workers_serve_crash_and_come_back_together(session: Session) -> Non
     stack = session.stack
     assert stack is not None
     assert stack.process("services").command[-2:] == ["--workers", "2"]
+    server = os.environ["WORKBENCH_SERVICES_SERVER"]
+    maps = Path(f"/proc/{stack.pid('services')}/maps").read_text()
+    assert ("granian" in maps) == (server == "granian")  # hypercorn is Python: no library
     paid = wb.samples.pick(status="paid")
     parent = stack.pid("services")
     assert parent is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.bench_cpu import CpuMeter, summarize
+from workbench.bench_cpu import CpuMeter, native_thread_cpu_s, summarize
 from workbench.bench_floor import journal_shape
 
 SITE = "/venv/lib/python3.11/site-packages"
@@ -26,6 +26,44 @@ def test_cpu_meter_counts_what_a_process_spent_per_unit() -> None:
     per = meter.per_unit(4)
     assert per["me"] == pytest.approx(0.05, rel=0.5)
     assert per["total"] == per["me"]
+
+
+def test_native_threads_cpu_is_read_by_thread_name() -> None:
+    """granian's Rust threads ("tokio-...") are measured apart: py-spy cannot sample them."""
+    import ctypes
+    import threading
+
+    import psutil
+
+    stop = threading.Event()
+    ids: dict[bytes | None, int] = {}
+
+    def burn(name: bytes | None) -> None:
+        if name:
+            ctypes.CDLL(None).prctl(15, name)  # PR_SET_NAME: this thread's name in /proc
+        ids[name] = threading.get_native_id()
+        while not stop.is_set():
+            sum(range(1000))
+
+    def spent() -> dict[int, float]:
+        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+    burners = [threading.Thread(target=burn, args=(n,)) for n in (b"tokio-rt-worker", None)]
+    for burner in burners:
+        burner.start()
+    try:
+        time.sleep(0.5)
+        before = spent()
+        native = native_thread_cpu_s(os.getpid())
+        after = spent()
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+    named, unnamed = ids[b"tokio-rt-worker"], ids[None]
+    assert before[unnamed] > 0.05, "the unnamed thread burned CPU too (it must not be counted)"
+    assert before[named] > 0.05
+    assert before[named] <= native <= after[named]
 
 
 def test_a_profile_is_summarized_by_package_and_thread_without_idle_waits(tmp_path) -> None:

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from services.__main__ import EVENT_LOOP_ENV, SERVER_ENV, event_loop, server
+from services.serving import EVENT_LOOP_ENV, SERVER_ENV, event_loop, server
 from workbench.local.langfuse.testing import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -27,13 +27,15 @@ def test_uvloop_is_the_default_and_asyncio_can_be_chosen(monkeypatch: pytest.Mon
     assert event_loop() == "asyncio"
 
 
-def test_hypercorn_is_the_default_server_and_an_unknown_one_is_named(
+def test_granian_is_the_default_server_and_an_unknown_one_is_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(SERVER_ENV, raising=False)
+    assert server() == "granian"
+    monkeypatch.setenv(SERVER_ENV, " Hypercorn")
     assert server() == "hypercorn"
     monkeypatch.setenv(SERVER_ENV, "uvicorn")
-    with pytest.raises(SystemExit, match=r"'uvicorn': use 'hypercorn' or 'granian'"):
+    with pytest.raises(SystemExit, match=r"'uvicorn': use 'granian' or 'hypercorn'"):
         server()
 
 
@@ -45,7 +47,7 @@ def test_an_unknown_loop_is_named_with_the_choices(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     ("server", "loop"),
-    [("hypercorn", "uvloop"), ("hypercorn", "asyncio"), ("granian", "uvloop")],
+    [(s, loop) for s in ("granian", "hypercorn") for loop in ("uvloop", "asyncio")],
 )
 def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(server: str, loop: str) -> None:
     port = free_port()
@@ -80,7 +82,8 @@ def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(server: str, 
         serving = psutil.Process(process.pid)
         pids = [serving.pid] + [c.pid for c in serving.children(recursive=True)]
         maps = "".join(Path(f"/proc/{pid}/maps").read_text() for pid in pids)
-        assert ("uvloop" in maps) == (loop == "uvloop")
+        if server == "hypercorn":  # granian imports uvloop whichever loop it runs: see below
+            assert ("uvloop" in maps) == (loop == "uvloop")
         assert ("granian" in maps) == (server == "granian")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
@@ -88,3 +91,30 @@ def test_the_services_serve_on_the_chosen_loop_and_stop_on_sigterm(server: str, 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_granian_is_given_the_chosen_loop_and_a_bind_error_is_one_line(
+    loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import granian
+    from granian.constants import Loops
+
+    from services.serving import serve_with_granian
+
+    given: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, target: str, **settings: object) -> None:
+            given.update(settings, target=target)
+
+        def serve(self) -> None:
+            raise RuntimeError("Address already in use (os error 98)\n\nStack backtrace:\n  0: ...")
+
+    monkeypatch.setattr(granian, "Granian", Recorder)
+    monkeypatch.setenv(EVENT_LOOP_ENV, loop)
+    with pytest.raises(SystemExit) as stopped:
+        serve_with_granian("services.worker:app", "127.0.0.1", 9, 2)
+    assert str(stopped.value) == "cannot serve on 127.0.0.1:9: Address already in use (os error 98)"
+    assert given["loop"] == (Loops.uvloop if loop == "uvloop" else Loops.asyncio)
+    assert given["target"] == "services.worker:app" and given["workers"] == 2

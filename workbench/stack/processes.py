@@ -349,8 +349,9 @@ class RestateProcess(ManagedProcess):
 
 
 class ServicesProcess(ManagedProcess):
-    """The services deployment (hypercorn + restate-sdk app). Ready as soon as it answers HTTP
-    at all (the SDK answers GET /health); then registered with the Restate admin API.
+    """The services deployment (the restate-sdk app, served by granian or hypercorn). Ready as
+    soon as it answers HTTP at all (the SDK answers GET /health); then registered with the
+    Restate admin API.
 
     `deployment_id` is the Restate deployment this process serves. When it is set and Restate
     knows it, the process moves that deployment to its address (`PATCH /deployments/{id}`)
@@ -366,7 +367,7 @@ class ServicesProcess(ManagedProcess):
     claims. `older_deployments` (id -> revision) are the deployments it serves that way."""
 
     kind = "services"
-    role = "the claim workflow and judge services (hypercorn)"
+    role = "the claim workflow and judge services"
     priority = 300
 
     def __init__(
