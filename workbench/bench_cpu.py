@@ -305,6 +305,11 @@ def summarize(path: Path, *, top: int = 12) -> ProfileSummary:
     )
 
 
+HTTP_SERVER_PART = "HTTP/2 server (granian's Python-facing threads, or hypercorn and h2)"
+"""granian's threads that hold a Python thread state show in py-spy's samples with no Python
+frame at all (Rust code building ASGI messages, waking the loop): they count here, with the
+ASGI glue in granian's Python package and, under hypercorn, hypercorn and h2."""
+
 SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (part, what it is: shared with the in-process run, durable-only, or tracing, markers)
     ("the judge's score write", "Langfuse", ("services/scores.py",)),
@@ -319,8 +324,7 @@ SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("step bodies (ledger, reference data, prompts)", "shared",
      ("services/ledger.py", "services/reference_data.py", "services/prompts.py")),
     ("Restate SDK (journal, protocol, serde)", "durable", ("(restate/",)),
-    ("HTTP/2 server (Python side: granian's ASGI glue, or hypercorn and h2)", "durable",
-     ("(granian/", "(hypercorn/", "(h2/", "(hpack/")),
+    (HTTP_SERVER_PART, "durable", ("(granian/", "(hypercorn/", "(h2/", "(hpack/")),
     ("the workflow's own code", "shared", ("(services/",)),
 )  # fmt: skip
 """What a services profile's CPU is spent on, each sample counted once, in the first part one of
@@ -344,6 +348,9 @@ def services_parts(path: Path) -> list[tuple[str, str, float]]:
                 continue
             total += weight
             names = [labels[i] for i in stack]
+            if all(not frames[i].get("file") for i in stack):  # no Python frame: granian's Rust
+                spent[(HTTP_SERVER_PART, "durable")] += weight
+                continue
             for part, kind, markers in SERVICES_PARTS:
                 if any(m in n for n in names for m in markers):
                     spent[(part, kind)] += weight

@@ -4,6 +4,7 @@ batched OTLP export, and what tracing adds to a claim's latency."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def _free_port() -> int:
 def _embedded_langfuse() -> Iterator[tuple[str, psutil.Process]]:
     """The embedded Langfuse as its own process on a free port: (base URL, its process)."""
     port = _free_port()
-    db = Path(tempfile.mkdtemp(prefix="bench-langfuse-")) / "langfuse.sqlite3"
+    folder = Path(tempfile.mkdtemp(prefix="bench-langfuse-"))
+    db = folder / "langfuse.sqlite3"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -69,6 +71,7 @@ def _embedded_langfuse() -> Iterator[tuple[str, psutil.Process]]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)  # its 13 MB of spans: nothing reads them after
 
 
 def _make_spans(tracer: Any, n_spans: int) -> None:
