@@ -39,14 +39,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,20 @@ from .bench_floor import journal_shape, measure_floor
 from .session import Session
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def scratch_home(prefix: str) -> Iterator[Path]:
+    """A temporary home for a benchmark stack whose files nobody reads afterwards: removed when
+    the block ends well (10-15 MB each: Restate's data, Langfuse's spans, the logs), kept for
+    its logs when the block fails."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield home
+    except BaseException:
+        print(f"the stack's home, kept for its logs: {home}", file=sys.stderr)
+        raise
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _own_ports() -> dict[str, int]:
@@ -393,28 +408,30 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         session.stop()
 
     print("latency with tracing off (a second stack, no Langfuse) ...", file=sys.stderr)
-    quiet = stack_module.start(
-        home=Path(tempfile.mkdtemp(prefix="workbench-bench-notrace-")),
-        persistent=False,
-        tracing=False,
-        **_own_ports(),
-        llm_latency_ms=args.llm_latency_ms,
-    )
-    quiet_session = Session.of_stack(quiet)
-    submit_to[0] = quiet_session  # what durable() submits to from now on
-    try:
-        for warm in range(3):
-            await durable(warm)
-        off = [await _timed(lambda i=i: durable(i)) for i in range(args.latency_claims)]
-        quiet_cpu = CpuMeter.of_stack(quiet)
-        with quiet_cpu.measuring():
-            total = max(args.throughput_claims, 64)
-            td_off = await _throughput(durable, total, 32, durable_judges_done_on(quiet_session))
-        cpu_off = quiet_cpu.per_unit(total)
-        set_model_latency(quiet.llm_url, slow)
-        td_off_slow = await _throughput(durable, total, 32, durable_judges_done_on(quiet_session))
-    finally:
-        quiet_session.stop()
+    with scratch_home("workbench-bench-notrace-") as quiet_home:
+        quiet = stack_module.start(
+            home=quiet_home,
+            persistent=False,
+            tracing=False,
+            **_own_ports(),
+            llm_latency_ms=args.llm_latency_ms,
+        )
+        quiet_session = Session.of_stack(quiet)
+        submit_to[0] = quiet_session  # what durable() submits to from now on
+        try:
+            for warm in range(3):
+                await durable(warm)
+            off = [await _timed(lambda i=i: durable(i)) for i in range(args.latency_claims)]
+            quiet_cpu = CpuMeter.of_stack(quiet)
+            quiet_done = durable_judges_done_on(quiet_session)
+            with quiet_cpu.measuring():
+                total = max(args.throughput_claims, 64)
+                td_off = await _throughput(durable, total, 32, quiet_done)
+            cpu_off = quiet_cpu.per_unit(total)
+            set_model_latency(quiet.llm_url, slow)
+            td_off_slow = await _throughput(durable, total, 32, quiet_done)
+        finally:
+            quiet_session.stop()
     off50 = _percentile(off, 0.5)
     row("claim latency p50, durable, tracing off", f"{off50 * 1000:.0f} ms")
     row("tracing overhead at p50 (on / off)", f"{d50 / off50:.2f}", "target <= 1.10")
@@ -451,25 +468,26 @@ async def _bench(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
     if args.workers > 1:
         print(f"throughput with {args.workers} services workers ...", file=sys.stderr)
-        wide = stack_module.start(
-            home=Path(tempfile.mkdtemp(prefix="workbench-bench-workers-")),
-            persistent=False,
-            services_workers=args.workers,
-            **_own_ports(),
-            llm_latency_ms=args.llm_latency_ms,
-        )
-        wide_session = Session.of_stack(wide)
-        submit_to[0] = wide_session
-        try:
-            with MemorySampler(wide.supervisor_pid, interval_s=0.5) as wide_memory:
-                for warm in range(3):
-                    await durable(warm)
-                total = max(args.throughput_claims, 64)
-                td_wide = await _throughput(
-                    durable, total, 32, durable_judges_done_on(wide_session)
-                )
-        finally:
-            wide_session.stop()
+        with scratch_home("workbench-bench-workers-") as wide_home:
+            wide = stack_module.start(
+                home=wide_home,
+                persistent=False,
+                services_workers=args.workers,
+                **_own_ports(),
+                llm_latency_ms=args.llm_latency_ms,
+            )
+            wide_session = Session.of_stack(wide)
+            submit_to[0] = wide_session
+            try:
+                with MemorySampler(wide.supervisor_pid, interval_s=0.5) as wide_memory:
+                    for warm in range(3):
+                        await durable(warm)
+                    total = max(args.throughput_claims, 64)
+                    td_wide = await _throughput(
+                        durable, total, 32, durable_judges_done_on(wide_session)
+                    )
+            finally:
+                wide_session.stop()
         row(f"throughput c=32, durable, {args.workers} services workers", f"{td_wide:.1f} claims/s")
         row(
             f"throughput ratio c=32, {args.workers} services workers / in-process",

@@ -20,14 +20,19 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from services import names
 
-from .bench import _approvable_documents, _own_ports, _throughput, durable_judges_done_on
+from .bench import (
+    _approvable_documents,
+    _own_ports,
+    _throughput,
+    durable_judges_done_on,
+    scratch_home,
+)
 from .bench_cpu import CpuMeter
 from .session import Session
 
@@ -64,37 +69,43 @@ class Variant:
 
 
 async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list[str]) -> None:
-    from services.models import ClaimOutcome, ClaimRequest
-
     from . import stack as stack_module
 
-    stack = stack_module.start(
-        home=Path(tempfile.mkdtemp(prefix=f"workbench-ab-{variant.name}-")),
-        persistent=False,
-        tracing=variant.tracing,
-        env={"services": variant.env},
-        **({"services_command": variant.services_command} if variant.services_command else {}),
-        **_own_ports(),
-    )
-    session = Session.of_stack(stack)
-    try:
+    with scratch_home(f"workbench-ab-{variant.name}-") as home:
+        stack = stack_module.start(
+            home=home,
+            persistent=False,
+            tracing=variant.tracing,
+            env={"services": variant.env},
+            **({"services_command": variant.services_command} if variant.services_command else {}),
+            **_own_ports(),
+        )
+        session = Session.of_stack(stack)
+        try:
+            await _measure(session, stack, variant, claims, concurrency, docs)
+        finally:
+            session.stop()
 
-        async def durable(i: int) -> None:
-            body = ClaimRequest(document=docs[i % len(docs)]).model_dump_json()
-            claim_id = f"ab-{time.perf_counter_ns()}-{i}"
-            response = await session.restate.run_workflow(names.WORKFLOW, claim_id, body)
-            assert response.status_code == 200, response.text
-            assert ClaimOutcome.model_validate_json(response.content).status == "paid"
 
-        done = durable_judges_done_on(session)
-        await _throughput(durable, 4, 4, done)  # warm: imports, connections, prompt caches
-        meter = CpuMeter.of_stack(stack)
-        with meter.measuring():
-            rate = await _throughput(durable, claims, concurrency, done)
-        variant.rates.append(rate)
-        variant.cpu.append(meter.per_unit(claims))
-    finally:
-        session.stop()
+async def _measure(
+    session: Session, stack: Any, variant: Variant, claims: int, concurrency: int, docs: list[str]
+) -> None:
+    from services.models import ClaimOutcome, ClaimRequest
+
+    async def durable(i: int) -> None:
+        body = ClaimRequest(document=docs[i % len(docs)]).model_dump_json()
+        claim_id = f"ab-{time.perf_counter_ns()}-{i}"
+        response = await session.restate.run_workflow(names.WORKFLOW, claim_id, body)
+        assert response.status_code == 200, response.text
+        assert ClaimOutcome.model_validate_json(response.content).status == "paid"
+
+    done = durable_judges_done_on(session)
+    await _throughput(durable, 4, 4, done)  # warm: imports, connections, prompt caches
+    meter = CpuMeter.of_stack(stack)
+    with meter.measuring():
+        rate = await _throughput(durable, claims, concurrency, done)
+    variant.rates.append(rate)
+    variant.cpu.append(meter.per_unit(claims))
 
 
 def _median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -154,3 +154,22 @@ def test_the_services_cpu_is_split_into_parts_each_sample_counted_once(tmp_path)
     assert parts["agents' spans (agents SDK tracing, OpenInference)"][1] == pytest.approx(1 / 7)
     assert parts["event loop, stdlib and the rest"][1] == pytest.approx(1 / 7)
     assert sum(share for _, share in parts.values()) == pytest.approx(1.0)
+
+
+def test_a_scratch_home_goes_when_its_block_ends_well_and_stays_when_it_fails() -> None:
+    from workbench.bench import scratch_home
+
+    with scratch_home("workbench-test-scratch-") as home:
+        (home / "restate").mkdir()
+        (home / "restate" / "data").write_bytes(b"x" * 1024)
+    assert not home.exists()
+    with pytest.raises(RuntimeError, match="the stack failed"):
+        with scratch_home("workbench-test-scratch-") as kept:
+            (kept / "services.log").write_text("why it failed")
+            raise RuntimeError("the stack failed")
+    try:
+        assert (kept / "services.log").read_text() == "why it failed"  # kept for its logs
+    finally:
+        import shutil
+
+        shutil.rmtree(kept)
