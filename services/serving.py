@@ -71,6 +71,11 @@ def serve_with_granian(
             http2_settings=HTTP2Settings(max_concurrent_streams=1000),
             log_level=LogLevels.warning,
             factory=factory,
+            # How long a stop waits for each worker before killing it. Without it, granian waits
+            # forever: after one of two workers crashed, the other kept serving Restate's open
+            # HTTP/2 connection, the parent never exited, and supervisord never restarted the
+            # deployment (found by test_workers). 2 s, as hypercorn's graceful_timeout.
+            workers_kill_timeout=2,
         ).serve()
     except RuntimeError as exc:  # granian's bind errors carry a Rust backtrace: keep the cause
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

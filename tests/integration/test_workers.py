@@ -68,7 +68,14 @@ def test_two_workers_serve_crash_and_come_back_together(session: Session) -> Non
 
     crashed = session.claims.submit(paid[1], faults=[wb.Fault("convert to EUR", "crash")])
     assert crashed.status == "paid"
-    assert stack.pid("services") != parent, "the deployment was restarted as a whole"
+    # the crashed worker's parent stops the other worker (a claim may finish on it meanwhile)
+    # and exits; supervisord restarts the whole deployment. Without a bound on that stop, the
+    # other worker kept Restate's connection open and the parent never exited.
+    wait_for(
+        "the deployment to be restarted as a whole",
+        lambda: stack.pid("services") not in (None, parent),
+        timeout_s=30,
+    )
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     assert len(session.ledger_store.payments([crashed.id])) == 1
 
