@@ -21,9 +21,9 @@ EVENT_LOOP_ENV = "WORKBENCH_EVENT_LOOP"
 def server() -> str:
     """The HTTP/2 server the services run in: granian (Rust, the default), or hypercorn (pure
     Python) with WORKBENCH_SERVICES_SERVER=hypercorn. Measured (`python -m workbench.bench_ab`,
-    medians of 3 alternated rounds of 96 claims at c=32): granian took 16.6 ms of CPU off a
-    claim's 167 (services -9.5, restate-server -6.3) and lifted throughput from 8.3 to 9.2
-    claims/s."""
+    four A/Bs of 3-5 alternated rounds of 96 claims at c=32): granian's CPU per claim, all
+    processes, -16.6, -9.4, -9.7 and +7.2 ms (median -9.6 of about 190), the services' own about
+    -10 ms in three; throughput equal or higher in all four (README, Benchmark)."""
     return _chosen(SERVER_ENV, ("granian", "hypercorn"))
 
 
