@@ -94,6 +94,15 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def worker_app(build: Callable[[], Any]) -> Any:
+    """The app `build()` returns, made for a server's worker process: the worker tied to its
+    parent first (so a slow import never outlives it), the imports frozen, SIGTERM passed on."""
+    die_with_parent()
+    app = build()
+    freeze_imported_objects()
+    return passing_sigterm_on(app)
+
+
 def passing_sigterm_on(app: Any) -> Any:
     """`app`, in a worker whose server stops it with SIGTERM (granian's main process does).
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import logging
 
-from .serving import die_with_parent, freeze_imported_objects, passing_sigterm_on
+from .serving import worker_app
 
-die_with_parent()
 logging.basicConfig(  # as `python -m services` does for the one process
     level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 
-from .app import app as _app  # noqa: E402  (after the parent-death signal: never outlives it)
 
-freeze_imported_objects()
+def _services_app() -> object:
+    from .app import app
 
-app = passing_sigterm_on(_app)
-"""The services app; SIGTERM is passed on as SIGINT (see `passing_sigterm_on`)."""
+    return app
+
+
+app = worker_app(_services_app)
+"""The services app; SIGTERM is passed on as SIGINT (see `services.serving.passing_sigterm_on`)."""
 
 __all__ = ["app"]

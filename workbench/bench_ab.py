@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from services import names
 
@@ -82,13 +81,13 @@ async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list
         )
         session = Session.of_stack(stack)
         try:
-            await _measure(session, stack, variant, claims, concurrency, docs)
+            await _measure(session, variant, claims, concurrency, docs)
         finally:
             session.stop()
 
 
 async def _measure(
-    session: Session, stack: Any, variant: Variant, claims: int, concurrency: int, docs: list[str]
+    session: Session, variant: Variant, claims: int, concurrency: int, docs: list[str]
 ) -> None:
     from services.models import ClaimOutcome, ClaimRequest
 
@@ -101,7 +100,7 @@ async def _measure(
 
     done = durable_judges_done_on(session)
     await _throughput(durable, 4, 4, done)  # warm: imports, connections, prompt caches
-    meter = CpuMeter.of_stack(stack)
+    meter = CpuMeter.of_stack(session.stack)
     with meter.measuring():
         rate = await _throughput(durable, claims, concurrency, done)
     variant.rates.append(rate)

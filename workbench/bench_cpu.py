@@ -63,7 +63,8 @@ def native_thread_cpu_s(pid: int) -> float:
     and its live children (0 when it is gone)."""
     total = 0.0
     try:
-        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        parent = psutil.Process(pid)
+        processes = [parent, *parent.children(recursive=True)]
     except psutil.Error:
         return 0.0
     for process in processes:

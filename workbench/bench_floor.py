@@ -112,13 +112,10 @@ def serve(host: str, port: int) -> None:
 
 
 def worker_app() -> Any:
-    """The bare app in a granian worker process: tied to its parent, SIGTERM passed on."""
-    from services.serving import die_with_parent, freeze_imported_objects, passing_sigterm_on
+    """The bare app in a granian worker process (`services.serving.worker_app`)."""
+    from services.serving import worker_app as for_a_worker
 
-    die_with_parent()
-    app = _app()
-    freeze_imported_objects()
-    return passing_sigterm_on(app)
+    return for_a_worker(_app)
 
 
 # -- the benchmark's side -------------------------------------------------------------------------
