@@ -29,6 +29,7 @@ from .bench import (
     _approvable_documents,
     _own_ports,
     _throughput,
+    _timed,
     durable_judges_done_on,
     scratch_home,
 )
@@ -43,6 +44,7 @@ class Variant:
     tracing: bool = True
     services_command: list[str] | None = None
     rates: list[float] = field(default_factory=list)
+    p50s: list[float] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
@@ -67,7 +69,9 @@ class Variant:
         return cls(name, env, tracing, command)
 
 
-async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list[str]) -> None:
+async def _one_round(
+    variant: Variant, claims: int, concurrency: int, docs: list[str], latency_claims: int = 0
+) -> None:
     from . import stack as stack_module
 
     with scratch_home(f"workbench-ab-{variant.name}-") as home:
@@ -81,13 +85,18 @@ async def _one_round(variant: Variant, claims: int, concurrency: int, docs: list
         )
         session = Session.of_stack(stack)
         try:
-            await _measure(session, variant, claims, concurrency, docs)
+            await _measure(session, variant, claims, concurrency, docs, latency_claims)
         finally:
             session.stop()
 
 
 async def _measure(
-    session: Session, variant: Variant, claims: int, concurrency: int, docs: list[str]
+    session: Session,
+    variant: Variant,
+    claims: int,
+    concurrency: int,
+    docs: list[str],
+    latency_claims: int = 0,
 ) -> None:
     from services.models import ClaimOutcome, ClaimRequest
 
@@ -105,6 +114,10 @@ async def _measure(
         rate = await _throughput(durable, claims, concurrency, done)
     variant.rates.append(rate)
     variant.cpu.append(meter.per_unit(claims))
+    if latency_claims:  # one claim after the other, as the benchmark's p50 rows
+        await done()
+        latencies = [await _timed(lambda i=i: durable(i)) for i in range(latency_claims)]
+        variant.p50s.append(statistics.median(latencies))
 
 
 def _median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -115,10 +128,11 @@ def _median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
 def report(variants: list[Variant]) -> str:
     base = variants[0]
     base_cpu = _median_cpu(base.cpu)
+    latency = bool(base.p50s)
     lines = [
         f"| variant | claims/s (median of {len(base.rates)}) | CPU ms per claim, all | "
-        "by process | vs first |",
-        "|---|---:|---:|---|---:|",
+        "by process | vs first |" + (" p50 one at a time |" if latency else ""),
+        "|---|---:|---:|---|---:|" + ("---:|" if latency else ""),
     ]
     for v in variants:
         cpu = _median_cpu(v.cpu)
@@ -129,6 +143,7 @@ def report(variants: list[Variant]) -> str:
         lines.append(
             f"| {v.name} | {statistics.median(v.rates):.1f} | {cpu['total'] * 1000:.1f} | "
             f"{parts} | {delta:+.1f} ms |"
+            + (f" {statistics.median(v.p50s) * 1000:.0f} ms |" if latency else "")
         )
     lines.append("")
     lines.append(
@@ -146,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--claims", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--latency-claims",
+        type=int,
+        default=0,
+        help="also time this many claims one after the other per round (median p50 shown)",
+    )
     args = parser.parse_args(argv)
     if len(args.variants) < 2:
         parser.error("give at least two variants to compare")
@@ -156,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         order = args.variants if round_ % 2 == 0 else list(reversed(args.variants))
         for variant in order:
             print(f"round {round_ + 1}/{args.rounds}: {variant.name} ...", file=sys.stderr)
-            asyncio.run(_one_round(variant, args.claims, args.concurrency, docs))
+            asyncio.run(
+                _one_round(variant, args.claims, args.concurrency, docs, args.latency_claims)
+            )
     print(report(args.variants))
 
 
