@@ -65,6 +65,13 @@ def configure_tracing() -> bool:
     # (`export_when_idle`), so a finished claim's trace is readable within ~0.2 s.
     os.environ.setdefault("LANGFUSE_FLUSH_INTERVAL", str(BUSY_EXPORT_INTERVAL_S))
 
+    # Each generation's messages once, as `input.value`/`output.value` (what Langfuse reads for
+    # the generation's input and output), not a second time flattened into
+    # `llm.input_messages.N.*`/`llm.output_messages.N.*` attributes (a claim's trace: 8 of its
+    # 36 KB). Set either to "false" to have them again.
+    os.environ.setdefault("OPENINFERENCE_HIDE_INPUT_MESSAGES", "true")
+    os.environ.setdefault("OPENINFERENCE_HIDE_OUTPUT_MESSAGES", "true")
+
     from langfuse import Langfuse
     from openinference.instrumentation import OITracer, TraceConfig
     from openinference.instrumentation.openai_agents._processor import (

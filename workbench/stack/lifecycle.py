@@ -586,8 +586,9 @@ def _restate_endpoints(config: StackConfig, processes: Sequence[ManagedProcess])
 
 def _launch(stack: Stack, state: StackState, config: StackConfig, deadline: float) -> None:
     """Run supervisord and record its pid once it answers; wait until every required process
-    is ready (any exit fails the start) and the optional ones are up or warned about; then
-    register the services with Restate, seed the prompts and record the pids."""
+    is ready (any exit fails the start) and the optional ones are up or warned about (the
+    prompts seeded into Langfuse meanwhile); then register the services with Restate and record
+    the pids."""
     launch_supervisord(
         stack.config_path,
         env={
@@ -605,13 +606,16 @@ def _launch(stack: Stack, state: StackState, config: StackConfig, deadline: floa
         poll_interval_s=config.poll_interval_s,
     )
     state.save()
+    # Langfuse (optional) answers in 1-2 s, the services after their import (5 s): its wait and
+    # the prompts' seeding are done while the services import, not after them.
+    _wait_optional(stack, deadline, config.poll_interval_s)
+    _seed(config, stack.langfuse_url)
     stack.wait_up(
         stack.required_names,
         timeout_s=max(deadline - time.monotonic(), 0.0),
         poll_interval_s=config.poll_interval_s,
         starting=True,
     )
-    _wait_optional(stack, deadline, config.poll_interval_s)
     with local_http() as http:
         for process in stack.processes.values():
             process.after_ready(
@@ -619,7 +623,6 @@ def _launch(stack: Stack, state: StackState, config: StackConfig, deadline: floa
                 timeout_s=min(config.registration_timeout_s, max(deadline - time.monotonic(), 1.0)),
                 poll_interval_s=config.poll_interval_s,
             )
-    _seed(config, stack.langfuse_url)
     stack.record_pids()
 
 
