@@ -324,7 +324,8 @@ SERVICES_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (part, what it is: shared with the in-process run, durable-only, or tracing, markers)
     ("the judge's score write", "Langfuse", ("services/scores.py",)),
     ("fault evidence (SQLite rows)", "durable", ("services/fault_store.py",)),
-    ("span export (encode, post)", "tracing", ("BatchProcessor.worker",)),
+    ("span export (encode, post)", "tracing",
+     ("BatchProcessor.worker", "_flush_provider (services/tracing.py)")),
     ("agents' spans (agents SDK tracing, OpenInference)", "tracing",
      ("(agents/tracing/", "(openinference/")),
     ("step spans and other tracing", "tracing",
@@ -345,6 +346,10 @@ own; "tracing"/"Langfuse": what tracing adds. The rest is the event loop and the
 
 OTHER_PART = ("event loop, stdlib and the rest", "durable")
 
+PASS_THROUGH_FRAMES = frozenset({"export_when_idle.<locals>.serving (services/tracing.py)"})
+"""Frames that only pass each request on (`tracing.export_when_idle` counting requests in flight):
+on the stack of all the request's work, they say nothing of what it is spent on."""
+
 
 def services_parts(path: Path) -> list[tuple[str, str, float]]:
     """(part, kind, share of the CPU samples) of a services profile (`SERVICES_PARTS`)."""
@@ -358,7 +363,7 @@ def services_parts(path: Path) -> list[tuple[str, str, float]]:
             if _idle(stack, frames):
                 continue
             total += weight
-            names = [labels[i] for i in stack]
+            names = [labels[i] for i in stack if labels[i] not in PASS_THROUGH_FRAMES]
             for part, kind, markers in SERVICES_PARTS:
                 if any(m in n for n in names for m in markers):
                     spent[(part, kind)] += weight
