@@ -66,6 +66,7 @@ from .bench_cpu import (
     set_model_latency,
 )
 from .bench_floor import journal_shape, measure_floor
+from .clients.restate import sql_literal
 from .session import Session
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -198,9 +199,17 @@ def durable_judges_done_on(session: Session) -> Callable[[], Awaitable[None]]:
     """Waits until no judge runs: the judge runs after each claim in both modes, so its work
     counts in both."""
 
+    # The cheapest look Restate answers (no sort, no join with the invocations' state): about 6
+    # ms of restate-server's CPU, against 15 for `invocations(..., unfinished=True)`. The looks
+    # fall in the measured window, and 10-14 of them end each 64-claim run.
+    query = (
+        "SELECT id FROM sys_invocation_status WHERE target_service_name = "
+        f"{sql_literal(names.JUDGE)} AND status != 'completed' LIMIT 1"
+    )
+
     async def done() -> None:
-        while await session.restate.invocations(service=names.JUDGE, unfinished=True, limit=1):
-            await asyncio.sleep(0.05)  # each look is a SQL query Restate pays for
+        while await session.restate.sql(query):
+            await asyncio.sleep(0.05)
 
     return done
 
