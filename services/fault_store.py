@@ -91,6 +91,12 @@ class Plan:
         return cls(**data)
 
 
+_ANY_LIVE_PLAN = (
+    "SELECT 1 FROM plans WHERE (claim_id IS NOT NULL AND remaining > 0) "
+    "OR (claim_id IS NULL AND claims_left > 0) LIMIT 1"
+)
+
+
 class FaultStore:
     """The plans and events in one SQLite file; safe to share between processes (WAL, busy
     timeout) and between threads of one process (one connection behind a lock)."""
@@ -107,6 +113,7 @@ class FaultStore:
         # a commit reaches the OS before the call returns: it survives the process being killed
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._no_plans_at: int | None = None  # the data_version at which no plan was live
 
     def close(self) -> None:
         with self._lock:
@@ -127,6 +134,7 @@ class FaultStore:
         if (claim_id is None) == (claims is None):
             raise ValueError("A fault is planned either for a claim_id or for the next claims.")
         with self._lock, self._transaction():
+            self._no_plans_at = None
             cursor = self._db.execute(
                 "INSERT INTO plans (claim_id, step, kind, times, remaining, claims_left, params, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -177,15 +185,24 @@ class FaultStore:
 
     # -- firing --------------------------------------------------------------------------------
     def has_plans(self, claim_id: str, steps: Sequence[str]) -> bool:
-        """A cheap read: is anything planned (or armed) for this claim at one of these steps?"""
+        """A cheap read: is anything planned (or armed) for this claim at one of these steps?
+
+        Asked at every step and model call, and nearly always answered no: once no plan is live
+        at all, the answer is kept until another connection (a planner: `wb.faults`, another
+        worker) commits to the file, which SQLite's `data_version` tells in a few microseconds."""
         marks = ",".join("?" * len(steps))
         with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._no_plans_at:
+                return False
             row = self._db.execute(
                 f"SELECT 1 FROM plans WHERE step IN ({marks}) AND ("
                 "(claim_id = ? AND remaining > 0) OR (claim_id IS NULL AND claims_left > 0)"
                 ") LIMIT 1",
                 (*steps, claim_id),
             ).fetchone()
+            if row is None and self._db.execute(_ANY_LIVE_PLAN).fetchone() is None:
+                self._no_plans_at = version
         return row is not None
 
     def take(
@@ -207,6 +224,7 @@ class FaultStore:
         marks = ",".join("?" * len(steps))
         fired: list[Plan] = []
         with self._lock, self._transaction():
+            self._no_plans_at = None  # armed plans may be bound to this claim below
             armed = self._db.execute(
                 f"SELECT * FROM plans WHERE claim_id IS NULL AND claims_left > 0 "
                 f"AND step IN ({marks}) ORDER BY id",

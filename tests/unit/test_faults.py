@@ -462,3 +462,26 @@ def test_the_ledger_client_reads_what_the_flow_pays(tmp_path: Path) -> None:
     attempts = LedgerClient(tmp_path).attempts("c-1")
     assert attempts["accepted"].tolist() == [True, False]
     assert LedgerClient(tmp_path).payments(["c-1"])["amount_eur"].tolist() == [10.0]
+
+
+def test_no_plans_is_remembered_only_until_another_connection_plans(tmp_path) -> None:
+    """`has_plans` keeps a "nothing planned" answer (it is asked at every step) only until a
+    planner's connection commits: a fault planned, armed or cleared from another process is seen
+    at the very next step."""
+    services, planner = FaultStore(tmp_path / "f.sqlite3"), FaultStore(tmp_path / "f.sqlite3")
+    steps_ = ("parse", "check fraud")
+    assert not services.has_plans("c-1", steps_)
+    assert not services.has_plans("c-1", steps_)  # remembered
+    services.record("c-1", "parse", "executed")  # its own writes do not forget it
+    assert not services.has_plans("c-1", steps_)
+    planner.add(step="parse", kind="crash", times=1, claim_id="c-1")
+    assert services.has_plans("c-1", steps_)
+    assert not services.has_plans("c-2", steps_)  # another claim's plan is not this one's
+    assert not services.has_plans("c-1", ("reimburse",))
+    planner.clear()
+    assert not services.has_plans("c-1", steps_)
+    planner.add(step="check fraud", kind="crash", times=1, claims=1)
+    assert services.has_plans("c-3", steps_)
+    services.add(step="parse", kind="crash", times=1, claim_id="c-4")  # its own plans too
+    planner.disarm()
+    assert services.has_plans("c-4", steps_)
