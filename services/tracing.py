@@ -62,7 +62,7 @@ def configure_tracing() -> bool:
         extra = f"service.version={version}"
         os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{attributes},{extra}" if attributes else extra
     # The exporter's timer, for a process that is never idle; an idle one exports at once
-    # (`export_when_idle`), so a finished claim's trace is readable within ~0.2 s.
+    # (`export_when_idle`), so a claim's trace is readable ~0.1 s after it and its judge end.
     os.environ.setdefault("LANGFUSE_FLUSH_INTERVAL", str(BUSY_EXPORT_INTERVAL_S))
 
     # Each generation's messages once, as `input.value`/`output.value` (what Langfuse reads for
